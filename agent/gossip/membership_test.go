@@ -1,0 +1,538 @@
+package gossip
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/haagent/haagent/internal/simnet"
+)
+
+// staticSeeds is a PeerSource with a fixed list.
+type staticSeeds []string
+
+func (s staticSeeds) Peers(context.Context) ([]string, error) { return s, nil }
+
+type testAgent struct {
+	m      *Membership
+	tr     *simnet.Transport
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// testConfig is the fast profile with tighter timings still, so the
+// protocol runs its course in a few seconds of a unit test.
+func testConfig(name string) Config {
+	c := DefaultConfig()
+	c.NodeName = name
+	c.Zone = "zone-a"
+	c.AgentVersion = "test"
+	c.ProfileName = "fast"
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	c.SuspicionMult = 3
+	c.GossipInterval = 50 * time.Millisecond
+	c.RejoinInterval = time.Second
+	c.LeaveTimeout = time.Second
+	c.DeadNodeReclaimTime = 200 * time.Millisecond
+	return c
+}
+
+func startAgent(t *testing.T, tr *simnet.Transport, cfg Config, seeds ...string) *testAgent {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	deps := Deps{
+		Logger:     zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
+		Registerer: reg,
+		Transport:  tr,
+	}
+	if len(seeds) > 0 {
+		deps.Seeds = staticSeeds(seeds)
+	}
+	m, err := New(cfg, deps)
+	if err != nil {
+		t.Fatalf("New(%s): %v", cfg.NodeName, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &testAgent{m: m, tr: tr, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { a.done <- m.Run(ctx) }()
+	t.Cleanup(a.stop)
+	waitFor(t, 5*time.Second, fmt.Sprintf("%s to start", cfg.NodeName), m.Ready)
+	return a
+}
+
+// stop cancels the agent and waits for Run to return.
+func (a *testAgent) stop() {
+	a.cancel()
+	<-a.done
+	a.done <- nil // let a second stop return too
+}
+
+// crash takes the agent off the network without a word, then stops its
+// goroutines (its leave cannot reach anyone).
+func (a *testAgent) crash() {
+	a.tr.Crash()
+	a.stop()
+}
+
+func (a *testAgent) member(name string) (Member, bool) {
+	for _, m := range a.m.Members() {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+func (a *testAgent) stateOf(name string) State {
+	m, ok := a.member(name)
+	if !ok {
+		return -1
+	}
+	return m.State
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startGroup starts n agents named n1..nN, each joining the first.
+func startGroup(t *testing.T, nw *simnet.Network, n int, mod func(*Config)) []*testAgent {
+	t.Helper()
+	var agents []*testAgent
+	var first string
+	for i := 1; i <= n; i++ {
+		cfg := testConfig(fmt.Sprintf("n%d", i))
+		if mod != nil {
+			mod(&cfg)
+		}
+		tr := nw.NewTransport()
+		var seeds []string
+		if first != "" {
+			seeds = []string{first}
+		} else {
+			first = tr.Addr()
+		}
+		agents = append(agents, startAgent(t, tr, cfg, seeds...))
+	}
+	waitConverged(t, agents, n)
+	return agents
+}
+
+func waitConverged(t *testing.T, agents []*testAgent, n int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d agents to see %d alive members", len(agents), n), func() bool {
+		for _, a := range agents {
+			alive := 0
+			for _, m := range a.m.Members() {
+				if m.State == StateAlive {
+					alive++
+				}
+			}
+			if alive != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// recorder collects a subscription's events.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func record(t *testing.T, m *Membership) *recorder {
+	r := &recorder{}
+	sub := m.Subscribe()
+	t.Cleanup(sub.Close)
+	go func() {
+		for e := range sub.C {
+			r.mu.Lock()
+			r.events = append(r.events, e)
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// types returns the event types seen for one member, in order.
+func (r *recorder) types(name string) []EventType {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []EventType
+	for _, e := range r.events {
+		if e.Member.Name == name {
+			out = append(out, e.Type)
+		}
+	}
+	return out
+}
+
+func (r *recorder) first(name string, t EventType) (Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if e.Member.Name == name && e.Type == t {
+			return e, true
+		}
+	}
+	return Event{}, false
+}
+
+func TestMembership_fiveAgentsConverge(t *testing.T) {
+	agents := startGroup(t, simnet.New(), 5, nil)
+	for _, a := range agents {
+		members := a.m.Members()
+		if len(members) != 5 {
+			t.Fatalf("%s sees %d members, want 5", a.m.LocalName(), len(members))
+		}
+		for _, m := range members {
+			if m.Meta.NodeName != m.Name || m.Meta.Zone != "zone-a" || m.Meta.AgentVersion != "test" || m.MetaError != "" {
+				t.Errorf("%s sees %s with metadata %+v (error %q)", a.m.LocalName(), m.Name, m.Meta, m.MetaError)
+			}
+			if m.Local != (m.Name == a.m.LocalName()) {
+				t.Errorf("%s: member %s Local=%v", a.m.LocalName(), m.Name, m.Local)
+			}
+		}
+		if got := testutil.ToFloat64(a.m.metrics.members.WithLabelValues("alive")); got != 5 {
+			t.Errorf("%s: haagent_gossip_members{state=alive} = %v, want 5", a.m.LocalName(), got)
+		}
+	}
+}
+
+func TestMembership_crashedAgentGoesSuspectThenDead(t *testing.T) {
+	nw := simnet.New()
+	agents := startGroup(t, nw, 5, nil)
+	survivors, victim := agents[:4], agents[4]
+	var recs []*recorder
+	for _, a := range survivors {
+		recs = append(recs, record(t, a.m))
+	}
+	crashed := time.Now()
+	victim.crash()
+
+	bound := testConfig("x").DetectionBound(5)
+	// The bound is the protocol's own worst case; the slack absorbs a
+	// loaded test machine.
+	waitFor(t, 3*bound+5*time.Second, "every survivor to see n5 dead", func() bool {
+		for _, a := range survivors {
+			if a.stateOf("n5") != StateDead {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("all survivors saw n5 dead %s after the crash (protocol bound %s)", time.Since(crashed), bound)
+
+	sawSuspect := false
+	for i, r := range recs {
+		types := r.types("n5")
+		dead, ok := r.first("n5", EventDead)
+		if !ok {
+			t.Fatalf("%s: no dead event for n5 (events %v)", survivors[i].m.LocalName(), types)
+		}
+		if s, ok := r.first("n5", EventSuspect); ok {
+			sawSuspect = true
+			if s.Time.After(dead.Time) {
+				t.Errorf("%s: suspect at %s after dead at %s", survivors[i].m.LocalName(), s.Time, dead.Time)
+			}
+		}
+		if types[len(types)-1] != EventDead {
+			t.Errorf("%s: events for n5 %v do not end in dead", survivors[i].m.LocalName(), types)
+		}
+	}
+	if !sawSuspect {
+		t.Errorf("no survivor suspected n5 before it was declared dead")
+	}
+}
+
+func TestMembership_gracefulStopIsLeft(t *testing.T) {
+	agents := startGroup(t, simnet.New(), 4, nil)
+	rec := record(t, agents[0].m)
+	agents[3].stop()
+	waitFor(t, 10*time.Second, "n4 to be seen as left by all", func() bool {
+		for _, a := range agents[:3] {
+			if a.stateOf("n4") != StateLeft {
+				return false
+			}
+		}
+		return true
+	})
+	for _, typ := range rec.types("n4") {
+		if typ == EventDead || typ == EventSuspect {
+			t.Errorf("n4 stopped gracefully but n1 saw %v", rec.types("n4"))
+		}
+	}
+	if got := testutil.ToFloat64(agents[0].m.metrics.members.WithLabelValues("left")); got != 1 {
+		t.Errorf("haagent_gossip_members{state=left} = %v, want 1", got)
+	}
+}
+
+func writeKeyring(t *testing.T, keys ...[]byte) string {
+	t.Helper()
+	var text string
+	for _, k := range keys {
+		text += base64.StdEncoding.EncodeToString(k) + "\n"
+	}
+	p := filepath.Join(t.TempDir(), "keyring")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMembership_outsidersCannotJoin(t *testing.T) {
+	keyA := []byte("0123456789abcdef")
+	keyB := []byte("fedcba9876543210")
+	ringA := writeKeyring(t, keyA)
+	ringB := writeKeyring(t, keyB)
+	// A key the group only accepts (second line) still lets a member in:
+	// that is how keys are rotated.
+	ringBA := writeKeyring(t, keyB, keyA)
+
+	cases := []struct {
+		name   string
+		mod    func(*Config)
+		admits bool
+	}{
+		{"wrong key", func(c *Config) { c.KeyringFile = ringB }, false},
+		{"no key", func(c *Config) { c.KeyringFile = "" }, false},
+		{"wrong cluster label", func(c *Config) { c.KeyringFile = ringA; c.ClusterLabel = "other" }, false},
+		{"accepted secondary key", func(c *Config) { c.KeyringFile = ringBA }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			nw := simnet.New()
+			group := startGroup(t, nw, 3, func(c *Config) { c.KeyringFile = ringA; c.ClusterLabel = "prod" })
+			if tc.name == "accepted secondary key" {
+				// The group must accept keyB too for its replies to be read.
+				for _, a := range group {
+					if err := a.m.keyring.AddKey(keyB); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cfg := testConfig("outsider")
+			cfg.ClusterLabel = "prod"
+			tc.mod(&cfg)
+			out := startAgent(t, nw.NewTransport(), cfg, group[0].tr.Addr())
+			if tc.admits {
+				waitConverged(t, append(group, out), 4)
+				return
+			}
+			// Give the outsider several join attempts and gossip rounds.
+			time.Sleep(2 * time.Second)
+			for _, a := range group {
+				if _, ok := a.member("outsider"); ok {
+					t.Fatalf("%s admitted the outsider", a.m.LocalName())
+				}
+			}
+			if n := len(out.m.Members()); n != 1 {
+				t.Fatalf("outsider sees %d members, want only itself", n)
+			}
+		})
+	}
+}
+
+func TestMembership_sameNameNewAddressRejoins(t *testing.T) {
+	nw := simnet.New()
+	agents := startGroup(t, nw, 4, nil)
+	oldAddr := agents[3].tr.Addr()
+	agents[3].crash()
+	// A new address is accepted once the old one is dead (and
+	// DeadNodeReclaimTime has passed); until then peers keep the old one.
+	waitFor(t, 20*time.Second, "n4 dead everywhere", func() bool {
+		for _, a := range agents[:3] {
+			if a.stateOf("n4") != StateDead {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * testConfig("x").DeadNodeReclaimTime)
+
+	tr, err := nw.NewTransportAt("10.9.9.9", 7946)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := startAgent(t, tr, testConfig("n4"), agents[0].tr.Addr())
+	waitFor(t, 20*time.Second, "n4 alive again at its new address everywhere", func() bool {
+		for _, a := range append(agents[:3], back) {
+			m, ok := a.member("n4")
+			if !ok || m.State != StateAlive || m.Addr != tr.Addr() {
+				return false
+			}
+		}
+		return true
+	})
+	if m, _ := agents[0].member("n4"); m.Addr == oldAddr {
+		t.Fatalf("n4 still at old address %s", oldAddr)
+	}
+}
+
+// badMetaDelegate is a member that publishes garbage metadata.
+type badMetaDelegate struct{ meta []byte }
+
+func (d badMetaDelegate) NodeMeta(int) []byte                { return d.meta }
+func (badMetaDelegate) NotifyMsg([]byte)                     {}
+func (badMetaDelegate) GetBroadcasts(int, int) [][]byte      { return nil }
+func (badMetaDelegate) LocalState(bool) []byte               { return nil }
+func (badMetaDelegate) MergeRemoteState(buf []byte, _ bool) {}
+
+func TestMembership_malformedMetadataIsCountedAndIgnored(t *testing.T) {
+	nw := simnet.New()
+	agents := startGroup(t, nw, 3, nil)
+
+	c := memberlist.DefaultLANConfig()
+	c.Name = "rogue"
+	c.Transport = nw.NewTransport()
+	c.Delegate = badMetaDelegate{meta: []byte{0xff, 0x01, 0x80}} // truncated varint
+	c.LogOutput = discard{}
+	c.ProbeInterval, c.ProbeTimeout, c.GossipInterval = 100*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	rogue, err := memberlist.Create(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rogue.Shutdown() })
+	if _, err := rogue.Join([]string{agents[0].tr.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the rogue member to be known everywhere", func() bool {
+		for _, a := range agents {
+			if _, ok := a.member("rogue"); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	for _, a := range agents {
+		m, _ := a.member("rogue")
+		if m.MetaError == "" || m.Meta != (Meta{}) {
+			t.Errorf("%s: rogue metadata %+v error %q; want an error and no metadata", a.m.LocalName(), m.Meta, m.MetaError)
+		}
+		if got := testutil.ToFloat64(a.m.metrics.metaErrors); got < 1 {
+			t.Errorf("%s: haagent_gossip_metadata_decode_errors_total = %v, want >= 1", a.m.LocalName(), got)
+		}
+	}
+	// The group is unharmed.
+	waitFor(t, 5*time.Second, "all three agents still alive everywhere", func() bool {
+		for _, a := range agents {
+			for _, other := range agents {
+				if a.stateOf(other.m.LocalName()) != StateAlive {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestMembership_readinessReachesPeers(t *testing.T) {
+	agents := startGroup(t, simnet.New(), 3, nil)
+	rec := record(t, agents[1].m)
+	if err := agents[0].m.SetReadiness(false, "kubelet: connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "n2 to see n1 not ready", func() bool {
+		m, _ := agents[1].member("n1")
+		return !m.Meta.Ready && m.Meta.Reason == "kubelet: connection refused"
+	})
+	if _, ok := rec.first("n1", EventUpdate); !ok {
+		t.Errorf("no update event for n1's readiness change")
+	}
+	if err := agents[0].m.SetReadiness(true, "ignored when ready"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "n3 to see n1 ready", func() bool {
+		m, _ := agents[2].member("n1")
+		return m.Meta.Ready && m.Meta.Reason == ""
+	})
+}
+
+func TestMembership_applicationMessages(t *testing.T) {
+	nw := simnet.New()
+	var mu sync.Mutex
+	got := map[string][]string{}
+	var agents []*testAgent
+	for i := 1; i <= 3; i++ {
+		cfg := testConfig(fmt.Sprintf("n%d", i))
+		tr := nw.NewTransport()
+		reg := prometheus.NewRegistry()
+		var seeds PeerSource
+		if i > 1 {
+			seeds = staticSeeds{agents[0].tr.Addr()}
+		}
+		m, err := New(cfg, Deps{Logger: zap.NewNop(), Registerer: reg, Transport: tr, Seeds: seeds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := cfg.NodeName
+		m.Handle(7, func(p []byte) (bool, error) {
+			if string(p) == "bad" {
+				return false, errors.New("bad payload")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, seen := range got[name] {
+				if seen == string(p) {
+					return false, nil
+				}
+			}
+			got[name] = append(got[name], string(p))
+			return true, nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		a := &testAgent{m: m, tr: tr, reg: reg, cancel: cancel, done: make(chan error, 1)}
+		go func() { a.done <- m.Run(ctx) }()
+		t.Cleanup(a.stop)
+		agents = append(agents, a)
+	}
+	waitConverged(t, agents, 3)
+
+	for _, b := range []struct {
+		kind         byte
+		key, payload string
+	}{{7, "vote/n9", "hello"}, {9, "x", "nobody handles kind 9"}, {7, "bad", "bad"}} {
+		if err := agents[0].m.Broadcast(b.kind, b.key, []byte(b.payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "n2 and n3 to receive the message", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got["n2"]) == 1 && len(got["n3"]) == 1 && got["n2"][0] == "hello"
+	})
+	waitFor(t, 5*time.Second, "unknown kind and rejected payload to be counted", func() bool {
+		return testutil.ToFloat64(agents[1].m.metrics.malformed.WithLabelValues(reasonUnknownKind)) >= 1 &&
+			testutil.ToFloat64(agents[1].m.metrics.malformed.WithLabelValues(reasonHandler)) >= 1
+	})
+	if n := testutil.ToFloat64(agents[1].m.metrics.messagesReceived.WithLabelValues(transportPacket)); n == 0 {
+		t.Errorf("haagent_gossip_messages_received_total{transport=packet} = 0")
+	}
+}

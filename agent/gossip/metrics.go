@@ -1,0 +1,109 @@
+package gossip
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the gossip component's Prometheus metrics. Label values come
+// from fixed sets: states, event types, transport kinds, reasons.
+type metrics struct {
+	members          *prometheus.GaugeVec
+	events           *prometheus.CounterVec
+	probeRTT         prometheus.Histogram
+	healthScore      prometheus.Gauge
+	messagesSent     *prometheus.CounterVec
+	messagesReceived *prometheus.CounterVec
+	bytesSent        *prometheus.CounterVec
+	bytesReceived    *prometheus.CounterVec
+	metaErrors       prometheus.Counter
+	malformed        *prometheus.CounterVec
+	joins            *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "haagent", "gossip"
+	m := &metrics{
+		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "members",
+			Help: "Members of the gossip group by state, as this agent sees them.",
+		}, []string{"state"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "membership_events_total",
+			Help: "Membership changes seen by this agent, by type.",
+		}, []string{"type"}),
+		probeRTT: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "probe_rtt_seconds",
+			Help:    "Round-trip time of successful direct probes.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		healthScore: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "local_health_score",
+			Help: "Lifeguard local health score: 0 is healthy; higher means this agent is missing acks and slows its own probing.",
+		}),
+		messagesSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "messages_sent_total",
+			Help: "Gossip packets and streams sent.",
+		}, []string{"transport"}),
+		messagesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "messages_received_total",
+			Help: "Gossip packets and streams received.",
+		}, []string{"transport"}),
+		bytesSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "sent_bytes_total",
+			Help: "Gossip bytes sent.",
+		}, []string{"transport"}),
+		bytesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "received_bytes_total",
+			Help: "Gossip bytes received.",
+		}, []string{"transport"}),
+		metaErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "metadata_decode_errors_total",
+			Help: "Peer metadata that did not decode and was ignored.",
+		}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "malformed_messages_total",
+			Help: "Application messages dropped as malformed, by reason.",
+		}, []string{"reason"}),
+		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "join_attempts_total",
+			Help: "Attempts to join seed peers, by result.",
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{
+		m.members, m.events, m.probeRTT, m.healthScore, m.messagesSent, m.messagesReceived,
+		m.bytesSent, m.bytesReceived, m.metaErrors, m.malformed, m.joins,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Start every series of a fixed set at zero so dashboards and rate()
+	// see them before the first change.
+	for _, s := range stateNames {
+		m.members.WithLabelValues(s)
+	}
+	for _, e := range eventNames {
+		m.events.WithLabelValues(e)
+	}
+	for _, t := range []string{transportPacket, transportStream} {
+		m.messagesSent.WithLabelValues(t)
+		m.messagesReceived.WithLabelValues(t)
+		m.bytesSent.WithLabelValues(t)
+		m.bytesReceived.WithLabelValues(t)
+	}
+	for _, r := range []string{reasonEmpty, reasonUnknownKind, reasonTruncated, reasonHandler} {
+		m.malformed.WithLabelValues(r)
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.joins.WithLabelValues(r)
+	}
+	return m, nil
+}
+
+const (
+	transportPacket = "packet"
+	transportStream = "stream"
+
+	reasonEmpty       = "empty"
+	reasonUnknownKind = "unknown_kind"
+	reasonTruncated   = "truncated"
+	reasonHandler     = "rejected"
+)

@@ -1,0 +1,145 @@
+package gossip
+
+import (
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// countingTransport wraps a memberlist transport and counts packets, streams
+// and bytes in both directions. memberlist's own counters are process-wide;
+// these belong to one Membership and work with any transport, including the
+// in-memory one of the tests.
+type countingTransport struct {
+	memberlist.NodeAwareTransport
+	m       *metrics
+	packets chan *memberlist.Packet
+	streams chan net.Conn
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+func newCountingTransport(inner memberlist.NodeAwareTransport, m *metrics) *countingTransport {
+	t := &countingTransport{
+		NodeAwareTransport: inner,
+		m:                  m,
+		packets:            make(chan *memberlist.Packet),
+		streams:            make(chan net.Conn),
+		done:               make(chan struct{}),
+	}
+	t.wg.Add(2)
+	go t.relayPackets()
+	go t.relayStreams()
+	return t
+}
+
+func (t *countingTransport) relayPackets() {
+	defer t.wg.Done()
+	in := t.NodeAwareTransport.PacketCh()
+	for {
+		select {
+		case p := <-in:
+			t.m.messagesReceived.WithLabelValues(transportPacket).Inc()
+			t.m.bytesReceived.WithLabelValues(transportPacket).Add(float64(len(p.Buf)))
+			select {
+			case t.packets <- p:
+			case <-t.done:
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *countingTransport) relayStreams() {
+	defer t.wg.Done()
+	in := t.NodeAwareTransport.StreamCh()
+	for {
+		select {
+		case c := <-in:
+			t.m.messagesReceived.WithLabelValues(transportStream).Inc()
+			select {
+			case t.streams <- t.count(c):
+			case <-t.done:
+				c.Close()
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *countingTransport) count(c net.Conn) net.Conn {
+	return &countingConn{
+		Conn: c,
+		sent: t.m.bytesSent.WithLabelValues(transportStream),
+		recv: t.m.bytesReceived.WithLabelValues(transportStream),
+	}
+}
+
+func (t *countingTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+func (t *countingTransport) StreamCh() <-chan net.Conn           { return t.streams }
+
+func (t *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	t.sentPacket(len(b))
+	return t.NodeAwareTransport.WriteTo(b, addr)
+}
+
+func (t *countingTransport) WriteToAddress(b []byte, addr memberlist.Address) (time.Time, error) {
+	t.sentPacket(len(b))
+	return t.NodeAwareTransport.WriteToAddress(b, addr)
+}
+
+func (t *countingTransport) sentPacket(n int) {
+	t.m.messagesSent.WithLabelValues(transportPacket).Inc()
+	t.m.bytesSent.WithLabelValues(transportPacket).Add(float64(n))
+}
+
+func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := t.NodeAwareTransport.DialTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	t.m.messagesSent.WithLabelValues(transportStream).Inc()
+	return t.count(c), nil
+}
+
+func (t *countingTransport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	c, err := t.NodeAwareTransport.DialAddressTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	t.m.messagesSent.WithLabelValues(transportStream).Inc()
+	return t.count(c), nil
+}
+
+// Shutdown stops the inner transport, then the relays.
+func (t *countingTransport) Shutdown() error {
+	err := t.NodeAwareTransport.Shutdown()
+	t.once.Do(func() { close(t.done) })
+	t.wg.Wait()
+	return err
+}
+
+type countingConn struct {
+	net.Conn
+	sent, recv prometheus.Counter
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.recv.Add(float64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.sent.Add(float64(n))
+	return n, err
+}
