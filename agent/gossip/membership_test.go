@@ -395,10 +395,10 @@ func TestMembership_sameNameNewAddressRejoins(t *testing.T) {
 // badMetaDelegate is a member that publishes garbage metadata.
 type badMetaDelegate struct{ meta []byte }
 
-func (d badMetaDelegate) NodeMeta(int) []byte                { return d.meta }
-func (badMetaDelegate) NotifyMsg([]byte)                     {}
-func (badMetaDelegate) GetBroadcasts(int, int) [][]byte      { return nil }
-func (badMetaDelegate) LocalState(bool) []byte               { return nil }
+func (d badMetaDelegate) NodeMeta(int) []byte               { return d.meta }
+func (badMetaDelegate) NotifyMsg([]byte)                    {}
+func (badMetaDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
+func (badMetaDelegate) LocalState(bool) []byte              { return nil }
 func (badMetaDelegate) MergeRemoteState(buf []byte, _ bool) {}
 
 func TestMembership_malformedMetadataIsCountedAndIgnored(t *testing.T) {
