@@ -1,0 +1,7 @@
+// Package api serves the agent's HTTP endpoints: /metrics for Prometheus,
+// /healthz and /readyz for the kubelet's probes of the agent itself, and
+// /members, the membership table as JSON (what `haagent members` prints).
+//
+// New starts nothing; Run listens until its context ends, then shuts down
+// gracefully. It only reads from the components it is given.
+package api

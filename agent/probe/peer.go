@@ -1,0 +1,153 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+)
+
+// Values of the result label of haagent_probe_peer_checks_total.
+const (
+	peerReachable   = "reachable"
+	peerUnreachable = "unreachable"
+)
+
+// Bounds of PeerConfig.Timeout: below the lower one a busy but healthy node looks dead;
+// above the upper one the check no longer speeds up the failover decision.
+const (
+	minPeerTimeout = 10 * time.Millisecond
+	maxPeerTimeout = 10 * time.Second
+)
+
+// PeerConfig configures the PeerChecker.
+type PeerConfig struct {
+	// Port is the peer's kubelet port, added to addresses that carry none (flag
+	// --peer-check-port). Default 10250, 1..65535.
+	Port int
+
+	// Timeout bounds one TCP connect (flag --peer-check-timeout). Short, because it sits
+	// on the failover path of a suspect node; long enough for a loaded node to answer a
+	// SYN. Default 500ms, 10ms..10s.
+	Timeout time.Duration
+
+	// MaxConcurrent bounds the connects in flight at once (flag
+	// --peer-check-max-concurrent); further calls wait for a slot. Default 16, at least 1.
+	MaxConcurrent int
+}
+
+// DefaultPeerConfig returns kubelet port 10250, a 500ms timeout and 16 connects at once.
+func DefaultPeerConfig() PeerConfig {
+	return PeerConfig{Port: 10250, Timeout: 500 * time.Millisecond, MaxConcurrent: 16}
+}
+
+// Validate reports the first setting out of its bounds, naming its flag.
+func (c PeerConfig) Validate() error {
+	switch {
+	case c.Port < 1 || c.Port > 65535:
+		return fmt.Errorf("probe: --peer-check-port (%d) must be between 1 and 65535", c.Port)
+	case c.Timeout < minPeerTimeout || c.Timeout > maxPeerTimeout:
+		return fmt.Errorf("probe: --peer-check-timeout (%s) must be between %s and %s", c.Timeout, minPeerTimeout, maxPeerTimeout)
+	case c.MaxConcurrent < 1:
+		return fmt.Errorf("probe: --peer-check-max-concurrent (%d) must be at least 1", c.MaxConcurrent)
+	}
+	return nil
+}
+
+// PeerResult is the outcome of one peer check.
+type PeerResult struct {
+	// Addr is the host:port that was dialled.
+	Addr string
+	// Reachable is true when the TCP connect succeeded: the node's kernel and kubelet are
+	// up, whatever its agent says.
+	Reachable bool
+	// Inconclusive is true when no connect attempt finished because the caller's context
+	// ended first (also while waiting for a free slot). Reachable is then false, but that
+	// is no evidence against the peer.
+	Inconclusive bool
+	// Latency is how long the connect took, or how long it was tried.
+	Latency time.Duration
+	// Reason says why the peer is not reachable, at most MaxReasonBytes; empty when
+	// Reachable.
+	Reason string
+}
+
+// PeerChecker checks whether a peer node's kubelet port accepts TCP connections. It is safe
+// for concurrent use, bounds its connects in flight, and starts no goroutines.
+type PeerChecker struct {
+	cfg     PeerConfig
+	clock   clock.PassiveClock
+	metrics *peerMetrics
+	sem     chan struct{}
+	dialer  net.Dialer
+}
+
+// NewPeerChecker checks cfg and builds a PeerChecker. clk measures latency
+// (clock.RealClock{} in production; nil means that); the metrics are registered with reg
+// (nil: not registered).
+func NewPeerChecker(cfg PeerConfig, clk clock.PassiveClock, reg prometheus.Registerer) (*PeerChecker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	m, err := newPeerMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &PeerChecker{
+		cfg:     cfg,
+		clock:   clk,
+		metrics: m,
+		sem:     make(chan struct{}, cfg.MaxConcurrent),
+	}, nil
+}
+
+// Check opens a TCP connection to addr and closes it at once. addr is a host (an IP or a
+// name), to which the configured port is added; an addr that already has a port
+// ("10.0.0.5:10250", "[fd00::5]:10250") is dialled as it is. The connect is bounded by
+// the configured timeout and by ctx.
+func (p *PeerChecker) Check(ctx context.Context, addr string) PeerResult {
+	target := addr
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		target = net.JoinHostPort(addr, strconv.Itoa(p.cfg.Port))
+	}
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return PeerResult{Addr: target, Inconclusive: true, Reason: truncate("not checked: "+ctx.Err().Error(), MaxReasonBytes)}
+	}
+	defer func() { <-p.sem }()
+
+	dialCtx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	start := p.clock.Now()
+	conn, err := p.dialer.DialContext(dialCtx, "tcp", target)
+	latency := p.clock.Since(start)
+	if err == nil {
+		_ = conn.Close()
+		p.observe(peerReachable, latency)
+		return PeerResult{Addr: target, Reachable: true, Latency: latency}
+	}
+	if ctx.Err() != nil {
+		// The caller gave up, not the peer.
+		return PeerResult{Addr: target, Inconclusive: true, Latency: latency,
+			Reason: truncate("not checked: "+ctx.Err().Error(), MaxReasonBytes)}
+	}
+	reason := describeErr(dialCtx, err)
+	if reason == reasonTimedOut {
+		reason = fmt.Sprintf("timed out after %s", p.cfg.Timeout)
+	}
+	p.observe(peerUnreachable, latency)
+	return PeerResult{Addr: target, Latency: latency, Reason: truncate(reason, MaxReasonBytes)}
+}
+
+func (p *PeerChecker) observe(result string, latency time.Duration) {
+	p.metrics.duration.Observe(latency.Seconds())
+	p.metrics.checks.WithLabelValues(result).Inc()
+}

@@ -1,0 +1,180 @@
+package probe
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+)
+
+// kubeletListener stands in for a peer's kubelet port.
+func kubeletListener(t *testing.T) (host string, port int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	return hostPort(t, l.Addr().String())
+}
+
+func newTestPeerChecker(t *testing.T, port int32, maxConcurrent int) (*PeerChecker, *prometheus.Registry) {
+	t.Helper()
+	cfg := DefaultPeerConfig()
+	cfg.Port = int(port)
+	cfg.Timeout = generousTimeout
+	cfg.MaxConcurrent = maxConcurrent
+	reg := prometheus.NewRegistry()
+	p, err := NewPeerChecker(cfg, clock.RealClock{}, reg)
+	if err != nil {
+		t.Fatalf("NewPeerChecker: %v", err)
+	}
+	return p, reg
+}
+
+func TestPeerChecker_Check(t *testing.T) {
+	host, open := kubeletListener(t)
+	closed := closedPort(t)
+	openAddr := net.JoinHostPort(host, strconv.Itoa(int(open)))
+	closedAddr := net.JoinHostPort(host, strconv.Itoa(int(closed)))
+	tests := []struct {
+		name          string
+		configPort    int32
+		addr          string
+		wantAddr      string
+		wantReachable bool
+		wantReason    string
+	}{
+		{name: "host gets the configured port", configPort: open, addr: host, wantAddr: openAddr, wantReachable: true},
+		{name: "host:port is dialled as given", configPort: closed, addr: openAddr, wantAddr: openAddr, wantReachable: true},
+		{name: "closed port", configPort: closed, addr: host, wantAddr: closedAddr, wantReason: "connection refused"},
+		{name: "closed host:port", configPort: open, addr: closedAddr, wantAddr: closedAddr, wantReason: "connection refused"},
+		{
+			name: "unresolvable host", configPort: open, addr: "no_such!host",
+			wantAddr: "no_such!host:" + strconv.Itoa(int(open)), wantReason: "cannot resolve host no_such!host",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := newTestPeerChecker(t, tc.configPort, 4)
+			got := p.Check(context.Background(), tc.addr)
+			if got.Addr != tc.wantAddr || got.Reachable != tc.wantReachable || got.Reason != tc.wantReason || got.Inconclusive {
+				t.Fatalf("Check(%q) = %+v, want addr %q reachable %v reason %q", tc.addr, got, tc.wantAddr, tc.wantReachable, tc.wantReason)
+			}
+			if got.Latency < 0 || got.Latency > generousTimeout {
+				t.Fatalf("latency %s out of range", got.Latency)
+			}
+		})
+	}
+}
+
+func TestPeerChecker_IPv6HostGetsBrackets(t *testing.T) {
+	p, _ := newTestPeerChecker(t, 10250, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no need to dial: only the address is under test
+	if got := p.Check(ctx, "fd00::5"); got.Addr != "[fd00::5]:10250" {
+		t.Fatalf("Addr = %q, want [fd00::5]:10250", got.Addr)
+	}
+}
+
+func TestPeerChecker_inconclusiveWhenCallerGivesUp(t *testing.T) {
+	host, open := kubeletListener(t)
+	p, reg := newTestPeerChecker(t, open, 1)
+
+	// Every slot taken (as by a connect that hangs): the call waits, and when the
+	// caller's context ends first the result says so instead of "unreachable".
+	p.sem <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	got := p.Check(ctx, host)
+	if got.Reachable || !got.Inconclusive || !strings.HasPrefix(got.Reason, "not checked: ") {
+		t.Fatalf("Check with no free slot = %+v, want inconclusive", got)
+	}
+	<-p.sem
+	if got := p.Check(context.Background(), host); !got.Reachable {
+		t.Fatalf("Check after the slot freed = %+v, want reachable", got)
+	}
+	if n := metricValue(t, reg, "haagent_probe_peer_checks_total", map[string]string{"result": "unreachable"}); n != 0 {
+		t.Fatalf("inconclusive check counted as unreachable (%v)", n)
+	}
+}
+
+func TestPeerChecker_concurrentUse(t *testing.T) {
+	host, open := kubeletListener(t)
+	closedHost := net.JoinHostPort(host, strconv.Itoa(int(closedPort(t))))
+	p, reg := newTestPeerChecker(t, open, 3)
+	const calls = 40
+	var wg sync.WaitGroup
+	results := make([]PeerResult, calls)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addr := host
+			if i%4 == 0 {
+				addr = closedHost
+			}
+			results[i] = p.Check(context.Background(), addr)
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if want := i%4 != 0; r.Reachable != want {
+			t.Fatalf("call %d: %+v, want reachable %v", i, r, want)
+		}
+	}
+	tests := []struct {
+		name   string
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{name: "reachable", metric: "haagent_probe_peer_checks_total", labels: map[string]string{"result": "reachable"}, want: 30},
+		{name: "unreachable", metric: "haagent_probe_peer_checks_total", labels: map[string]string{"result": "unreachable"}, want: 10},
+		{name: "duration", metric: "haagent_probe_peer_check_duration_seconds", want: 40},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := metricValue(t, reg, tc.metric, tc.labels); got != tc.want {
+				t.Fatalf("%s%v = %v, want %v", tc.metric, tc.labels, got, tc.want)
+			}
+		})
+	}
+	if len(p.sem) != 0 {
+		t.Fatalf("%d slots still held", len(p.sem))
+	}
+}
+
+func TestNewPeerChecker_errors(t *testing.T) {
+	cfg := DefaultPeerConfig()
+	cfg.Port = 0
+	if _, err := NewPeerChecker(cfg, nil, nil); err == nil || err.Error() != "probe: --peer-check-port (0) must be between 1 and 65535" {
+		t.Fatalf("NewPeerChecker = %v, want the port error", err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := NewPeerChecker(DefaultPeerConfig(), nil, reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewPeerChecker(DefaultPeerConfig(), nil, reg); err == nil || !strings.HasPrefix(err.Error(), "probe: metrics already registered") {
+		t.Fatalf("second NewPeerChecker on one registry = %v, want already registered", err)
+	}
+	// A Runner and a PeerChecker share a registry without conflict.
+	if _, err := NewRunner(Config{MaxConcurrent: 1}, nil, nil, nil, reg); err != nil {
+		t.Fatalf("NewRunner next to a PeerChecker: %v", err)
+	}
+}
