@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+	"time"
+
+	gometrics "github.com/hashicorp/go-metrics"
+	gometricsprom "github.com/hashicorp/go-metrics/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/haagent/haagent/agent/api"
+	"github.com/haagent/haagent/agent/discovery"
+	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/probe"
+	"github.com/haagent/haagent/internal/logging"
+	"github.com/haagent/haagent/internal/version"
+)
+
+// runOptions is everything `haagent run` is configured with.
+type runOptions struct {
+	configPath        string
+	gossip            gossip.Config
+	logging           logging.Config
+	api               api.Config
+	probe             probe.Config
+	join              listFlag
+	kubeconfig        string
+	namespace         string
+	discoverySelector string
+}
+
+func defaultRunOptions() runOptions {
+	return runOptions{
+		gossip:            gossip.DefaultConfig(),
+		logging:           logging.DefaultConfig(),
+		api:               api.DefaultConfig(),
+		probe:             probe.DefaultConfig(),
+		discoverySelector: "app.kubernetes.io/name=haagent",
+	}
+}
+
+func (o *runOptions) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.configPath, "config", o.configPath, "YAML config file: flag names as keys, plus a checks: list; flags and environment override it")
+	o.gossip.RegisterFlags(fs)
+	o.logging.RegisterFlags(fs)
+	o.api.RegisterFlags(fs)
+	fs.IntVar(&o.probe.MaxConcurrent, "check-max-concurrent", o.probe.MaxConcurrent, "most node checks running at once")
+	fs.DurationVar(&o.probe.NotReadyFailoverAfter, "not-ready-failover-after", o.probe.NotReadyFailoverAfter, "fail over a node alive on gossip but not ready this long (0: never)")
+	fs.Var(&o.join, "join", "seed peer host[:port] to join; repeat or separate with commas")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file; empty means in-cluster when run in a pod, else no Kubernetes API")
+	fs.StringVar(&o.namespace, "namespace", o.namespace, "namespace of the haagent pods (env POD_NAMESPACE)")
+	fs.StringVar(&o.discoverySelector, "discovery-selector", o.discoverySelector, "label selector of the haagent pods to join")
+}
+
+// parseRunOptions reads flags, environment and the config file, and
+// validates the result.
+func parseRunOptions(args []string, getenv func(string) string, output io.Writer) (runOptions, error) {
+	o := defaultRunOptions()
+	fs := flag.NewFlagSet("haagent run", flag.ContinueOnError)
+	fs.SetOutput(output)
+	o.registerFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("haagent run takes no arguments, got %q", fs.Args())
+	}
+	sections, err := settle(fs, o.configPath, getenv)
+	if err != nil {
+		return o, err
+	}
+	if raw, ok := sections["checks"]; ok {
+		doc, _ := json.Marshal(map[string]json.RawMessage{"checks": raw})
+		if o.probe.Checks, err = probe.ParseChecks(doc); err != nil {
+			return o, fmt.Errorf("config file %s: %w", o.configPath, err)
+		}
+	}
+	o.gossip.AgentVersion = version.Version
+	for _, v := range []interface{ Validate() error }{o.logging, o.gossip, o.api, o.probe} {
+		if err := v.Validate(); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+func runCommand(args []string, getenv func(string) string, stderr io.Writer) int {
+	o, err := parseRunOptions(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "haagent run: %v\n", err)
+		return 2
+	}
+	log, err := logging.New(o.logging)
+	if err != nil {
+		fmt.Fprintf(stderr, "haagent run: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+	logging.RouteKlog(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := runAgent(ctx, o, log, getenv); err != nil {
+		log.Error("agent failed", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// runAgent wires the components and runs them until ctx ends.
+func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(string) string) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
+	if err := exportMemberlistMetrics(reg); err != nil {
+		return err
+	}
+
+	restCfg, err := kubeConfig(o.kubeconfig, getenv)
+	if err != nil {
+		return err
+	}
+	seeds := discovery.Union{}
+	if len(o.join) > 0 {
+		static, err := discovery.ParseSeeds(o.join, o.gossip.BindPort)
+		if err != nil {
+			return err
+		}
+		seeds = append(seeds, static)
+	}
+	var apiServer *probe.APIServer
+	if restCfg != nil {
+		client, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return fmt.Errorf("kubernetes client: %w", err)
+		}
+		kd, err := discovery.NewKubernetes(client, o.namespace, o.discoverySelector, o.gossip.BindPort)
+		if err != nil {
+			return err
+		}
+		seeds = append(seeds, kd)
+		httpClient, err := rest.HTTPClientFor(restCfg)
+		if err != nil {
+			return fmt.Errorf("kubernetes HTTP client: %w", err)
+		}
+		apiServer = &probe.APIServer{URL: restCfg.Host, Client: httpClient}
+	} else {
+		log.Info("no Kubernetes API configured: discovery from --join only, no API server check")
+		o.probe.Checks = withoutAPIServerChecks(o.probe.Checks)
+	}
+
+	var peerSource gossip.PeerSource
+	if len(seeds) > 0 {
+		peerSource = seeds
+	}
+	members, err := gossip.New(o.gossip, gossip.Deps{Logger: log, Registerer: reg, Seeds: peerSource})
+	if err != nil {
+		return err
+	}
+	runner, err := probe.NewRunner(o.probe, apiServer, nil, log, reg)
+	if err != nil {
+		return err
+	}
+	server, err := api.New(o.api, log, reg, members)
+	if err != nil {
+		return err
+	}
+	if _, err := server.Listen(); err != nil {
+		return err
+	}
+	log.Info("haagent starting", zap.String("version", version.Version), zap.String("node", o.gossip.NodeName))
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return members.Run(ctx) })
+	g.Go(func() error { return runner.Run(ctx) })
+	g.Go(func() error { return server.Run(ctx) })
+	g.Go(func() error { publishReadiness(ctx, runner, members, log); return nil })
+	return g.Wait()
+}
+
+// publishReadiness puts each new node verdict into the gossip metadata.
+func publishReadiness(ctx context.Context, runner *probe.Runner, members *gossip.Membership, log *zap.Logger) {
+	verdicts, cancel := runner.Subscribe()
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case v, ok := <-verdicts:
+			if !ok {
+				return
+			}
+			reason := ""
+			if !v.Ready {
+				reason = v.FailingCheck + ": " + v.Reason
+			}
+			if err := members.SetReadiness(v.Ready, reason); err != nil {
+				log.Warn("publish readiness", zap.Error(err))
+			}
+		}
+	}
+}
+
+func withoutAPIServerChecks(checks []probe.Check) []probe.Check {
+	var out []probe.Check
+	for _, c := range checks {
+		if c.APIServer == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// kubeConfig returns the API client config: from --kubeconfig, else the
+// in-cluster one when running in a pod, else nil (no API).
+func kubeConfig(path string, getenv func(string) string) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case path != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)
+		}
+	case getenv("KUBERNETES_SERVICE_HOST") != "":
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster Kubernetes config: %w", err)
+		}
+	default:
+		return nil, nil
+	}
+	cfg.UserAgent = "haagent/" + version.Version
+	// Fail fast: a failover must not wait on a hung connection.
+	cfg.Timeout = 10 * time.Second
+	return cfg, nil
+}
+
+// exportMemberlistMetrics sends memberlist's own go-metrics (which are
+// process-wide) to the Prometheus registry, named haagent_memberlist_*.
+func exportMemberlistMetrics(reg prometheus.Registerer) error {
+	sink, err := gometricsprom.NewPrometheusSinkFrom(gometricsprom.PrometheusOpts{
+		Registerer: reg,
+		Expiration: 5 * time.Minute,
+		Name:       "haagent_memberlist",
+	})
+	if err != nil {
+		return fmt.Errorf("memberlist metrics: %w", err)
+	}
+	conf := gometrics.DefaultConfig("haagent")
+	conf.EnableHostname = false
+	conf.EnableHostnameLabel = false
+	conf.EnableRuntimeMetrics = false
+	if _, err := gometrics.NewGlobal(conf, sink); err != nil {
+		return fmt.Errorf("memberlist metrics: %w", err)
+	}
+	return nil
+}
+
