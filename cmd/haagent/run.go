@@ -271,4 +271,3 @@ func exportMemberlistMetrics(reg prometheus.Registerer) error {
 	}
 	return nil
 }
-
