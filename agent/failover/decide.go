@@ -1,0 +1,305 @@
+package failover
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/haagent/haagent/agent/gossip"
+)
+
+// Member is a member as the coordinator's gossip sees it.
+type Member struct {
+	Name  string
+	State gossip.State
+	Zone  string
+	// Epoch is the member's agent start epoch, from its metadata.
+	Epoch int64
+	// OptOut marks a node in maintenance: never failed over automatically.
+	OptOut bool
+}
+
+// Config tunes the decisions. Validate before use.
+type Config struct {
+	// VoteMaxAge is how long a received vote counts. Agents repeat their
+	// non-alive opinions well within it, so a vote that stops being
+	// repeated (its voter died or changed its mind and the news was lost)
+	// stops counting.
+	VoteMaxAge time.Duration
+	// MaxDeadFraction pauses automatic failover when more than this
+	// fraction of the known nodes is dead at once, cluster-wide or in a
+	// zone with at least ZoneMinNodes nodes: so many deaths at once are
+	// more likely the network or haagent itself.
+	MaxDeadFraction float64
+	// ZoneMinNodes is the smallest zone judged on its own.
+	ZoneMinNodes int
+	// Burst and Interval rate-limit failovers: at most Burst at once, and
+	// one more each Interval.
+	Burst    int
+	Interval time.Duration
+}
+
+// DefaultConfig follows the node lifecycle controller's 55 % zone rule.
+func DefaultConfig() Config {
+	return Config{
+		VoteMaxAge:      10 * time.Second,
+		MaxDeadFraction: 0.55,
+		ZoneMinNodes:    3,
+		Burst:           3,
+		Interval:        30 * time.Second,
+	}
+}
+
+// Validate names the flag and the bound.
+func (c Config) Validate() error {
+	switch {
+	case c.VoteMaxAge < time.Second || c.VoteMaxAge > 5*time.Minute:
+		return fmt.Errorf("failover: --vote-max-age (%s) must be between 1s and 5m0s", c.VoteMaxAge)
+	case !(c.MaxDeadFraction > 0 && c.MaxDeadFraction <= 1):
+		return fmt.Errorf("failover: --max-dead-fraction (%g) must be greater than 0 and at most 1", c.MaxDeadFraction)
+	case c.ZoneMinNodes < 1:
+		return fmt.Errorf("failover: --zone-min-nodes (%d) must be at least 1", c.ZoneMinNodes)
+	case c.Burst < 1 || c.Burst > 100:
+		return fmt.Errorf("failover: --failover-burst (%d) must be between 1 and 100", c.Burst)
+	case c.Interval < time.Second:
+		return fmt.Errorf("failover: --failover-interval (%s) must be at least 1s", c.Interval)
+	}
+	return nil
+}
+
+// Tally is the count of votes about one target.
+type Tally struct {
+	Target string
+	// Known is how many members count: alive, suspect and dead, not left.
+	Known int
+	// Quorum is a strict majority of Known.
+	Quorum int
+	// Dead and AgentDown are the voters with those opinions, sorted.
+	Dead      []string
+	AgentDown []string
+	// LastHeard is the latest time any counted voter heard the target.
+	LastHeard time.Time
+	// FirstSuspected is the earliest time a counted voter formed a
+	// non-alive opinion.
+	FirstSuspected time.Time
+}
+
+// Confirmed reports whether a quorum votes dead.
+func (t Tally) Confirmed() bool { return len(t.Dead) >= t.Quorum }
+
+func (t Tally) String() string {
+	return fmt.Sprintf("%d/%d dead (quorum %d)", len(t.Dead), t.Known, t.Quorum)
+}
+
+// count tallies the votes about target. A vote counts when its voter is a
+// member that is alive or suspect (a dead voter's vote is stale), is not
+// the target, was received within VoteMaxAge, and is about the target's
+// current life (TargetEpoch 0 or equal to the target's epoch).
+func count(target Member, members []Member, votes []Vote) Tally {
+	t := Tally{Target: target.Name}
+	voters := map[string]bool{}
+	for _, m := range members {
+		if m.State == gossip.StateLeft {
+			continue
+		}
+		t.Known++
+		if m.Name != target.Name && (m.State == gossip.StateAlive || m.State == gossip.StateSuspect) {
+			voters[m.Name] = true
+		}
+	}
+	t.Quorum = t.Known/2 + 1
+	for _, v := range votes {
+		if !voters[v.Voter] || (v.TargetEpoch != 0 && target.Epoch != 0 && v.TargetEpoch != target.Epoch) {
+			continue
+		}
+		if v.LastAck.After(t.LastHeard) {
+			t.LastHeard = v.LastAck
+		}
+		if v.Opinion == OpinionAlive {
+			continue
+		}
+		if t.FirstSuspected.IsZero() || v.At.Before(t.FirstSuspected) {
+			t.FirstSuspected = v.At
+		}
+		switch v.Opinion {
+		case OpinionDead:
+			t.Dead = append(t.Dead, v.Voter)
+		case OpinionAgentDown:
+			t.AgentDown = append(t.AgentDown, v.Voter)
+		}
+	}
+	sort.Strings(t.Dead)
+	sort.Strings(t.AgentDown)
+	return t
+}
+
+// Action is what the decider says to do about a node.
+type Action int
+
+const (
+	// ActionStart: fail the node over now.
+	ActionStart Action = iota + 1
+	// ActionHold: the node is confirmed dead but a guard holds the
+	// failover back; Reason says which.
+	ActionHold
+	// ActionAgentDown: the node's agent is dead but its kubelet answers;
+	// alert, do nothing.
+	ActionAgentDown
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionStart:
+		return "start"
+	case ActionHold:
+		return "hold"
+	case ActionAgentDown:
+		return "agent-down"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Decision is one decision about one node.
+type Decision struct {
+	Action Action
+	Target string
+	Tally  Tally
+	Reason string
+}
+
+func (d Decision) String() string {
+	s := fmt.Sprintf("%s %s %s", d.Action, d.Target, d.Tally)
+	if d.Reason != "" {
+		s += ": " + d.Reason
+	}
+	return s
+}
+
+// Decider turns membership and votes into decisions. It keeps only the
+// rate limiter's state between calls.
+type Decider struct {
+	cfg    Config
+	tokens float64
+	last   time.Time
+}
+
+// NewDecider validates cfg.
+func NewDecider(cfg Config) (*Decider, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Decider{cfg: cfg, tokens: float64(cfg.Burst)}, nil
+}
+
+// Input is what one decision round looks at.
+type Input struct {
+	Now     time.Time
+	Members []Member
+	Ballots *Ballots
+	// Active are the nodes with a failover in progress (from the records
+	// in the API): they are not started again.
+	Active map[string]bool
+	// Paused is set when failover is paused by the operator.
+	Paused bool
+}
+
+// Decide returns, sorted by node name, the decisions for every node that
+// a quorum confirms dead and that is not already being failed over, and
+// for every node reported agent-down. It also reports whether the dead
+// fraction guard is tripped, with its reason.
+func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
+	d.refill(in.Now)
+	members := append([]Member(nil), in.Members...)
+	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+
+	var confirmed []Decision
+	for _, target := range members {
+		if target.State != gossip.StateDead && target.State != gossip.StateSuspect {
+			continue
+		}
+		t := count(target, members, in.Ballots.about(target.Name, in.Now.Add(-d.cfg.VoteMaxAge)))
+		switch {
+		case t.Confirmed() && target.State == gossip.StateDead:
+			if !in.Active[target.Name] {
+				confirmed = append(confirmed, Decision{Action: ActionStart, Target: target.Name, Tally: t})
+			}
+		case len(t.AgentDown) > 0 && target.State == gossip.StateDead:
+			decisions = append(decisions, Decision{Action: ActionAgentDown, Target: target.Name, Tally: t,
+				Reason: fmt.Sprintf("kubelet answers %s", strings.Join(t.AgentDown, ","))})
+		}
+	}
+
+	pause = d.deadFractionGuard(members)
+	optOut := map[string]bool{}
+	for _, m := range members {
+		optOut[m.Name] = m.OptOut
+	}
+	for _, c := range confirmed {
+		switch {
+		case in.Paused:
+			c.Action, c.Reason = ActionHold, "failover paused by the operator"
+		case pause != "":
+			c.Action, c.Reason = ActionHold, pause
+		case optOut[c.Target]:
+			c.Action, c.Reason = ActionHold, "node opted out of automatic failover"
+		case d.tokens < 1:
+			c.Action, c.Reason = ActionHold, fmt.Sprintf("rate limit: %d failovers, then one per %s", d.cfg.Burst, d.cfg.Interval)
+		default:
+			d.tokens--
+		}
+		decisions = append(decisions, c)
+	}
+	sort.SliceStable(decisions, func(i, j int) bool { return decisions[i].Target < decisions[j].Target })
+	return decisions, pause
+}
+
+func (d *Decider) refill(now time.Time) {
+	if !d.last.IsZero() && now.After(d.last) {
+		d.tokens += float64(now.Sub(d.last)) / float64(d.cfg.Interval)
+		if max := float64(d.cfg.Burst); d.tokens > max {
+			d.tokens = max
+		}
+	}
+	d.last = now
+}
+
+// deadFractionGuard reports why automatic failover must pause, or "":
+// more than MaxDeadFraction of the known members dead (by gossip), in the
+// whole cluster or in a zone of at least ZoneMinNodes.
+func (d *Decider) deadFractionGuard(members []Member) string {
+	type counts struct{ known, dead int }
+	all := counts{}
+	zones := map[string]*counts{}
+	for _, m := range members {
+		if m.State == gossip.StateLeft {
+			continue
+		}
+		z := zones[m.Zone]
+		if z == nil {
+			z = &counts{}
+			zones[m.Zone] = z
+		}
+		all.known++
+		z.known++
+		if m.State == gossip.StateDead {
+			all.dead++
+			z.dead++
+		}
+	}
+	over := func(c counts) bool { return c.known > 0 && float64(c.dead) > d.cfg.MaxDeadFraction*float64(c.known) }
+	if over(all) {
+		return fmt.Sprintf("%d of %d nodes dead, more than %.0f%%", all.dead, all.known, 100*d.cfg.MaxDeadFraction)
+	}
+	names := make([]string, 0, len(zones))
+	for z := range zones {
+		names = append(names, z)
+	}
+	sort.Strings(names)
+	for _, z := range names {
+		if c := *zones[z]; z != "" && c.known >= d.cfg.ZoneMinNodes && over(c) {
+			return fmt.Sprintf("zone %s: %d of %d nodes dead, more than %.0f%%", z, c.dead, c.known, 100*d.cfg.MaxDeadFraction)
+		}
+	}
+	return ""
+}
