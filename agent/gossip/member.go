@@ -61,6 +61,9 @@ type Member struct {
 	// MetaError is set while the member's latest metadata does not decode;
 	// Meta then keeps the last good value.
 	MetaError string `json:"metaError,omitempty"`
+	// LastAck is when this agent last got an answer to its own probe of
+	// the member (zero if it never probed it).
+	LastAck time.Time `json:"lastAck,omitzero"`
 	// Local marks this agent's own entry.
 	Local bool `json:"local,omitempty"`
 }

@@ -513,7 +513,11 @@ func (m *Membership) onAck(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mem, ok := m.members[name]
-	if !ok || mem.State != StateSuspect {
+	if !ok {
+		return
+	}
+	mem.LastAck = now
+	if mem.State != StateSuspect {
 		return
 	}
 	delete(m.suspected, name)

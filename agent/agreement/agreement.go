@@ -1,0 +1,367 @@
+package agreement
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"k8s.io/utils/clock"
+
+	"github.com/haagent/haagent/agent/failover"
+	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/probe"
+)
+
+// VoteKind is the gossip message kind of votes.
+const VoteKind byte = 1
+
+// Config tunes how opinions are kept fresh.
+type Config struct {
+	// RepeatInterval is how often non-alive opinions are sent again. It
+	// must be well under the coordinator's vote maximum age.
+	RepeatInterval time.Duration
+	// RecheckInterval is how often the kubelet of a node held dead or
+	// agent-down is checked again.
+	RecheckInterval time.Duration
+}
+
+// DefaultConfig repeats and rechecks every 2 s.
+func DefaultConfig() Config {
+	return Config{RepeatInterval: 2 * time.Second, RecheckInterval: 2 * time.Second}
+}
+
+// RegisterFlags binds the flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.RepeatInterval, "vote-repeat-interval", c.RepeatInterval, "how often non-alive opinions are gossiped again")
+	fs.DurationVar(&c.RecheckInterval, "peer-recheck-interval", c.RecheckInterval, "how often the kubelet of a dead node is checked again")
+}
+
+// Validate names the flag and the bound.
+func (c Config) Validate() error {
+	if c.RepeatInterval < 100*time.Millisecond || c.RepeatInterval > time.Minute {
+		return fmt.Errorf("agreement: --vote-repeat-interval (%s) must be between 100ms and 1m0s", c.RepeatInterval)
+	}
+	if c.RecheckInterval < 100*time.Millisecond || c.RecheckInterval > time.Minute {
+		return fmt.Errorf("agreement: --peer-recheck-interval (%s) must be between 100ms and 1m0s", c.RecheckInterval)
+	}
+	return nil
+}
+
+// Gossip is what agreement needs from the membership.
+type Gossip interface {
+	LocalName() string
+	Members() []gossip.Member
+	Subscribe() *gossip.Subscription
+	Broadcast(kind byte, key string, payload []byte) error
+	Handle(kind byte, h gossip.Handler)
+}
+
+// PeerChecker checks a node's kubelet port.
+type PeerChecker interface {
+	Check(ctx context.Context, addr string) probe.PeerResult
+}
+
+// Deps are what an Agreement needs from outside.
+type Deps struct {
+	Gossip     Gossip
+	Peer       PeerChecker
+	Logger     *zap.Logger
+	Registerer prometheus.Registerer
+	// Clock is the real clock when nil.
+	Clock clock.WithTicker
+	// NodeAddress returns the address to check a node's kubelet at (its
+	// InternalIP). When nil or when it does not know the node, the host
+	// of the member's gossip address is used: with hostNetwork that is the
+	// node's address.
+	NodeAddress func(node string) (string, bool)
+}
+
+type opinion struct {
+	op       failover.Opinion
+	checking bool
+}
+
+// Agreement keeps this agent's opinions and the ballots.
+type Agreement struct {
+	cfg     Config
+	g       Gossip
+	peer    PeerChecker
+	log     *zap.Logger
+	clock   clock.WithTicker
+	addr    func(string) (string, bool)
+	metrics *metrics
+
+	mu       sync.Mutex
+	opinions map[string]*opinion
+	ballots  *failover.Ballots
+	seq      uint64
+	epoch    int64
+	checks   sync.WaitGroup
+}
+
+// New validates cfg and registers the vote handler with gossip.
+func New(cfg Config, deps Deps) (*Agreement, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Gossip == nil || deps.Peer == nil || deps.Logger == nil || deps.Registerer == nil {
+		return nil, errors.New("agreement: New needs Gossip, Peer, Logger and Registerer")
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agreement{
+		cfg: cfg, g: deps.Gossip, peer: deps.Peer, log: deps.Logger.Named("agreement"),
+		clock: deps.Clock, addr: deps.NodeAddress, metrics: m,
+		opinions: map[string]*opinion{}, ballots: failover.NewBallots(),
+	}
+	if a.clock == nil {
+		a.clock = clock.RealClock{}
+	}
+	a.g.Handle(VoteKind, a.receive)
+	return a, nil
+}
+
+// WithBallots runs fn with the ballots locked. fn must not block.
+func (a *Agreement) WithBallots(fn func(*failover.Ballots)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fn(a.ballots)
+}
+
+// Opinions returns a copy of this agent's opinions about other members.
+func (a *Agreement) Opinions() map[string]failover.Opinion {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]failover.Opinion, len(a.opinions))
+	for k, o := range a.opinions {
+		out[k] = o.op
+	}
+	return out
+}
+
+// receive handles a vote from gossip, on memberlist's goroutine.
+func (a *Agreement) receive(payload []byte) (bool, error) {
+	v, err := failover.DecodeVote(payload)
+	if err != nil {
+		return false, err
+	}
+	if v.Voter == a.g.LocalName() {
+		return false, nil // our own vote, relayed back
+	}
+	a.mu.Lock()
+	fresh := a.ballots.Add(v, a.clock.Now())
+	a.mu.Unlock()
+	if fresh {
+		a.metrics.received.WithLabelValues("fresh").Inc()
+	} else {
+		a.metrics.received.WithLabelValues("duplicate").Inc()
+	}
+	return fresh, nil
+}
+
+// Run follows membership events until ctx ends.
+func (a *Agreement) Run(ctx context.Context) error {
+	sub := a.g.Subscribe()
+	defer sub.Close()
+	for _, m := range a.g.Members() {
+		if m.Local {
+			a.mu.Lock()
+			a.epoch = m.Meta.StartEpoch
+			a.mu.Unlock()
+		}
+	}
+	repeat := a.clock.NewTicker(a.cfg.RepeatInterval)
+	defer repeat.Stop()
+	recheck := a.clock.NewTicker(a.cfg.RecheckInterval)
+	defer recheck.Stop()
+	defer a.checks.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			a.onEvent(ctx, e)
+		case <-repeat.C():
+			a.repeat()
+		case <-recheck.C():
+			a.recheck(ctx)
+		}
+	}
+}
+
+func (a *Agreement) onEvent(ctx context.Context, e gossip.Event) {
+	if e.Member.Local {
+		a.mu.Lock()
+		a.epoch = e.Member.Meta.StartEpoch
+		a.mu.Unlock()
+		return
+	}
+	name := e.Member.Name
+	switch e.Type {
+	case gossip.EventAlive:
+		a.set(name, failover.OpinionAlive)
+	case gossip.EventSuspect:
+		a.set(name, failover.OpinionSuspect)
+	case gossip.EventDead:
+		a.set(name, failover.OpinionSuspect) // until the kubelet check says
+		a.check(ctx, e.Member)
+	case gossip.EventLeft:
+		a.mu.Lock()
+		delete(a.opinions, name)
+		a.ballots.Forget(name)
+		a.mu.Unlock()
+		a.updateGauge()
+	}
+}
+
+// check runs the kubelet check of a member gossip holds dead, in the
+// background, and sets the opinion from its result.
+func (a *Agreement) check(ctx context.Context, m gossip.Member) {
+	a.mu.Lock()
+	o := a.opinions[m.Name]
+	if o == nil || o.checking {
+		a.mu.Unlock()
+		return
+	}
+	o.checking = true
+	a.mu.Unlock()
+	addr := a.kubeletAddr(m)
+	a.checks.Add(1)
+	go func() {
+		defer a.checks.Done()
+		res := a.peer.Check(ctx, addr)
+		a.mu.Lock()
+		if o := a.opinions[m.Name]; o != nil {
+			o.checking = false
+		}
+		a.mu.Unlock()
+		if ctx.Err() != nil || res.Inconclusive {
+			return
+		}
+		if !a.stillDead(m.Name) {
+			return // it came back while we checked
+		}
+		if res.Reachable {
+			a.set(m.Name, failover.OpinionAgentDown)
+		} else {
+			a.set(m.Name, failover.OpinionDead)
+		}
+	}()
+}
+
+func (a *Agreement) kubeletAddr(m gossip.Member) string {
+	if a.addr != nil {
+		if ip, ok := a.addr(m.Name); ok {
+			return ip
+		}
+	}
+	host, _, err := net.SplitHostPort(m.Addr)
+	if err != nil {
+		return m.Addr
+	}
+	return host
+}
+
+func (a *Agreement) stillDead(name string) bool {
+	for _, m := range a.g.Members() {
+		if m.Name == name {
+			return m.State == gossip.StateDead
+		}
+	}
+	return false
+}
+
+// recheck checks again every member that gossip holds dead.
+func (a *Agreement) recheck(ctx context.Context) {
+	for _, m := range a.g.Members() {
+		if m.State == gossip.StateDead && !m.Local {
+			a.check(ctx, m)
+		}
+	}
+}
+
+// set changes an opinion and votes it when it changed.
+func (a *Agreement) set(target string, op failover.Opinion) {
+	a.mu.Lock()
+	o := a.opinions[target]
+	if o == nil {
+		o = &opinion{}
+		a.opinions[target] = o
+	}
+	changed := o.op != op
+	o.op = op
+	a.mu.Unlock()
+	if changed {
+		a.log.Info("opinion changed", zap.String("node", target), zap.String("opinion", op.String()))
+		a.updateGauge()
+		a.vote(target, op)
+	}
+}
+
+// repeat votes every non-alive opinion again, with a new sequence number
+// so that peers pass it on.
+func (a *Agreement) repeat() {
+	for target, op := range a.Opinions() {
+		if op != failover.OpinionAlive {
+			a.vote(target, op)
+		}
+	}
+}
+
+func (a *Agreement) vote(target string, op failover.Opinion) {
+	var member gossip.Member
+	for _, m := range a.g.Members() {
+		if m.Name == target {
+			member = m
+		}
+	}
+	now := a.clock.Now()
+	a.mu.Lock()
+	a.seq++
+	v := failover.Vote{
+		Voter: a.g.LocalName(), Target: target, Opinion: op,
+		VoterEpoch: a.epoch, Seq: a.seq, TargetEpoch: member.Meta.StartEpoch,
+		LastAck: member.LastAck, At: now,
+	}
+	a.ballots.Add(v, now)
+	a.mu.Unlock()
+	if err := a.g.Broadcast(VoteKind, broadcastKey(v.Voter, v.Target), v.Encode()); err != nil {
+		a.log.Error("broadcast vote", zap.String("node", target), zap.Error(err))
+		return
+	}
+	a.metrics.sent.WithLabelValues(op.String()).Inc()
+}
+
+// broadcastKey names a voter's vote about a target in the gossip queue, so a
+// newer one replaces an older one still queued.
+func broadcastKey(voter, target string) string {
+	k := voter + "/" + target
+	if len(k) > 255 {
+		sum := sha256.Sum256([]byte(k))
+		k = hex.EncodeToString(sum[:])
+	}
+	return k
+}
+
+func (a *Agreement) updateGauge() {
+	counts := map[failover.Opinion]int{}
+	for _, op := range a.Opinions() {
+		counts[op]++
+	}
+	for _, op := range []failover.Opinion{failover.OpinionAlive, failover.OpinionSuspect, failover.OpinionDead, failover.OpinionAgentDown} {
+		a.metrics.opinions.WithLabelValues(op.String()).Set(float64(counts[op]))
+	}
+}

@@ -1,0 +1,20 @@
+// Package agreement forms this agent's opinion of every other node and
+// exchanges those opinions with the group as votes.
+//
+// An opinion follows gossip: alive, suspect, and, when gossip declares a
+// member dead, a check of the node itself (a TCP connect to its kubelet
+// port): no answer makes the opinion "dead", an answer makes it
+// "agent-down" — the agent died, the node did not (rule 1 of the design).
+// Opinions are broadcast as failover.Vote messages; non-alive opinions are
+// repeated every RepeatInterval, so a vote that stops coming (its voter
+// died or changed its mind) ages out at the coordinator, and the kubelet of
+// a dead or agent-down node is checked again every RecheckInterval.
+//
+// Votes received from peers, and this agent's own, are kept in a
+// failover.Ballots that the coordinator reads.
+//
+// Lifecycle: New registers the vote handler with gossip (so it must be
+// called before gossip runs); Run follows the membership until its context
+// ends and returns after its goroutines have exited. It never writes to the
+// Kubernetes API.
+package agreement
