@@ -17,13 +17,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
 
+	"github.com/haagent/haagent/agent/agreement"
 	"github.com/haagent/haagent/agent/api"
 	"github.com/haagent/haagent/agent/discovery"
 	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/nodestatus"
 	"github.com/haagent/haagent/agent/probe"
 	"github.com/haagent/haagent/internal/logging"
 	"github.com/haagent/haagent/internal/version"
@@ -36,6 +41,8 @@ type runOptions struct {
 	logging           logging.Config
 	api               api.Config
 	probe             probe.Config
+	peer              probe.PeerConfig
+	agreement         agreement.Config
 	join              listFlag
 	kubeconfig        string
 	namespace         string
@@ -48,6 +55,8 @@ func defaultRunOptions() runOptions {
 		logging:           logging.DefaultConfig(),
 		api:               api.DefaultConfig(),
 		probe:             probe.DefaultConfig(),
+		peer:              probe.DefaultPeerConfig(),
+		agreement:         agreement.DefaultConfig(),
 		discoverySelector: "app.kubernetes.io/name=haagent",
 	}
 }
@@ -59,6 +68,10 @@ func (o *runOptions) registerFlags(fs *flag.FlagSet) {
 	o.api.RegisterFlags(fs)
 	fs.IntVar(&o.probe.MaxConcurrent, "check-max-concurrent", o.probe.MaxConcurrent, "most node checks running at once")
 	fs.DurationVar(&o.probe.NotReadyFailoverAfter, "not-ready-failover-after", o.probe.NotReadyFailoverAfter, "fail over a node alive on gossip but not ready this long (0: never)")
+	fs.IntVar(&o.peer.Port, "peer-check-port", o.peer.Port, "kubelet port checked on a node that gossip declares dead")
+	fs.DurationVar(&o.peer.Timeout, "peer-check-timeout", o.peer.Timeout, "timeout of one kubelet port check")
+	fs.IntVar(&o.peer.MaxConcurrent, "peer-check-max-concurrent", o.peer.MaxConcurrent, "most kubelet port checks at once")
+	o.agreement.RegisterFlags(fs)
 	fs.Var(&o.join, "join", "seed peer host[:port] to join; repeat or separate with commas")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file; empty means in-cluster when run in a pod, else no Kubernetes API")
 	fs.StringVar(&o.namespace, "namespace", o.namespace, "namespace of the haagent pods (env POD_NAMESPACE)")
@@ -89,7 +102,7 @@ func parseRunOptions(args []string, getenv func(string) string, output io.Writer
 		}
 	}
 	o.gossip.AgentVersion = version.Version
-	for _, v := range []interface{ Validate() error }{o.logging, o.gossip, o.api, o.probe} {
+	for _, v := range []interface{ Validate() error }{o.logging, o.gossip, o.api, o.probe, o.peer, o.agreement} {
 		if err := v.Validate(); err != nil {
 			return o, err
 		}
@@ -144,8 +157,9 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		seeds = append(seeds, static)
 	}
 	var apiServer *probe.APIServer
+	var client kubernetes.Interface
 	if restCfg != nil {
-		client, err := kubernetes.NewForConfig(restCfg)
+		client, err = kubernetes.NewForConfig(restCfg)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
@@ -176,6 +190,24 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return err
 	}
+	peer, err := probe.NewPeerChecker(o.peer, nil, reg)
+	if err != nil {
+		return err
+	}
+	agreeDeps := agreement.Deps{Gossip: members, Peer: peer, Logger: log, Registerer: reg}
+	var reporter *nodestatus.Reporter
+	if client != nil {
+		agreeDeps.NodeAddress = agreement.KubeNodeAddress(func(ctx context.Context, name string) (*corev1.Node, error) {
+			return client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		}, clock.RealClock{})
+		if reporter, err = nodestatus.New(client, o.gossip.NodeName, runner, nil, log); err != nil {
+			return err
+		}
+	}
+	agree, err := agreement.New(o.agreement, agreeDeps)
+	if err != nil {
+		return err
+	}
 	server, err := api.New(o.api, log, reg, members)
 	if err != nil {
 		return err
@@ -190,6 +222,10 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	g.Go(func() error { return runner.Run(ctx) })
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { publishReadiness(ctx, runner, members, log); return nil })
+	g.Go(func() error { return agree.Run(ctx) })
+	if reporter != nil {
+		g.Go(func() error { return reporter.Run(ctx) })
+	}
 	return g.Wait()
 }
 
