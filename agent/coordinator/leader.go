@@ -1,0 +1,149 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
+)
+
+// LeaseConfig tunes the coordinator Lease (client-go leader election).
+type LeaseConfig struct {
+	// Name of the Lease in the agent's namespace.
+	Name string
+	// Duration is how long a Lease holder is trusted without renewing: the
+	// time a dead coordinator's failovers wait for a new one. Shorter
+	// takes over sooner and writes the Lease more often.
+	Duration time.Duration
+	// RenewDeadline is how long the holder keeps trying to renew before it
+	// stops acting: it must be shorter than Duration, so an old holder
+	// stops before a new one can start.
+	RenewDeadline time.Duration
+	// RetryPeriod is how often candidates try to take the Lease.
+	RetryPeriod time.Duration
+}
+
+// DefaultLeaseConfig takes over from a dead coordinator in about 6 s.
+func DefaultLeaseConfig() LeaseConfig {
+	return LeaseConfig{Name: "haagent-coordinator", Duration: 6 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: time.Second}
+}
+
+// RegisterFlags binds the flags.
+func (c *LeaseConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Name, "lease-name", c.Name, "name of the coordinator Lease in --namespace")
+	fs.DurationVar(&c.Duration, "lease-duration", c.Duration, "how long a coordinator is trusted without renewing its Lease")
+	fs.DurationVar(&c.RenewDeadline, "lease-renew-deadline", c.RenewDeadline, "how long a coordinator tries to renew before it stops acting")
+	fs.DurationVar(&c.RetryPeriod, "lease-retry-period", c.RetryPeriod, "how often candidates try to take the Lease")
+}
+
+// Validate names the flag and the bound.
+func (c LeaseConfig) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("coordinator: --lease-name must not be empty")
+	case c.Duration < 2*time.Second || c.Duration > 5*time.Minute:
+		return fmt.Errorf("coordinator: --lease-duration (%s) must be between 2s and 5m0s", c.Duration)
+	case c.RenewDeadline <= 0 || c.RenewDeadline >= c.Duration:
+		return fmt.Errorf("coordinator: --lease-renew-deadline (%s) must be positive and less than --lease-duration (%s)", c.RenewDeadline, c.Duration)
+	case c.RetryPeriod <= 0 || c.RetryPeriod >= c.RenewDeadline:
+		return fmt.Errorf("coordinator: --lease-retry-period (%s) must be positive and less than --lease-renew-deadline (%s)", c.RetryPeriod, c.RenewDeadline)
+	}
+	return nil
+}
+
+// leadership runs lead while this agent holds the Lease, and campaigns
+// only while majority() is true: an agent cut off from most of the group
+// must not hold the Lease, or the majority side of a partition could not
+// fail the minority over.
+type leadership struct {
+	cfg       LeaseConfig
+	client    kubernetes.Interface
+	namespace string
+	identity  string
+	majority  func() bool
+	clock     clock.WithTicker
+	log       *zap.Logger
+	onChange  func(leading bool)
+}
+
+func (l *leadership) run(ctx context.Context, lead func(ctx context.Context)) {
+	for ctx.Err() == nil {
+		if !l.waitMajority(ctx) {
+			return
+		}
+		l.campaign(ctx, lead)
+	}
+}
+
+// waitMajority blocks until this agent sees a majority, or ctx ends.
+func (l *leadership) waitMajority(ctx context.Context) bool {
+	t := l.clock.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for !l.majority() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C():
+		}
+	}
+	return true
+}
+
+// campaign runs one leader election until leadership or the majority is
+// lost.
+func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		t := l.clock.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C():
+				if !l.majority() {
+					l.log.Warn("lost sight of the majority: giving up the coordinator Lease")
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metaFor(l.cfg.Name, l.namespace),
+		Client:     l.client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: l.identity},
+	}
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   l.cfg.Duration,
+		RenewDeadline:   l.cfg.RenewDeadline,
+		RetryPeriod:     l.cfg.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            "haagent-coordinator",
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				l.log.Info("became coordinator", zap.String("lease", l.namespace+"/"+l.cfg.Name))
+				l.onChange(true)
+				lead(ctx)
+			},
+			OnStoppedLeading: func() {
+				l.log.Info("stopped being coordinator")
+				l.onChange(false)
+			},
+		},
+	})
+	if err != nil {
+		l.log.Error("leader election config", zap.Error(err))
+		return
+	}
+	le.Run(ctx)
+}
