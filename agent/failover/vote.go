@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 	"unicode/utf8"
 )
@@ -218,5 +219,13 @@ func (b *Ballots) about(target string, notBefore time.Time) []Vote {
 			out = append(out, r.Vote)
 		}
 	}
+	return out
+}
+
+// Votes returns the newest vote of each voter about target, sorted by
+// voter, whatever their age.
+func (b *Ballots) Votes(target string) []Vote {
+	out := b.about(target, time.Time{})
+	sort.Slice(out, func(i, j int) bool { return out[i].Voter < out[j].Voter })
 	return out
 }

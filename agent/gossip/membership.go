@@ -700,3 +700,22 @@ func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
 func (b *broadcast) Name() string    { return b.name }
 func (b *broadcast) Message() []byte { return b.msg }
 func (b *broadcast) Finished()       {}
+
+// SeesMajority reports whether this member sees a strict majority of the
+// known members (alive, suspect or dead; not left) alive or suspect,
+// itself included.
+func (m *Membership) SeesMajority() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	known, alive := 0, 0
+	for _, mem := range m.members {
+		if mem.State == StateLeft {
+			continue
+		}
+		known++
+		if mem.State == StateAlive || mem.State == StateSuspect {
+			alive++
+		}
+	}
+	return known > 0 && alive > known/2
+}

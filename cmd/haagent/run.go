@@ -19,17 +19,25 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	kuberecord "k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
 	"github.com/haagent/haagent/agent/agreement"
 	"github.com/haagent/haagent/agent/api"
+	"github.com/haagent/haagent/agent/coordinator"
+	"github.com/haagent/haagent/agent/evict"
+	"github.com/haagent/haagent/agent/fence"
 	"github.com/haagent/haagent/agent/discovery"
 	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/agent/nodestatus"
 	"github.com/haagent/haagent/agent/probe"
+	"github.com/haagent/haagent/agent/record"
 	"github.com/haagent/haagent/internal/logging"
 	"github.com/haagent/haagent/internal/version"
 )
@@ -43,6 +51,9 @@ type runOptions struct {
 	probe             probe.Config
 	peer              probe.PeerConfig
 	agreement         agreement.Config
+	coordinator       coordinator.Config
+	evict             evict.Config
+	fence             fence.Config
 	join              listFlag
 	kubeconfig        string
 	namespace         string
@@ -57,6 +68,9 @@ func defaultRunOptions() runOptions {
 		probe:             probe.DefaultConfig(),
 		peer:              probe.DefaultPeerConfig(),
 		agreement:         agreement.DefaultConfig(),
+		coordinator:       coordinator.DefaultConfig(),
+		evict:             evict.DefaultConfig(),
+		fence:             fence.DefaultConfig(),
 		discoverySelector: "app.kubernetes.io/name=haagent",
 	}
 }
@@ -72,6 +86,9 @@ func (o *runOptions) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.peer.Timeout, "peer-check-timeout", o.peer.Timeout, "timeout of one kubelet port check")
 	fs.IntVar(&o.peer.MaxConcurrent, "peer-check-max-concurrent", o.peer.MaxConcurrent, "most kubelet port checks at once")
 	o.agreement.RegisterFlags(fs)
+	o.coordinator.RegisterFlags(fs)
+	o.evict.RegisterFlags(fs)
+	o.fence.RegisterFlags(fs)
 	fs.Var(&o.join, "join", "seed peer host[:port] to join; repeat or separate with commas")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file; empty means in-cluster when run in a pod, else no Kubernetes API")
 	fs.StringVar(&o.namespace, "namespace", o.namespace, "namespace of the haagent pods (env POD_NAMESPACE)")
@@ -102,10 +119,13 @@ func parseRunOptions(args []string, getenv func(string) string, output io.Writer
 		}
 	}
 	o.gossip.AgentVersion = version.Version
-	for _, v := range []interface{ Validate() error }{o.logging, o.gossip, o.api, o.probe, o.peer, o.agreement} {
+	for _, v := range []interface{ Validate() error }{o.logging, o.gossip, o.api, o.probe, o.peer, o.agreement, o.evict, o.fence} {
 		if err := v.Validate(); err != nil {
 			return o, err
 		}
+	}
+	if err := o.coordinator.Validate(o.fence.After); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -208,6 +228,18 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return err
 	}
+	fencer, err := fence.New(o.fence, fence.Signals{Majority: members.SeesMajority, APIReachable: apiReachable(runner)}, nil, log, reg)
+	if err != nil {
+		return err
+	}
+	var coord *coordinator.Coordinator
+	if client != nil {
+		if coord, err = newCoordinator(ctx, o, restCfg, client, members, agree, log, reg); err != nil {
+			return err
+		}
+	} else {
+		log.Info("no Kubernetes API configured: this agent votes but never coordinates a failover")
+	}
 	server, err := api.New(o.api, log, reg, members)
 	if err != nil {
 		return err
@@ -223,10 +255,54 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { publishReadiness(ctx, runner, members, log); return nil })
 	g.Go(func() error { return agree.Run(ctx) })
+	g.Go(func() error { return fencer.Run(ctx) })
+	if coord != nil {
+		g.Go(func() error { return coord.Run(ctx) })
+	}
 	if reporter != nil {
 		g.Go(func() error { return reporter.Run(ctx) })
 	}
 	return g.Wait()
+}
+
+// newCoordinator builds the failover actor and what it writes with.
+func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, client kubernetes.Interface,
+	members *gossip.Membership, agree *agreement.Agreement, log *zap.Logger, reg prometheus.Registerer) (*coordinator.Coordinator, error) {
+	dyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
+	}
+	storeCfg := record.DefaultConfig()
+	storeCfg.Registerer, storeCfg.Logger = reg, log
+	store, err := record.NewStore(dyn, storeCfg)
+	if err != nil {
+		return nil, err
+	}
+	broadcaster := kuberecord.NewBroadcaster(kuberecord.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "haagent", Host: o.gossip.NodeName})
+	evictor, err := evict.New(o.evict, evict.Deps{Client: client, Recorder: recorder, Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	return coordinator.New(o.coordinator, o.fence.After, coordinator.Deps{
+		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree,
+		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Logger: log, Registerer: reg,
+	})
+}
+
+// apiReachable reads the API server check of the node checks: reachable
+// when its last run passed. Without such a check there is no evidence,
+// and isolation is judged by gossip alone.
+func apiReachable(runner *probe.Runner) func() bool {
+	return func() bool {
+		for _, s := range runner.Statuses() {
+			if s.Name == "apiserver" && s.Runs > 0 && s.ConsecutiveFailures == 0 {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // publishReadiness puts each new node verdict into the gossip metadata.

@@ -1,0 +1,449 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/haagent/haagent/agent/evict"
+	"github.com/haagent/haagent/agent/failover"
+	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/record"
+)
+
+// advance moves one record one step and writes it if it changed.
+func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, members []failover.Member) {
+	before := f.Status.DeepCopy()
+	err := c.stepRecord(ctx, f, members)
+	switch {
+	case errors.Is(err, evict.ErrNodeNotFound):
+		c.fail(f, "the Node was deleted")
+	case errors.Is(err, evict.ErrOptedOut):
+		c.fail(f, "the Node was opted out of automatic failover during the failover")
+	case err != nil:
+		f.Status.Message = truncate(err.Error(), 512)
+		c.log.Warn("failover step failed; retrying", zap.String("node", f.Spec.Node),
+			zap.String("phase", string(f.Status.Phase)), zap.Error(err))
+	}
+	if reflect.DeepEqual(before, f.Status) {
+		return
+	}
+	c.observePhases(&before, &f.Status)
+	c.persist(ctx, f)
+	if f.Status.Phase.Final() {
+		c.finish(ctx, f)
+	}
+}
+
+func (c *Coordinator) fail(f *record.NodeFailover, why string) {
+	f.Status.Message = why
+	_ = f.Status.Advance(record.PhaseFailed)
+	c.log.Error("failover failed", zap.String("node", f.Spec.Node), zap.String("reason", why))
+}
+
+// persist writes the status; on a conflict (nobody else should write, but
+// a person may) it re-reads the record and writes our status over it.
+func (c *Coordinator) persist(ctx context.Context, f *record.NodeFailover) {
+	err := c.d.Store.UpdateStatus(ctx, f)
+	if errors.Is(err, record.ErrConflict) {
+		fresh, gerr := c.d.Store.Get(ctx, f.Name)
+		if gerr == nil {
+			fresh.Status = f.Status.DeepCopy()
+			if err = c.d.Store.UpdateStatus(ctx, fresh); err == nil {
+				*f = *fresh
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, record.ErrPending) {
+		c.log.Error("write failover record", zap.String("node", f.Spec.Node), zap.Error(err))
+	}
+}
+
+// finish takes a final record out of the active set and drops its active
+// label.
+func (c *Coordinator) finish(ctx context.Context, f *record.NodeFailover) {
+	if f.SyncLabels() {
+		if err := c.d.Store.Update(ctx, f); err != nil {
+			c.log.Warn("update failover record labels", zap.String("node", f.Spec.Node), zap.Error(err))
+		}
+	}
+	c.mu.Lock()
+	delete(c.active, f.Spec.Node)
+	if f.Status.Confirmed != nil {
+		c.history[f.Spec.Node] = append(c.history[f.Spec.Node], f.Status.Confirmed.Time)
+	}
+	c.mu.Unlock()
+	c.metrics.failovers.WithLabelValues(string(f.Status.Outcome)).Inc()
+	c.log.Info("failover finished", zap.String("node", f.Spec.Node), zap.String("outcome", string(f.Status.Outcome)),
+		zap.String("time_to_detect", f.Status.TimeToDetect), zap.String("time_to_repair", f.Status.TimeToRepair))
+}
+
+// stepRecord does the next thing the record's phase calls for.
+func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, members []failover.Member) error {
+	node, st, ev := f.Spec.Node, &f.Status, c.d.Evictor
+	now := c.clock.Now()
+	switch st.Phase {
+	case record.PhaseConfirmed:
+		if _, err := ev.Cordon(ctx, node, f.Spec.Reason); err != nil {
+			return err
+		}
+		st.Cordoned = record.At(c.clock.Now())
+		st.Message = "cordoned"
+		return st.Advance(record.PhaseCordoned)
+
+	case record.PhaseCordoned:
+		// Ready=Unknown first: the node lifecycle controller removes the
+		// unreachable taint from a node it still sees Ready.
+		if _, err := ev.MarkNodeNotReady(ctx, node); err != nil {
+			return err
+		}
+		if _, err := ev.Taint(ctx, node); err != nil {
+			return err
+		}
+		st.Tainted = record.At(c.clock.Now())
+		st.Message = "node not ready and tainted"
+		return st.Advance(record.PhaseTainted)
+
+	case record.PhaseTainted:
+		owners, err := c.affectedOwners(ctx, node)
+		if err != nil {
+			return err
+		}
+		st.AffectedOwners = owners
+		res, err := ev.MarkPodsNotReady(ctx, node)
+		if err != nil {
+			return err
+		}
+		st.PodsNotReady = record.At(c.clock.Now())
+		st.Message = fmt.Sprintf("pods marked not ready: %+v", res)
+		return st.Advance(record.PhasePodsNotReady)
+
+	case record.PhasePodsNotReady, record.PhaseEvicting:
+		res, err := ev.EvictPods(ctx, node)
+		if err != nil {
+			return err
+		}
+		countPods(st, res)
+		if !res.Done() {
+			st.Message = fmt.Sprintf("evictions pending: %d blocked by a PodDisruptionBudget, %d failed",
+				res.Count(evict.PodPDBBlocked), res.Count(evict.PodFailed))
+			return st.Advance(record.PhaseEvicting)
+		}
+		st.EvictionsAccepted = record.At(c.clock.Now())
+		if len(res.FencedOnly()) > 0 {
+			st.Message = fmt.Sprintf("%d stateful pods wait for the node to be fenced", len(res.FencedOnly()))
+			return st.Advance(record.PhaseAwaitingFence)
+		}
+		st.Message = "evictions accepted; waiting for the workloads to recover"
+		return st.Advance(record.PhaseRecovering)
+
+	case record.PhaseAwaitingFence:
+		if memberState(members, node) == gossip.StateAlive {
+			st.Message = "the node came back before it was fenced: its stateful pods stay with it"
+			return st.Advance(record.PhaseRecovering)
+		}
+		if c.cfg.FenceBound == 0 {
+			st.Message = "stateful pods wait for the node or a person: --fence-bound is 0"
+			return nil
+		}
+		if st.Confirmed == nil || now.Before(st.Confirmed.Add(c.cfg.FenceBound)) {
+			return nil
+		}
+		if _, err := ev.ApplyOutOfService(ctx, node); err != nil {
+			return err
+		}
+		res, err := ev.EvictPods(ctx, node)
+		if err != nil {
+			return err
+		}
+		del, err := ev.ForceDeletePods(ctx, node, res.FencedOnly())
+		if err != nil {
+			return err
+		}
+		if err := del.Err(); err != nil {
+			return err
+		}
+		st.Fenced = record.At(c.clock.Now())
+		st.Message = fmt.Sprintf("fence bound passed: out-of-service applied, %d stateful pods removed", del.Count(evict.PodDeleted))
+		return st.Advance(record.PhaseFenced)
+
+	case record.PhaseFenced:
+		return st.Advance(record.PhaseRecovering)
+
+	case record.PhaseRecovering:
+		ok, err := c.recovered(ctx, node, st.AffectedOwners)
+		if err != nil {
+			return err
+		}
+		if ok {
+			st.WorkloadsRecovered = record.At(c.clock.Now())
+			st.Message = "every affected workload is back to its desired ready replicas"
+			return st.Advance(record.PhaseRecovered)
+		}
+		return c.handBack(ctx, f, members) // a node back before its workloads
+
+	case record.PhaseRecovered, record.PhaseNodeReturned:
+		return c.handBack(ctx, f, members)
+	}
+	return nil
+}
+
+// handBack ends the failover once the node has been back (alive on
+// gossip and Ready by its kubelet) for the stabilization period: it
+// removes exactly what haagent added and records the repair.
+func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, members []failover.Member) error {
+	node, st := f.Spec.Node, &f.Status
+	if memberState(members, node) != gossip.StateAlive {
+		c.returned(node, time.Time{})
+		return nil
+	}
+	n, err := c.d.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if nodeReady(n) != corev1.ConditionTrue {
+		c.returned(node, time.Time{})
+		return nil
+	}
+	now := c.clock.Now()
+	since := c.returned(node, now)
+	need := c.stabilization(node)
+	if now.Sub(since) < need {
+		st.Message = fmt.Sprintf("node is back; uncordon after %s of good health", need)
+		return nil
+	}
+	if st.NodeReturned == nil {
+		st.NodeReturned = record.At(since)
+	}
+	if err := st.Advance(record.PhaseNodeReturned); err != nil {
+		return err
+	}
+	if _, err := c.d.Evictor.Undo(ctx, node); err != nil {
+		return err
+	}
+	st.Uncordoned = record.At(c.clock.Now())
+	st.Message = "node handed back: haagent's cordon and taints removed"
+	c.returned(node, time.Time{})
+	return st.Advance(record.PhaseCompleted)
+}
+
+// returned tracks since when a node has been back; a zero now resets it.
+func (c *Coordinator) returned(node string, now time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.back == nil {
+		c.back = map[string]time.Time{}
+	}
+	if now.IsZero() {
+		delete(c.back, node)
+		return time.Time{}
+	}
+	if t, ok := c.back[node]; ok {
+		return t
+	}
+	c.back[node] = now
+	return now
+}
+
+// stabilization doubles for each other failover of the node within the
+// last hour: a flapping node stays cordoned longer.
+func (c *Coordinator) stabilization(node string) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.cfg.Stabilization
+	for _, t := range c.history[node] {
+		if c.clock.Since(t) < time.Hour && d < time.Hour {
+			d *= 2
+		}
+	}
+	return d
+}
+
+func memberState(members []failover.Member, name string) gossip.State {
+	for _, m := range members {
+		if m.Name == name {
+			return m.State
+		}
+	}
+	return gossip.StateLeft
+}
+
+func countPods(st *record.NodeFailoverStatus, res evict.PodsResult) {
+	p := &st.Pods
+	p.Total = int32(len(res.Pods) - res.Count(evict.PodSkipped))
+	p.Evicted = int32(res.Count(evict.PodEvicted))
+	p.PDBBlocked = int32(res.Count(evict.PodPDBBlocked))
+	p.FencedOnly = int32(len(res.FencedOnly()))
+	p.Gone = int32(res.Count(evict.PodGone))
+	p.Failed = int32(res.Count(evict.PodFailed))
+}
+
+// affectedOwners lists the workloads with pods on the node: Deployments
+// (through their ReplicaSets), bare ReplicaSets and StatefulSets, with the
+// replicas they want.
+func (c *Coordinator) affectedOwners(ctx context.Context, node string) ([]record.AffectedOwner, error) {
+	pods, err := c.d.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return nil, fmt.Errorf("list pods of %s: %w", node, err)
+	}
+	seen := map[record.AffectedOwner]bool{}
+	var out []record.AffectedOwner
+	apps := c.d.Client.AppsV1()
+	for _, p := range pods.Items {
+		ref := metav1.GetControllerOf(&p)
+		if ref == nil {
+			continue
+		}
+		o := record.AffectedOwner{Kind: ref.Kind, Namespace: p.Namespace, Name: ref.Name}
+		switch ref.Kind {
+		case "ReplicaSet":
+			rs, err := apps.ReplicaSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			o.DesiredReplicas = replicas(rs.Spec.Replicas)
+			if d := metav1.GetControllerOf(rs); d != nil && d.Kind == "Deployment" {
+				dep, err := apps.Deployments(p.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
+				if err != nil {
+					continue
+				}
+				o = record.AffectedOwner{Kind: "Deployment", Namespace: p.Namespace, Name: d.Name, DesiredReplicas: replicas(dep.Spec.Replicas)}
+			}
+		case "StatefulSet":
+			ss, err := apps.StatefulSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			o.DesiredReplicas = replicas(ss.Spec.Replicas)
+		default:
+			continue // DaemonSets stay with their node; Jobs are not replicas
+		}
+		if !seen[o] {
+			seen[o] = true
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func replicas(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
+}
+
+// recovered reports whether every owner has its desired number of pods
+// running and ready on other nodes, not terminating.
+func (c *Coordinator) recovered(ctx context.Context, node string, owners []record.AffectedOwner) (bool, error) {
+	for _, o := range owners {
+		sel, err := c.selector(ctx, o)
+		if err != nil {
+			return false, err
+		}
+		if sel == nil {
+			continue // the owner is gone: nothing left to recover
+		}
+		pods, err := c.d.Client.CoreV1().Pods(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return false, err
+		}
+		ready := int32(0)
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != node && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(&p) {
+				ready++
+			}
+		}
+		if ready < o.DesiredReplicas {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (c *Coordinator) selector(ctx context.Context, o record.AffectedOwner) (labels.Selector, error) {
+	apps := c.d.Client.AppsV1()
+	var ls *metav1.LabelSelector
+	switch o.Kind {
+	case "Deployment":
+		d, err := apps.Deployments(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, ignoreNotFound(err)
+		}
+		ls = d.Spec.Selector
+	case "ReplicaSet":
+		rs, err := apps.ReplicaSets(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, ignoreNotFound(err)
+		}
+		ls = rs.Spec.Selector
+	case "StatefulSet":
+		ss, err := apps.StatefulSets(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, ignoreNotFound(err)
+		}
+		ls = ss.Spec.Selector
+	default:
+		return nil, nil
+	}
+	return metav1.LabelSelectorAsSelector(ls)
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func ignoreNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// observePhases feeds the histograms with the phases this step reached,
+// measured from the last time the node was heard from.
+func (c *Coordinator) observePhases(before, after *record.NodeFailoverStatus) {
+	if after.LastHeard == nil {
+		return
+	}
+	from := after.LastHeard.Time
+	for _, p := range []struct {
+		phase      string
+		old, fresh *metav1.MicroTime
+	}{
+		{"cordoned", before.Cordoned, after.Cordoned},
+		{"tainted", before.Tainted, after.Tainted},
+		{"pods_not_ready", before.PodsNotReady, after.PodsNotReady},
+		{"evictions_accepted", before.EvictionsAccepted, after.EvictionsAccepted},
+		{"fenced", before.Fenced, after.Fenced},
+		{"workloads_recovered", before.WorkloadsRecovered, after.WorkloadsRecovered},
+		{"uncordoned", before.Uncordoned, after.Uncordoned},
+	} {
+		if p.old == nil && p.fresh != nil {
+			c.metrics.phase.WithLabelValues(p.phase).Observe(p.fresh.Sub(from).Seconds())
+		}
+	}
+	if before.WorkloadsRecovered == nil && after.WorkloadsRecovered != nil {
+		c.metrics.repair.Observe(after.WorkloadsRecovered.Sub(from).Seconds())
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,367 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+
+	"github.com/haagent/haagent/agent/evict"
+	"github.com/haagent/haagent/agent/failover"
+	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/record"
+)
+
+// Config configures the coordinator.
+type Config struct {
+	Lease  LeaseConfig
+	Decide failover.Config
+	// Enabled turns automatic failover on. Off, the agent still votes and
+	// never campaigns for the Lease.
+	Enabled bool
+	// Tick is how often the leader decides and moves records along.
+	Tick time.Duration
+	// FenceBound is how long after a node is confirmed dead its stateful
+	// pods (StatefulSet, ReadWriteOnce volumes) may be force-removed: the
+	// agents' --fence-after plus a margin, or the time the node is known
+	// to be powered off by. 0 never force-removes them: they wait for the
+	// node or for a person.
+	FenceBound time.Duration
+	// Stabilization is how long a returned node must stay alive and Ready
+	// before haagent uncordons it. It doubles for each further failover of
+	// the same node within an hour, so a flapping node stays cordoned.
+	Stabilization time.Duration
+}
+
+// DefaultConfig enables failover with stateful recovery off.
+func DefaultConfig() Config {
+	return Config{
+		Lease:         DefaultLeaseConfig(),
+		Decide:        failover.DefaultConfig(),
+		Enabled:       true,
+		Tick:          250 * time.Millisecond,
+		Stabilization: 2 * time.Minute,
+	}
+}
+
+// RegisterFlags binds the flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Lease.RegisterFlags(fs)
+	fs.BoolVar(&c.Enabled, "failover", c.Enabled, "fail dead nodes over automatically (off: vote and alert only)")
+	fs.DurationVar(&c.Tick, "coordinator-tick", c.Tick, "how often the coordinator decides and advances failovers")
+	fs.DurationVar(&c.FenceBound, "fence-bound", c.FenceBound, "after confirmation, when stateful pods of a dead node may be force-removed (0: never; must exceed --fence-after)")
+	fs.DurationVar(&c.Stabilization, "stabilization", c.Stabilization, "how long a returned node must stay healthy before it is uncordoned")
+	fs.DurationVar(&c.Decide.VoteMaxAge, "vote-max-age", c.Decide.VoteMaxAge, "how long a received vote counts")
+	fs.Float64Var(&c.Decide.MaxDeadFraction, "max-dead-fraction", c.Decide.MaxDeadFraction, "pause failover when more than this fraction of nodes (cluster or zone) is dead")
+	fs.IntVar(&c.Decide.ZoneMinNodes, "zone-min-nodes", c.Decide.ZoneMinNodes, "smallest zone judged on its own by --max-dead-fraction")
+	fs.IntVar(&c.Decide.Burst, "failover-burst", c.Decide.Burst, "failovers that may start at once")
+	fs.DurationVar(&c.Decide.Interval, "failover-interval", c.Decide.Interval, "one more failover may start each interval")
+}
+
+// Validate names the flag and the bound. fenceAfter is the agents'
+// --fence-after.
+func (c Config) Validate(fenceAfter time.Duration) error {
+	if err := c.Lease.Validate(); err != nil {
+		return err
+	}
+	if err := c.Decide.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Tick < 10*time.Millisecond || c.Tick > 10*time.Second:
+		return fmt.Errorf("coordinator: --coordinator-tick (%s) must be between 10ms and 10s", c.Tick)
+	case c.FenceBound < 0 || (c.FenceBound > 0 && c.FenceBound <= fenceAfter):
+		return fmt.Errorf("coordinator: --fence-bound (%s) must be 0 (never) or more than --fence-after (%s)", c.FenceBound, fenceAfter)
+	case c.Stabilization < 0 || c.Stabilization > time.Hour:
+		return fmt.Errorf("coordinator: --stabilization (%s) must be between 0s and 1h0m0s", c.Stabilization)
+	}
+	return nil
+}
+
+// Gossip is what the coordinator reads from the membership.
+type Gossip interface {
+	LocalName() string
+	Members() []gossip.Member
+	SeesMajority() bool
+}
+
+// Ballots gives locked access to the votes.
+type Ballots interface {
+	WithBallots(func(*failover.Ballots))
+}
+
+// Deps are what a Coordinator needs.
+type Deps struct {
+	Client     kubernetes.Interface
+	Namespace  string
+	Gossip     Gossip
+	Ballots    Ballots
+	Evictor    *evict.Evictor
+	Store      *record.Store
+	DryRun     bool
+	Clock      clock.WithTicker
+	Logger     *zap.Logger
+	Registerer prometheus.Registerer
+}
+
+// Coordinator decides and acts while it holds the Lease.
+type Coordinator struct {
+	cfg     Config
+	d       Deps
+	log     *zap.Logger
+	clock   clock.WithTicker
+	decider *failover.Decider
+	metrics *metrics
+
+	mu      sync.Mutex
+	active  map[string]*record.NodeFailover // by node
+	history map[string][]time.Time          // completed failovers by node
+	held    map[string]string               // last hold reason logged, by node
+	back    map[string]time.Time            // since when a failed-over node is back
+}
+
+// New validates and builds the coordinator; it starts nothing.
+func New(cfg Config, fenceAfter time.Duration, d Deps) (*Coordinator, error) {
+	if err := cfg.Validate(fenceAfter); err != nil {
+		return nil, err
+	}
+	if d.Client == nil || d.Gossip == nil || d.Ballots == nil || d.Evictor == nil || d.Store == nil || d.Logger == nil || d.Registerer == nil {
+		return nil, errors.New("coordinator: New needs Client, Gossip, Ballots, Evictor, Store, Logger and Registerer")
+	}
+	if d.Namespace == "" {
+		return nil, errors.New("coordinator: --namespace is required for the coordinator Lease (or set POD_NAMESPACE)")
+	}
+	dec, err := failover.NewDecider(cfg.Decide)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(d.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{cfg: cfg, d: d, log: d.Logger.Named("coordinator"), clock: d.Clock, decider: dec, metrics: m}
+	if c.clock == nil {
+		c.clock = clock.RealClock{}
+	}
+	return c, nil
+}
+
+// Run campaigns for the Lease and leads while it holds it, until ctx ends.
+func (c *Coordinator) Run(ctx context.Context) error {
+	if !c.cfg.Enabled {
+		c.log.Info("automatic failover is off (--failover=false): voting only")
+		<-ctx.Done()
+		return nil
+	}
+	l := &leadership{
+		cfg: c.cfg.Lease, client: c.d.Client, namespace: c.d.Namespace, identity: c.d.Gossip.LocalName(),
+		majority: c.d.Gossip.SeesMajority, clock: c.clock, log: c.log,
+		onChange: func(leading bool) { c.metrics.leader.Set(boolFloat(leading)) },
+	}
+	l.run(ctx, c.lead)
+	return nil
+}
+
+// lead runs the loop while this agent holds the Lease.
+func (c *Coordinator) lead(ctx context.Context) {
+	if err := c.load(ctx); err != nil {
+		// Without the records a new failover could repeat an old one's
+		// steps harmlessly, but it could also forget one: keep trying.
+		c.log.Error("load failover records", zap.Error(err))
+	}
+	t := c.clock.NewTicker(c.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		if c.active == nil {
+			if err := c.load(ctx); err != nil {
+				c.log.Error("load failover records", zap.Error(err))
+				continue
+			}
+		}
+		c.step(ctx)
+	}
+}
+
+// load reads the active records (to resume them) and the recent history
+// (for the flapping rule).
+func (c *Coordinator) load(ctx context.Context) error {
+	all, err := c.d.Store.ListAll(ctx)
+	if err != nil {
+		return err
+	}
+	active := map[string]*record.NodeFailover{}
+	history := map[string][]time.Time{}
+	for i := range all {
+		f := all[i].DeepCopy()
+		if f.Active() {
+			active[f.Spec.Node] = f
+		} else if f.Status.Confirmed != nil {
+			history[f.Spec.Node] = append(history[f.Spec.Node], f.Status.Confirmed.Time)
+		}
+	}
+	c.mu.Lock()
+	c.active, c.history, c.held = active, history, map[string]string{}
+	c.mu.Unlock()
+	if len(active) > 0 {
+		names := make([]string, 0, len(active))
+		for n := range active {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		c.log.Info("resuming failovers", zap.Strings("nodes", names))
+	}
+	c.metrics.active.Set(float64(len(active)))
+	return nil
+}
+
+// step is one pass: decide, start, advance.
+func (c *Coordinator) step(ctx context.Context) {
+	if err := c.d.Store.Flush(ctx); err != nil {
+		c.log.Warn("retry queued record writes", zap.Error(err))
+	}
+	now := c.clock.Now()
+	members := c.members(ctx)
+	activeSet := map[string]bool{}
+	for n := range c.active {
+		activeSet[n] = true
+	}
+	var decisions []failover.Decision
+	var pause string
+	c.d.Ballots.WithBallots(func(b *failover.Ballots) {
+		decisions, pause = c.decider.Decide(failover.Input{Now: now, Members: members, Ballots: b, Active: activeSet})
+	})
+	c.metrics.paused.Set(boolFloat(pause != ""))
+	agentDown := 0
+	for _, d := range decisions {
+		switch d.Action {
+		case failover.ActionStart:
+			c.start(ctx, d, now)
+		case failover.ActionHold:
+			c.hold(d)
+		case failover.ActionAgentDown:
+			agentDown++
+		}
+	}
+	c.metrics.agentDown.Set(float64(agentDown))
+
+	nodes := make([]string, 0, len(c.active))
+	for n := range c.active {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		if ctx.Err() != nil {
+			return
+		}
+		c.advance(ctx, c.active[n], members)
+	}
+	c.metrics.active.Set(float64(len(c.active)))
+}
+
+// members converts the gossip view, reading the opt-out label of the
+// members gossip holds dead (the only ones a decision can be about).
+func (c *Coordinator) members(ctx context.Context) []failover.Member {
+	var out []failover.Member
+	for _, m := range c.d.Gossip.Members() {
+		fm := failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch}
+		if m.State == gossip.StateDead {
+			if n, err := c.d.Client.CoreV1().Nodes().Get(ctx, m.Name, metav1.GetOptions{ResourceVersion: "0"}); err == nil {
+				fm.OptOut = evict.OptedOut(n)
+			}
+		}
+		out = append(out, fm)
+	}
+	return out
+}
+
+func (c *Coordinator) hold(d failover.Decision) {
+	c.mu.Lock()
+	last := c.held[d.Target]
+	c.held[d.Target] = d.Reason
+	c.mu.Unlock()
+	if last != d.Reason {
+		c.log.Warn("failover held back", zap.String("node", d.Target), zap.String("reason", d.Reason), zap.String("tally", d.Tally.String()))
+		c.metrics.held.Inc()
+	}
+}
+
+// start records a new failover. The record is the failover: once it is in
+// the API (or queued for it), any coordinator will carry it through.
+func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.Time) {
+	reason := fmt.Sprintf("confirmed dead by %s", d.Tally)
+	f, err := record.NewNodeFailover(d.Target, reason, c.d.DryRun, now)
+	if err != nil {
+		c.log.Error("new failover record", zap.String("node", d.Target), zap.Error(err))
+		return
+	}
+	st := &f.Status
+	lastHeard := d.Tally.LastHeard
+	if lastHeard.IsZero() || (!d.Tally.FirstSuspected.IsZero() && d.Tally.FirstSuspected.Before(lastHeard)) {
+		// Nobody recorded an ack (or the clocks disagree): the first
+		// suspicion is the latest time the node is known to have been fine.
+		lastHeard = d.Tally.FirstSuspected
+	}
+	if lastHeard.IsZero() {
+		lastHeard = now
+	}
+	st.LastHeard = record.At(lastHeard)
+	st.Suspected = record.At(d.Tally.FirstSuspected)
+	st.Confirmed = record.At(now)
+	var votes []failover.Vote
+	c.d.Ballots.WithBallots(func(b *failover.Ballots) { votes = b.Votes(d.Target) })
+	for _, v := range votes {
+		st.Votes = append(st.Votes, record.Vote{Voter: v.Voter, Opinion: record.Opinion(v.Opinion.String()), At: metav1.NewMicroTime(v.At)})
+	}
+	if err := st.Advance(record.PhaseConfirmed); err != nil {
+		c.log.Error("advance", zap.Error(err))
+		return
+	}
+	st.Message = reason
+	if c.d.DryRun {
+		st.Outcome = record.OutcomeDryRun
+	}
+	if err := c.d.Store.Create(ctx, f); err != nil && !errors.Is(err, record.ErrPending) {
+		c.log.Error("create failover record", zap.String("node", d.Target), zap.Error(err))
+		return
+	}
+	c.mu.Lock()
+	c.active[d.Target] = f
+	delete(c.held, d.Target)
+	c.mu.Unlock()
+	c.metrics.failovers.WithLabelValues("started").Inc()
+	c.metrics.detection.Observe(now.Sub(lastHeard).Seconds())
+	c.log.Warn("failover started", zap.String("node", d.Target), zap.String("tally", d.Tally.String()),
+		zap.Duration("since_last_heard", now.Sub(lastHeard)), zap.Bool("dry_run", c.d.DryRun))
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// nodeReady reports the Node's Ready condition status.
+func nodeReady(n *corev1.Node) corev1.ConditionStatus {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return corev1.ConditionUnknown
+}

@@ -1,0 +1,127 @@
+package record
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/haagent/haagent/internal/availability"
+)
+
+// Derive recomputes TimeToDetect and TimeToRepair from the timestamps, with
+// the definitions of internal/availability. A figure that cannot be measured
+// yet (a timestamp missing, or before LastHeard) is left empty. It also cuts
+// Message to the 4096 bytes the CRD allows. Store.Create and
+// Store.UpdateStatus call it, so the printer columns always agree with the
+// timestamps.
+func (s *NodeFailoverStatus) Derive() {
+	s.Message = truncate(s.Message, maxMessageLen)
+	f := s.toAvailability("")
+	s.TimeToDetect, s.TimeToRepair = "", ""
+	if d, ok := availability.TimeToDetect(f); ok {
+		s.TimeToDetect = FormatDuration(d)
+	}
+	if d, ok := availability.TimeToRepair(f); ok {
+		s.TimeToRepair = FormatDuration(d)
+	}
+}
+
+// ToAvailability returns what internal/availability needs of the record.
+// Missing timestamps become zero times. Dry-run records count too: the node
+// was down whether or not haagent acted.
+func (f *NodeFailover) ToAvailability() availability.Failover {
+	return f.Status.toAvailability(f.Spec.Node)
+}
+
+func (s *NodeFailoverStatus) toAvailability(node string) availability.Failover {
+	return availability.Failover{
+		Node:      node,
+		LastHeard: timeOf(s.LastHeard),
+		Confirmed: timeOf(s.Confirmed),
+		Recovered: timeOf(s.WorkloadsRecovered),
+	}
+}
+
+// FormatDuration renders a phase duration to the millisecond, as in the
+// status and the report: "850ms", "1.234s", "5m3.1s".
+func FormatDuration(d time.Duration) string {
+	return d.Round(time.Millisecond).String()
+}
+
+func timeOf(t *metav1.MicroTime) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
+}
+
+// Merge folds the status from into s, for when two writers (a coordinator
+// and its successor, or a queued write and a fresh read) hold different
+// versions of one record. Its rules hold whatever the order of the writes:
+//
+//   - the phase is the further of the two;
+//   - a timestamp is a fact that only gets recorded once, so each one is
+//     the earlier of the two that are set;
+//   - votes and conditions are merged by voter and by type (from wins for a
+//     voter or type in both);
+//   - the outcome, message, pod counts and affected owners come from the
+//     status with the further phase, and from from on a tie, because from is
+//     usually the newer intent of the caller;
+//
+// then the durations are derived again.
+func (s *NodeFailoverStatus) Merge(from *NodeFailoverStatus) {
+	if from == nil {
+		return
+	}
+	theirsAhead := from.Phase.rank() >= s.Phase.rank()
+	s.Phase = laterPhase(s.Phase, from.Phase)
+
+	mine, theirs := s.timestamps(), from.timestamps()
+	for i := range mine {
+		a, b := *mine[i], *theirs[i]
+		if b != nil && (a == nil || b.Time.Before(a.Time)) {
+			t := *b
+			*mine[i] = &t
+		}
+	}
+
+	if theirsAhead {
+		if from.Outcome != OutcomeNone || s.Outcome == OutcomeNone {
+			s.Outcome = from.Outcome
+		}
+		if from.Message != "" {
+			s.Message = from.Message
+		}
+		s.Pods = from.Pods
+		if from.AffectedOwners != nil {
+			s.AffectedOwners = append([]AffectedOwner(nil), from.AffectedOwners...)
+		}
+	}
+
+	for _, v := range from.Votes {
+		replaced := false
+		for i := range s.Votes {
+			if s.Votes[i].Voter == v.Voter {
+				s.Votes[i], replaced = v, true
+				break
+			}
+		}
+		if !replaced {
+			s.Votes = append(s.Votes, v)
+		}
+	}
+	for _, c := range from.Conditions {
+		replaced := false
+		for i := range s.Conditions {
+			if s.Conditions[i].Type == c.Type {
+				c.DeepCopyInto(&s.Conditions[i])
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			s.Conditions = append(s.Conditions, *c.DeepCopy())
+		}
+	}
+	s.Derive()
+}

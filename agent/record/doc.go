@@ -1,0 +1,51 @@
+// Package record keeps the record of every failover in the API, as a
+// cluster-scoped NodeFailover custom resource (haagent.io/v1alpha1, defined
+// by deploy/crd-nodefailover.yaml), and turns records into reports.
+//
+// A record is the failover's state, not a log written after the fact: the
+// coordinator creates it when a node is confirmed dead and updates its phase
+// and timestamps as it acts, so that a new coordinator (after a Lease
+// handover) lists the active records and resumes each half-done failover
+// where the last one stopped. The same timestamps give the measured times to
+// detect and repair (see internal/availability).
+//
+// # Time format
+//
+// Timestamps are metav1.MicroTime: RFC 3339 in UTC with exactly six
+// fractional digits ("2026-03-01T12:00:03.250000Z"). metav1.Time keeps whole
+// seconds only, useless for failovers that take seconds. The CRD checks the
+// six digits with a pattern, so every stored record can be read back.
+//
+// # Lifecycle
+//
+// Types and helpers (NewNodeFailover, Advance, Derive, Merge, SyncLabels,
+// ToAvailability) are pure. A Store wraps a dynamic client; NewStore makes
+// no request and starts no goroutine. The coordinator, and only the
+// coordinator (the Lease holder), writes:
+//
+//	f, _ := record.NewNodeFailover(node, reason, dryRun, now)
+//	f.Status.Advance(record.PhaseConfirmed)
+//	f.Status.LastHeard, f.Status.Confirmed = record.At(lastHeard), record.At(now)
+//	err := store.Create(ctx, f)            // ErrPending: queued, carry on
+//	...
+//	f.Status.Advance(record.PhaseCordoned) // refuses to go backwards
+//	f.Status.Cordoned = record.At(now)
+//	err = store.UpdateStatus(ctx, f)
+//	if errors.Is(err, record.ErrConflict) { // someone else wrote: re-read
+//		cur, _ := store.Get(ctx, f.Name)
+//		cur.Status.Merge(&f.Status)
+//		err = store.UpdateStatus(ctx, cur)
+//	}
+//	...
+//	if f.SyncLabels() { err = store.Update(ctx, f) } // when final
+//
+// and calls store.Flush(ctx) on every pass of its loop: writes that failed
+// with a retryable error (API server down, overloaded or slow) are queued in
+// memory and Flush retries them with exponential backoff, so no record is
+// lost to an API outage. Reads through the Store include the queued writes.
+//
+// # What it touches
+//
+// Only nodefailovers and nodefailovers/status in group haagent.io. It reads
+// no clock of its own (Config.Clock) and no other resources.
+package record
