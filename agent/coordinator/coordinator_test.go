@@ -1,0 +1,188 @@
+package coordinator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	kuberecord "k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/haagent/haagent/agent/evict"
+	"github.com/haagent/haagent/agent/failover"
+	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/record"
+)
+
+type fakeGossip struct{ members []gossip.Member }
+
+func (g *fakeGossip) LocalName() string        { return "n1" }
+func (g *fakeGossip) Members() []gossip.Member { return g.members }
+func (g *fakeGossip) SeesMajority() bool       { return true }
+func (g *fakeGossip) set(name string, s gossip.State) {
+	for i := range g.members {
+		if g.members[i].Name == name {
+			g.members[i].State = s
+		}
+	}
+}
+
+type fakeBallots struct{ b *failover.Ballots }
+
+func (f fakeBallots) WithBallots(fn func(*failover.Ballots)) { fn(f.b) }
+
+func node(name string) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+func pod(name, nodeName string, owner metav1.OwnerReference) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name),
+			Labels: map[string]string{"app": "web"}, OwnerReferences: []metav1.OwnerReference{owner}},
+		Spec: corev1.PodSpec{NodeName: nodeName},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+// TestCoordinator_failsOverAndHandsBack drives one failover through every
+// step on fake API clients: start on a quorum, cordon, taint, pods not
+// ready, eviction, recovery, and the hand-back when the node returns.
+func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
+	ctx := context.Background()
+	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+	}
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "default", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", Controller: ptr.To(true)}}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(int32(2)), Selector: deploy.Spec.Selector},
+	}
+	client := fake.NewClientset(node("n1"), node("n2"), node("n3"), node("n4"), node("n5"), deploy, rs,
+		pod("web-a", "n5", rsRef), pod("web-b", "n1", rsRef))
+
+	scheme := runtime.NewScheme()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
+	store, err := record.NewStore(dyn, record.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	evictor, err := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &fakeGossip{}
+	for _, n := range []string{"n1", "n2", "n3", "n4", "n5"} {
+		g.members = append(g.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1}})
+	}
+	ballots := failover.NewBallots()
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))
+	cfg := DefaultConfig()
+	cfg.Stabilization = 10 * time.Second
+	c, err := New(cfg, 10*time.Second, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
+		Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// n5 dies: two votes are not a quorum of five.
+	g.set("n5", gossip.StateDead)
+	lastAck := clk.Now().Add(-1500 * time.Millisecond)
+	vote := func(voter string) {
+		ballots.Add(failover.Vote{Voter: voter, Target: "n5", Opinion: failover.OpinionDead, VoterEpoch: 1, Seq: uint64(clk.Now().UnixNano()),
+			TargetEpoch: 1, LastAck: lastAck, At: clk.Now()}, clk.Now())
+	}
+	vote("n1")
+	vote("n2")
+	c.step(ctx)
+	if len(c.active) != 0 {
+		t.Fatalf("started a failover on 2 of 5 votes")
+	}
+	vote("n3")
+	// Each step advances one phase; a handful reach Recovering.
+	for i := 0; i < 6; i++ {
+		clk.Step(250 * time.Millisecond)
+		c.step(ctx)
+	}
+	f := c.active["n5"]
+	if f == nil {
+		t.Fatal("no failover started on 3 of 5 votes")
+	}
+	if f.Status.Phase != record.PhaseRecovering {
+		t.Fatalf("phase = %s (%s), want Recovering", f.Status.Phase, f.Status.Message)
+	}
+	n5, _ := client.CoreV1().Nodes().Get(ctx, "n5", metav1.GetOptions{})
+	if !n5.Spec.Unschedulable || len(n5.Spec.Taints) != 2 || nodeReady(n5) != corev1.ConditionUnknown {
+		t.Fatalf("n5 after failover: unschedulable=%v taints=%v ready=%s", n5.Spec.Unschedulable, n5.Spec.Taints, nodeReady(n5))
+	}
+	if f.Status.Pods.Evicted != 1 || len(f.Status.AffectedOwners) != 1 || f.Status.AffectedOwners[0].Name != "web" {
+		t.Fatalf("pods %+v owners %+v", f.Status.Pods, f.Status.AffectedOwners)
+	}
+	if got := f.Status.LastHeard.Time; !got.Equal(lastAck) {
+		t.Fatalf("lastHeard = %s, want the voters' last ack %s", got, lastAck)
+	}
+
+	// The replacement becomes ready on n2: recovered.
+	if _, err := client.CoreV1().Pods("default").Create(ctx, pod("web-c", "n2", rsRef), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Second)
+	c.step(ctx)
+	if f.Status.Phase != record.PhaseRecovered || f.Status.TimeToRepair == "" {
+		t.Fatalf("phase = %s (%s), repair %q; want Recovered", f.Status.Phase, f.Status.Message, f.Status.TimeToRepair)
+	}
+
+	// The node comes back; it is handed back only after 10 s of health.
+	g.set("n5", gossip.StateAlive)
+	n5.Status.Conditions[0].Status = corev1.ConditionTrue
+	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, n5, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.step(ctx)
+	clk.Step(5 * time.Second)
+	c.step(ctx)
+	if f.Status.Phase != record.PhaseRecovered {
+		t.Fatalf("handed back before the stabilization period: %s", f.Status.Phase)
+	}
+	clk.Step(6 * time.Second)
+	c.step(ctx)
+	if _, still := c.active["n5"]; still {
+		t.Fatalf("failover still active: %s (%s)", f.Status.Phase, f.Status.Message)
+	}
+	n5, _ = client.CoreV1().Nodes().Get(ctx, "n5", metav1.GetOptions{})
+	if n5.Spec.Unschedulable || len(n5.Spec.Taints) != 0 {
+		t.Fatalf("n5 not handed back: unschedulable=%v taints=%v", n5.Spec.Unschedulable, n5.Spec.Taints)
+	}
+	all, err := store.ListAll(ctx)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("records = %d, %v", len(all), err)
+	}
+	rec := all[0].Status
+	if rec.Phase != record.PhaseCompleted || rec.Outcome != record.OutcomeCompleted || rec.Uncordoned == nil || rec.NodeReturned == nil {
+		t.Fatalf("record = %+v", rec)
+	}
+	if len(rec.Votes) != 3 {
+		t.Fatalf("record votes = %+v, want the 3 dead votes", rec.Votes)
+	}
+}
