@@ -2,6 +2,7 @@
 //
 //	haagent run       the agent (one per node, as a DaemonSet)
 //	haagent members   the membership table of a running agent
+//	haagent report    the failover history and availability figures
 //	haagent version   the build stamp
 package main
 
@@ -22,6 +23,7 @@ const usage = `haagent: fast, safe Kubernetes node failover.
 Usage:
   haagent run [flags]        run the agent (see haagent run -h)
   haagent members [flags]    print the membership table of a running agent
+  haagent report [flags]     print the failover history and availability figures
   haagent version            print the version
 `
 
@@ -37,6 +39,8 @@ func dispatch(args []string, getenv func(string) string, stdout, stderr io.Write
 		return runCommand(args[1:], getenv, stderr)
 	case "members":
 		return membersCommand(args[1:], stdout, stderr)
+	case "report":
+		return reportCommand(args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version.String())
 		return 0
