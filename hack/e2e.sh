@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Runs the end-to-end tests against a real control plane.
+# Runs the end-to-end tests against a real control plane and real haagent
+# processes.
 #
 #   hack/e2e.sh                         # every end-to-end test
-#   hack/e2e.sh -run TestNodeFailure -v # extra arguments go to go test
+#   hack/e2e.sh -run TestAgents -v      # extra arguments go to go test
 #
 # It builds (or finds in the cache) the control-plane binaries with
 # hack/build-control-plane.sh, then runs go test in the test module with
 # HAAGENT_CONTROL_PLANE_BIN pointing at them. The first build takes many
-# minutes; later runs start testing at once.
+# minutes; later runs start testing at once. The tests build the haagent
+# binary themselves, once per run.
+#
+# Network faults (crashed nodes, partitions, packet loss) are iptables rules
+# on the loopback interface, so the tests that use them need root and
+# iptables. Run as root, this script installs the iptables package with
+# apt-get when it is missing. Without root those tests are skipped.
+#
+# Every rule the tests add carries the comment haagent-e2e-<pid>-<run id>,
+# pid being the test process's. A test removes its rules when it ends; if the
+# test process was killed first, this script removes them, before the tests
+# and again on exit, whatever the outcome. Rules of a test process still
+# alive (another run going on at the same time) are left alone.
 #
 # Environment:
 #   HAAGENT_CACHE_DIR      where the binaries are cached (default ~/.cache/haagent)
@@ -18,6 +31,76 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+log() {
+	echo "e2e: $*" >&2
+}
+
+have_iptables() {
+	command -v iptables >/dev/null && command -v iptables-save >/dev/null && command -v iptables-restore >/dev/null
+}
+
+ensure_iptables() {
+	if have_iptables; then
+		return
+	fi
+	if [[ $EUID -ne 0 ]]; then
+		log "iptables is missing and this is not root: the tests with network faults will be skipped"
+		return
+	fi
+	if ! command -v apt-get >/dev/null; then
+		log "iptables is missing and there is no apt-get to install it; install the iptables package"
+		exit 1
+	fi
+	log "iptables is missing; installing it: apt-get update && apt-get install -y iptables"
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables
+	have_iptables
+	log "installed: $(iptables --version)"
+}
+
+# remove_leftover_rules deletes every rule whose comment is
+# haagent-e2e-<pid>-... with no process <pid> any more.
+remove_leftover_rules() {
+	{ set +x; } 2>/dev/null
+	if [[ $EUID -ne 0 ]] || ! have_iptables; then
+		return 0
+	fi
+	local table="" line comment pid removed=0
+	local -a rule
+	while IFS= read -r line; do
+		case "$line" in
+		\**) table=${line#\*} ;;
+		"-A "*"--comment haagent-e2e-"* | "-A "*"--comment \"haagent-e2e-"*)
+			comment=${line#*--comment }
+			comment=${comment#\"}
+			pid=${comment#haagent-e2e-}
+			pid=${pid%%-*}
+			if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+				continue
+			fi
+			# iptables-save prints conntrack addresses without their /32,
+			# which iptables -D then fails to match: put it back.
+			line=$(sed -E 's#(--ct(orig|repl)(src|dst) [0-9.]+)( |$)#\1/32\4#g' <<<"$line")
+			# The rules carry no spaces or quotes, so splitting on blanks is exact.
+			read -r -a rule <<<"${line#-A }"
+			if iptables -w -t "$table" -D "${rule[@]}"; then
+				removed=$((removed + 1))
+			fi
+			;;
+		esac
+	done < <(iptables-save 2>/dev/null)
+	if ((removed > 0)); then
+		log "removed $removed leftover firewall rule(s) of ended test runs (comment haagent-e2e-*)"
+	fi
+}
+
+ensure_iptables
+remove_leftover_rules
+trap remove_leftover_rules EXIT
+# Exit through the EXIT trap on an interrupt too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 bin_dir=$("$root/hack/build-control-plane.sh" | tail -n 1)
 export HAAGENT_CONTROL_PLANE_BIN="$bin_dir"
 
@@ -27,5 +110,6 @@ read -r -a packages <<<"${HAAGENT_E2E_PACKAGES:-./...}"
 cd "$root/test"
 # -count=1: these tests start processes and measure time; a cached pass says
 # nothing about the binaries or the machine of today.
+# Not exec: the EXIT trap must run after go test.
 set -x
-exec go test -count=1 -timeout "${HAAGENT_E2E_TIMEOUT:-30m}" "$@" "${packages[@]}"
+go test -count=1 -timeout "${HAAGENT_E2E_TIMEOUT:-30m}" "$@" "${packages[@]}"

@@ -9,10 +9,38 @@
 //
 // A FakeKubelet plays the part of a node's kubelet as far as the control plane
 // can tell: it registers the Node, renews the node Lease, reports the pods bound
-// to it Running and Ready, and accepts TCP connections on the kubelet port. It
-// runs no containers. Stopping it is a crash: the Node and its pods are left as
-// they were, which is what the node lifecycle controller and haagent must cope
-// with.
+// to it Running and Ready, accepts TCP connections on the kubelet port and
+// answers GET /healthz on the kubelet's healthz port. It runs no containers.
+// Stopping it is a crash: the Node and its pods are left as they were, which
+// is what the node lifecycle controller and haagent must cope with.
+//
+// A Node is a simulated node as a whole: a FakeKubelet, a real `haagent run`
+// process (an Agent, built from this checkout by BuildAgent) and an API proxy,
+// all on the node's address. The agent runs with a token of the
+// ServiceAccount that deploy/ installs (ApplyDeploy), so it has exactly the
+// RBAC of a real install, and checks its node's kubelet healthz and the API
+// server. The Node's methods are the faults that befall a node: Crash (network
+// gone, agent SIGKILLed, kubelet stopped, all at once), Return, CrashAgent,
+// StopAgent (SIGTERM), PauseAgent and ResumeAgent (SIGSTOP, SIGCONT),
+// StopKubelet, IsolateFromAPI.
+//
+// Network faults are iptables rules on the host's loopback (a Firewall):
+// isolation, partitions between sets of node addresses, random packet loss,
+// a blocked port. Dropped packets vanish, so peers see timeouts as with a
+// real dead host. Network namespaces would give each node a network stack
+// of its own, but the control plane listens on 127.0.0.1 and the fake
+// kubelets live inside the test process; on one loopback both stay simple.
+// The price is that a process dialling another node gets 127.0.0.1 as its
+// source address, so each agent runs with a group of its own and a source
+// NAT rule gives its connections its node's address; see Firewall. Every
+// rule carries a comment naming the test process and run, so that
+// hack/e2e.sh can remove rules a killed run left behind.
+//
+// A Timeline watches the API during a fault and records, relative to the
+// fault, when the node was cordoned, tainted and marked not ready, when its
+// pods turned NotReady, left the Service endpoints and were deleted, when
+// replacements ran elsewhere, when every affected workload was whole again,
+// and each NodeFailover record of haagent's.
 //
 // Node addresses are loopback addresses (all of 127.0.0.0/8 reaches this host
 // on Linux), handed out by a NodeAddresses allocator. Pod IPs are drawn from
@@ -27,7 +55,8 @@
 // ("master disruption mode") and taints nothing: a test that crashes nodes
 // must keep some of them healthy.
 //
-// Child processes are put in their own process groups and get SIGKILL when the
-// test process dies, so an aborted test run leaves nothing running; Stop kills
-// them and removes the run directory.
+// Child processes (the control plane and the agents) are put in their own
+// process groups and get SIGKILL when the test process dies, so an aborted
+// test run leaves nothing running; Stop kills them and removes the run
+// directory, where each agent's config and log are kept under nodes/<name>/.
 package cluster

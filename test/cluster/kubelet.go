@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -52,6 +53,10 @@ type FakeKubeletConfig struct {
 	// in the Node's daemon endpoints. Every node has an address of its own,
 	// so the real default, 10250, works for many nodes on one machine.
 	KubeletPort int
+	// HealthzPort is the TCP port of the kubelet's healthz endpoint
+	// (GET /healthz answers "ok"), at Address.IP like the kubelet port, where
+	// a node's own agent checks its kubelet. 0 opens no healthz listener.
+	HealthzPort int
 	// LeaseDuration is written into the node Lease. The node lifecycle
 	// controller ignores it (it uses its own grace period); it is there
 	// because a real kubelet sets it.
@@ -82,6 +87,7 @@ func DefaultFakeKubeletConfig(nodeName string, addr NodeAddress) FakeKubeletConf
 		Address:              addr,
 		Zone:                 "zone-a",
 		KubeletPort:          10250,
+		HealthzPort:          10248,
 		LeaseDuration:        40 * time.Second,
 		LeaseRenewInterval:   10 * time.Second,
 		StatusUpdateInterval: 10 * time.Second,
@@ -108,6 +114,9 @@ func (c FakeKubeletConfig) Validate() error {
 	}
 	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
 		return fmt.Errorf("cluster: node %s: KubeletPort (%d) must be between 1 and 65535", c.NodeName, c.KubeletPort)
+	}
+	if c.HealthzPort < 0 || c.HealthzPort > 65535 || (c.HealthzPort != 0 && c.HealthzPort == c.KubeletPort) {
+		return fmt.Errorf("cluster: node %s: HealthzPort (%d) must be 0 (none) or between 1 and 65535, and differ from KubeletPort", c.NodeName, c.HealthzPort)
 	}
 	if c.LeaseRenewInterval <= 0 {
 		return fmt.Errorf("cluster: node %s: LeaseRenewInterval (%s) must be positive", c.NodeName, c.LeaseRenewInterval)
@@ -140,6 +149,7 @@ type FakeKubelet struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	listener net.Listener
+	healthz  *http.Server
 	acceptWG sync.WaitGroup
 	factory  informers.SharedInformerFactory
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -192,6 +202,14 @@ func (k *FakeKubelet) Address() NodeAddress { return k.cfg.Address }
 // KubeletAddr is host:port of the kubelet listener.
 func (k *FakeKubelet) KubeletAddr() string {
 	return net.JoinHostPort(k.cfg.Address.IP.String(), strconv.Itoa(k.cfg.KubeletPort))
+}
+
+// HealthzAddr is host:port of the healthz listener, empty without one.
+func (k *FakeKubelet) HealthzAddr() string {
+	if k.cfg.HealthzPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(k.cfg.Address.IP.String(), strconv.Itoa(k.cfg.HealthzPort))
 }
 
 // Start opens the kubelet port, registers the Node (updating it if it exists,
@@ -282,8 +300,8 @@ func (k *FakeKubelet) Stop() {
 	k.log.Info("node stopped")
 }
 
-// StartListener opens the kubelet port again after StopListener. Start does
-// this itself.
+// StartListener opens the kubelet port and the healthz port again after
+// StopListener. Start does this itself.
 func (k *FakeKubelet) StartListener() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -293,6 +311,13 @@ func (k *FakeKubelet) StartListener() error {
 	l, err := net.Listen("tcp", k.KubeletAddr())
 	if err != nil {
 		return fmt.Errorf("cluster: node %s: kubelet port: %w", k.cfg.NodeName, err)
+	}
+	var hl net.Listener
+	if k.cfg.HealthzPort != 0 {
+		if hl, err = net.Listen("tcp", k.HealthzAddr()); err != nil {
+			l.Close()
+			return fmt.Errorf("cluster: node %s: healthz port: %w", k.cfg.NodeName, err)
+		}
 	}
 	k.listener = l
 	k.acceptWG.Add(1)
@@ -307,20 +332,39 @@ func (k *FakeKubelet) StartListener() error {
 			conn.Close()
 		}
 	}()
+	if hl != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprint(w, "ok")
+		})
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		k.healthz = srv
+		k.acceptWG.Add(1)
+		go func() {
+			defer k.acceptWG.Done()
+			_ = srv.Serve(hl)
+		}()
+	}
 	return nil
 }
 
-// StopListener closes the kubelet port while the rest of the node goes on:
-// the node keeps its Lease and pods, but a TCP probe of its kubelet fails.
+// StopListener closes the kubelet port and the healthz port while the rest
+// of the node goes on: the node keeps its Lease and pods, but a TCP probe of
+// its kubelet and a GET of its healthz fail, as when the kubelet process is
+// down. Open healthz connections are cut too, so a client with keep-alive
+// sees the failure at once.
 func (k *FakeKubelet) StopListener() {
 	k.mu.Lock()
-	l := k.listener
-	k.listener = nil
+	l, srv := k.listener, k.healthz
+	k.listener, k.healthz = nil, nil
 	k.mu.Unlock()
 	if l != nil {
 		l.Close()
-		k.acceptWG.Wait()
 	}
+	if srv != nil {
+		srv.Close()
+	}
+	k.acceptWG.Wait()
 }
 
 func (k *FakeKubelet) registerNode(ctx context.Context) (*corev1.Node, error) {

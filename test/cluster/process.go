@@ -65,6 +65,12 @@ type process struct {
 // The child leads a process group of its own so that Stop can kill whatever
 // it forked too, and it gets SIGKILL if this test process dies first.
 func startProcess(sp *spawner, name, bin string, args []string, logPath string) (*process, error) {
+	return startProcessAs(sp, name, bin, args, logPath, nil)
+}
+
+// startProcessAs is startProcess with the child's user and groups set by
+// cred; nil keeps the test process's.
+func startProcessAs(sp *spawner, name, bin string, args []string, logPath string, cred *syscall.Credential) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -75,7 +81,7 @@ func startProcess(sp *spawner, name, bin string, args []string, logPath string) 
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := sp.start(cmd); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

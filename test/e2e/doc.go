@@ -1,8 +1,10 @@
 // Package e2e holds the end-to-end tests: a real control plane started by
-// package cluster, fake nodes, and (later) real haagent processes.
+// package cluster, deploy/ installed in it, and simulated nodes, each a fake
+// kubelet and a real haagent process built from this checkout.
 //
 // The tests need the control-plane binaries. hack/e2e.sh builds them and
 // sets HAAGENT_CONTROL_PLANE_BIN; without it every test here is skipped.
-// HAAGENT_E2E_KEEP=1 keeps each run directory (logs, kubeconfigs) after
-// the test.
+// Tests with network faults need root and iptables (hack/e2e.sh installs
+// it); without root they are skipped. HAAGENT_E2E_KEEP=1 keeps each run
+// directory (component and agent logs, kubeconfigs) after the test.
 package e2e

@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/haagent/haagent/agent/api"
+	"github.com/haagent/haagent/test/cluster"
+)
+
+// TestMain removes the haagent binary built for this test process, and
+// doubles as a tiny dialer for the firewall test (see dialHelper).
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(dialHelperEnv); addr != "" {
+		os.Exit(dialHelper(addr))
+	}
+	code := m.Run()
+	if agentBuild.dir != "" {
+		os.RemoveAll(agentBuild.dir)
+	}
+	os.Exit(code)
+}
+
+// agentBuild is the haagent binary, built once per test process from the
+// checkout this test module sits in.
+var agentBuild struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func haagentBinary(t *testing.T) string {
+	t.Helper()
+	agentBuild.once.Do(func() {
+		root, err := cluster.RepoRoot()
+		if err != nil {
+			agentBuild.err = err
+			return
+		}
+		if agentBuild.dir, err = os.MkdirTemp("", "haagent-e2e-bin-"); err != nil {
+			agentBuild.err = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		agentBuild.path, agentBuild.err = cluster.BuildAgent(ctx, root, agentBuild.dir)
+		if agentBuild.err == nil {
+			t.Logf("built %s in %s", agentBuild.path, time.Since(start).Round(100*time.Millisecond))
+		}
+	})
+	if agentBuild.err != nil {
+		t.Fatal(agentBuild.err)
+	}
+	return agentBuild.path
+}
+
+// deployDir is deploy/ of the checkout.
+func deployDir(t *testing.T) string {
+	t.Helper()
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "deploy")
+}
+
+// newFirewall returns a firewall for the control plane's run, removed when
+// the test ends. Its rules carry the comment haagent-e2e-<pid>-<run id>,
+// the run ID being that of the control plane's run directory.
+func newFirewall(t *testing.T, cp *cluster.ControlPlane) *cluster.Firewall {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network faults need root: run hack/e2e.sh as root")
+	}
+	runID := strings.TrimPrefix(filepath.Base(cp.Dir()), cluster.RulePrefix+"-")
+	fw, err := cluster.NewFirewall(runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fw.Close(); err != nil {
+			t.Errorf("remove firewall rules: %v", err)
+		}
+	})
+	return fw
+}
+
+// clusterOptions shape a test cluster.
+type clusterOptions struct {
+	nodes   int
+	timings timings
+	// agent, if set, adjusts each node's agent configuration.
+	agent func(i int, cfg *cluster.AgentConfig)
+}
+
+// testCluster is a control plane with deploy/ installed, a firewall, and
+// nodes each running a fake kubelet and a real haagent.
+type testCluster struct {
+	cp    *cluster.ControlPlane
+	fw    *cluster.Firewall
+	nodes []*cluster.Node
+}
+
+// startCluster starts everything and waits until every agent answers
+// /readyz. Cleanup stops the nodes (printing each agent's log if the test
+// failed), then removes the firewall rules, then stops the control plane.
+func startCluster(t *testing.T, opts clusterOptions) *testCluster {
+	t.Helper()
+	bin := haagentBinary(t)
+	cp := startControlPlane(t, opts.timings)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := cp.ApplyDeploy(ctx, deployDir(t)); err != nil {
+		t.Fatal(err)
+	}
+	tc := &testCluster{cp: cp, fw: newFirewall(t, cp)}
+
+	addrs := cluster.NewNodeAddresses()
+	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	var seed string
+	for i := range opts.nodes {
+		addr, err := addrs.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			seed = net.JoinHostPort(addr.IP.String(), strconv.Itoa(cluster.AgentGossipPort))
+		}
+		kc := cluster.DefaultFakeKubeletConfig(fmt.Sprintf("node-%d", i+1), addr)
+		kc.Logger = log
+		if opts.timings == tuned {
+			kc.LeaseRenewInterval = 2 * time.Second
+			kc.StatusUpdateInterval = 2 * time.Second
+		}
+		ac := cluster.DefaultAgentConfig(bin)
+		ac.Join = []string{seed}
+		if opts.agent != nil {
+			opts.agent(i, &ac)
+		}
+		n, err := cluster.StartNode(ctx, cp, tc.fw, cluster.NodeConfig{Kubelet: kc, Agent: &ac})
+		if n != nil {
+			t.Cleanup(func() {
+				if a := n.Agent(); a != nil && t.Failed() {
+					t.Logf("----- haagent %s (%s), last 60 lines -----\n%s", n.Name(), a.LogPath(), a.LogTail(60))
+				}
+				if err := n.Stop(); err != nil {
+					t.Errorf("stop node %s: %v", n.Name(), err)
+				}
+			})
+			tc.nodes = append(tc.nodes, n)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range tc.nodes {
+		if err := n.Agent().WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tc
+}
+
+// names of the nodes.
+func nodeNames(nodes []*cluster.Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Name()
+	}
+	return out
+}
+
+// waitMembers polls the /members of every node's agent until check passes
+// for each, and returns, per node, when it first passed. A failure shows
+// the last error of every agent that had not passed.
+func waitMembers(t *testing.T, nodes []*cluster.Node, timeout time.Duration, what string, check func(*api.MembersResponse) error) map[string]time.Time {
+	t.Helper()
+	passed := map[string]time.Time{}
+	last := map[string]error{}
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, n := range nodes {
+			if _, ok := passed[n.Name()]; ok {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			resp, err := n.Agent().Members(ctx)
+			cancel()
+			if err == nil {
+				err = check(resp)
+			}
+			if err == nil {
+				passed[n.Name()] = time.Now()
+				delete(last, n.Name())
+			} else {
+				last[n.Name()] = err
+			}
+		}
+		if len(passed) == len(nodes) {
+			return passed
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for name, err := range last {
+				fmt.Fprintf(&b, "\n  %s: %v", name, err)
+			}
+			t.Fatalf("%s: not within %s:%s", what, timeout, b.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// memberIs returns a check that name is in state on the agent.
+func memberIs(name, state string) func(*api.MembersResponse) error {
+	return func(resp *api.MembersResponse) error {
+		m, ok := cluster.Member(resp, name)
+		if !ok {
+			return fmt.Errorf("%s is not a member", name)
+		}
+		if m.State.String() != state {
+			return fmt.Errorf("%s is %s, want %s", name, m.State, state)
+		}
+		return nil
+	}
+}
