@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,6 +129,7 @@ type Coordinator struct {
 	history map[string][]time.Time          // completed failovers by node
 	held    map[string]string               // last hold reason logged, by node
 	back    map[string]time.Time            // since when a failed-over node is back
+	leading atomic.Bool
 }
 
 // New validates and builds the coordinator; it starts nothing.
@@ -149,7 +151,8 @@ func New(cfg Config, fenceAfter time.Duration, d Deps) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Coordinator{cfg: cfg, d: d, log: d.Logger.Named("coordinator"), clock: d.Clock, decider: dec, metrics: m}
+	c := &Coordinator{cfg: cfg, d: d, log: d.Logger.Named("coordinator"), clock: d.Clock, decider: dec, metrics: m,
+		held: map[string]string{}}
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
@@ -163,13 +166,42 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	go c.watchGuard(ctx)
 	l := &leadership{
 		cfg: c.cfg.Lease, client: c.d.Client, namespace: c.d.Namespace, identity: c.d.Gossip.LocalName(),
 		majority: c.d.Gossip.SeesMajority, clock: c.clock, log: c.log,
-		onChange: func(leading bool) { c.metrics.leader.Set(boolFloat(leading)) },
+		onChange: func(leading bool) { c.leading.Store(leading); c.metrics.leader.Set(boolFloat(leading)) },
 	}
 	l.run(ctx, c.lead)
 	return nil
+}
+
+// watchGuard keeps haagent_failover_paused true to this agent's own view
+// while it does not lead: with most nodes dead nobody may see a majority,
+// and the alert must fire all the same. The leader sets it from its
+// decisions.
+func (c *Coordinator) watchGuard(ctx context.Context) {
+	t := c.clock.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		if c.leading.Load() {
+			continue
+		}
+		var members []failover.Member
+		for _, m := range c.d.Gossip.Members() {
+			members = append(members, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone})
+		}
+		pause := failover.DeadFractionGuard(c.cfg.Decide, members)
+		c.metrics.paused.Set(boolFloat(pause != ""))
+		if pause != "" {
+			c.hold(failover.Decision{Target: "*", Reason: pause})
+		}
+	}
 }
 
 // lead runs the loop while this agent holds the Lease.

@@ -230,7 +230,7 @@ func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 		}
 	}
 
-	pause = d.deadFractionGuard(members)
+	pause = DeadFractionGuard(d.cfg, members)
 	optOut := map[string]bool{}
 	for _, m := range members {
 		optOut[m.Name] = m.OptOut
@@ -264,10 +264,12 @@ func (d *Decider) refill(now time.Time) {
 	d.last = now
 }
 
-// deadFractionGuard reports why automatic failover must pause, or "":
+// DeadFractionGuard reports why automatic failover must pause, or "":
 // more than MaxDeadFraction of the known members dead (by gossip), in the
-// whole cluster or in a zone of at least ZoneMinNodes.
-func (d *Decider) deadFractionGuard(members []Member) string {
+// whole cluster or in a zone of at least ZoneMinNodes. Every agent can
+// compute it from its own view, so the alert fires even when no agent
+// sees a majority and nobody coordinates.
+func DeadFractionGuard(cfg Config, members []Member) string {
 	type counts struct{ known, dead int }
 	all := counts{}
 	zones := map[string]*counts{}
@@ -287,9 +289,9 @@ func (d *Decider) deadFractionGuard(members []Member) string {
 			z.dead++
 		}
 	}
-	over := func(c counts) bool { return c.known > 0 && float64(c.dead) > d.cfg.MaxDeadFraction*float64(c.known) }
+	over := func(c counts) bool { return c.known > 0 && float64(c.dead) > cfg.MaxDeadFraction*float64(c.known) }
 	if over(all) {
-		return fmt.Sprintf("%d of %d nodes dead, more than %.0f%%", all.dead, all.known, 100*d.cfg.MaxDeadFraction)
+		return fmt.Sprintf("%d of %d nodes dead, more than %.0f%%", all.dead, all.known, 100*cfg.MaxDeadFraction)
 	}
 	names := make([]string, 0, len(zones))
 	for z := range zones {
@@ -297,8 +299,8 @@ func (d *Decider) deadFractionGuard(members []Member) string {
 	}
 	sort.Strings(names)
 	for _, z := range names {
-		if c := *zones[z]; z != "" && c.known >= d.cfg.ZoneMinNodes && over(c) {
-			return fmt.Sprintf("zone %s: %d of %d nodes dead, more than %.0f%%", z, c.dead, c.known, 100*d.cfg.MaxDeadFraction)
+		if c := *zones[z]; z != "" && c.known >= cfg.ZoneMinNodes && over(c) {
+			return fmt.Sprintf("zone %s: %d of %d nodes dead, more than %.0f%%", z, c.dead, c.known, 100*cfg.MaxDeadFraction)
 		}
 	}
 	return ""
