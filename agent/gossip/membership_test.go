@@ -246,6 +246,15 @@ func TestMembership_crashedAgentGoesSuspectThenDead(t *testing.T) {
 	})
 	t.Logf("all survivors saw n5 dead %s after the crash (protocol bound %s)", time.Since(crashed), bound)
 
+	// Events reach subscribers asynchronously, a moment after the table.
+	waitFor(t, 5*time.Second, "every survivor's subscription to deliver n5's death", func() bool {
+		for _, r := range recs {
+			if _, ok := r.first("n5", EventDead); !ok {
+				return false
+			}
+		}
+		return true
+	})
 	sawSuspect := false
 	for i, r := range recs {
 		types := r.types("n5")
@@ -463,9 +472,10 @@ func TestMembership_readinessReachesPeers(t *testing.T) {
 		m, _ := agents[1].member("n1")
 		return !m.Meta.Ready && m.Meta.Reason == "kubelet: connection refused"
 	})
-	if _, ok := rec.first("n1", EventUpdate); !ok {
-		t.Errorf("no update event for n1's readiness change")
-	}
+	waitFor(t, 5*time.Second, "an update event for n1's readiness change", func() bool {
+		_, ok := rec.first("n1", EventUpdate)
+		return ok
+	})
 	if err := agents[0].m.SetReadiness(true, "ignored when ready"); err != nil {
 		t.Fatal(err)
 	}
