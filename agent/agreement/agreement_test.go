@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haagent/haagent/internal/testlog"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/haagent/haagent/agent/failover"
 	"github.com/haagent/haagent/agent/gossip"
@@ -64,7 +64,7 @@ func startNodes(t *testing.T, count int, k *kubelets) []*node {
 		if i > 1 {
 			seeds = staticSeeds{nodes[0].tr.Addr()}
 		}
-		log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+		log := testlog.New(t, zap.ErrorLevel)
 		var err error
 		if n.g, err = gossip.New(cfg, gossip.Deps{Logger: log, Registerer: prometheus.NewRegistry(), Transport: n.tr, Seeds: seeds}); err != nil {
 			t.Fatal(err)

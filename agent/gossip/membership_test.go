@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haagent/haagent/internal/testlog"
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/haagent/haagent/internal/simnet"
 )
@@ -55,7 +55,7 @@ func startAgent(t *testing.T, tr *simnet.Transport, cfg Config, seeds ...string)
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	deps := Deps{
-		Logger:     zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
+		Logger:     testlog.New(t, zap.ErrorLevel),
 		Registerer: reg,
 		Transport:  tr,
 	}
