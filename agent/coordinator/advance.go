@@ -100,6 +100,12 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		return st.Advance(record.PhaseCordoned)
 
 	case record.PhaseCordoned:
+		if f.Spec.Cause == record.CauseNotReady {
+			// The kubelet lives: it keeps the Ready conditions itself, and
+			// terminates the evicted pods. Evict as a drain does.
+			st.Message = "node alive but not ready: draining it"
+			return st.Advance(record.PhasePodsNotReady)
+		}
 		// Ready=Unknown first: the node lifecycle controller removes the
 		// unreachable taint from a node it still sees Ready.
 		if _, err := ev.MarkNodeNotReady(ctx, node); err != nil {
@@ -146,6 +152,10 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		return st.Advance(record.PhaseRecovering)
 
 	case record.PhaseAwaitingFence:
+		if f.Spec.Cause == record.CauseNotReady {
+			st.Message = "stateful pods stay on the live node: move them by hand, or wait for the node to be ready"
+			return c.handBack(ctx, f, members)
+		}
 		if memberState(members, node) == gossip.StateAlive {
 			st.Message = "the node came back before it was fenced: its stateful pods stay with it"
 			return st.Advance(record.PhaseRecovering)
@@ -201,7 +211,7 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 // removes exactly what haagent added and records the repair.
 func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, members []failover.Member) error {
 	node, st := f.Spec.Node, &f.Status
-	if memberState(members, node) != gossip.StateAlive {
+	if memberState(members, node) != gossip.StateAlive || !memberReady(members, node) {
 		c.returned(node, time.Time{})
 		return nil
 	}
@@ -265,6 +275,16 @@ func (c *Coordinator) stabilization(node string) time.Duration {
 		}
 	}
 	return d
+}
+
+// memberReady reports whether the member's own checks pass.
+func memberReady(members []failover.Member, name string) bool {
+	for _, m := range members {
+		if m.Name == name {
+			return m.NotReadySince.IsZero()
+		}
+	}
+	return false
 }
 
 func memberState(members []failover.Member, name string) gossip.State {

@@ -129,6 +129,7 @@ type Coordinator struct {
 	history map[string][]time.Time          // completed failovers by node
 	held    map[string]string               // last hold reason logged, by node
 	back    map[string]time.Time            // since when a failed-over node is back
+	unready map[string]time.Time            // since when an alive node reports itself not ready
 	leading atomic.Bool
 }
 
@@ -152,7 +153,7 @@ func New(cfg Config, fenceAfter time.Duration, d Deps) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{cfg: cfg, d: d, log: d.Logger.Named("coordinator"), clock: d.Clock, decider: dec, metrics: m,
-		held: map[string]string{}}
+		held: map[string]string{}, unready: map[string]time.Time{}}
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
@@ -305,13 +306,26 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.metrics.active.Set(float64(len(c.active)))
 }
 
-// members converts the gossip view, reading the opt-out label of the
-// members gossip holds dead (the only ones a decision can be about).
+// members converts the gossip view: the opt-out label of the members
+// gossip holds dead (the only ones a vote can be about), and since when
+// each alive member has reported itself not ready.
 func (c *Coordinator) members(ctx context.Context) []failover.Member {
+	now := c.clock.Now()
 	var out []failover.Member
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, m := range c.d.Gossip.Members() {
 		fm := failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch}
-		if m.State == gossip.StateDead {
+		switch {
+		case m.State == gossip.StateAlive && !m.Meta.Ready && m.MetaError == "":
+			if _, ok := c.unready[m.Name]; !ok {
+				c.unready[m.Name] = now
+			}
+			fm.NotReadySince, fm.NotReadyReason = c.unready[m.Name], m.Meta.Reason
+		default:
+			delete(c.unready, m.Name)
+		}
+		if m.State == gossip.StateDead || !fm.NotReadySince.IsZero() {
 			if n, err := c.d.Client.CoreV1().Nodes().Get(ctx, m.Name, metav1.GetOptions{ResourceVersion: "0"}); err == nil {
 				fm.OptOut = evict.OptedOut(n)
 			}
@@ -336,10 +350,17 @@ func (c *Coordinator) hold(d failover.Decision) {
 // the API (or queued for it), any coordinator will carry it through.
 func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.Time) {
 	reason := fmt.Sprintf("confirmed dead by %s", d.Tally)
+	if d.NotReady {
+		reason = d.Cause
+	}
 	f, err := record.NewNodeFailover(d.Target, reason, c.d.DryRun, now)
 	if err != nil {
 		c.log.Error("new failover record", zap.String("node", d.Target), zap.Error(err))
 		return
+	}
+	f.Spec.Cause = record.CauseDead
+	if d.NotReady {
+		f.Spec.Cause = record.CauseNotReady
 	}
 	st := &f.Status
 	lastHeard := d.Tally.LastHeard

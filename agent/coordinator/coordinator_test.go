@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,14 @@ type fakeGossip struct{ members []gossip.Member }
 func (g *fakeGossip) LocalName() string        { return "n1" }
 func (g *fakeGossip) Members() []gossip.Member { return g.members }
 func (g *fakeGossip) SeesMajority() bool       { return true }
+func (g *fakeGossip) setReady(name string, ready bool, reason string) {
+	for i := range g.members {
+		if g.members[i].Name == name {
+			g.members[i].Meta.Ready, g.members[i].Meta.Reason = ready, reason
+		}
+	}
+}
+
 func (g *fakeGossip) set(name string, s gossip.State) {
 	for i := range g.members {
 		if g.members[i].Name == name {
@@ -91,7 +100,7 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	}
 	g := &fakeGossip{}
 	for _, n := range []string{"n1", "n2", "n3", "n4", "n5"} {
-		g.members = append(g.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1}})
+		g.members = append(g.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1, Ready: true}})
 	}
 	ballots := failover.NewBallots()
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))
@@ -184,5 +193,68 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	}
 	if len(rec.Votes) != 3 {
 		t.Fatalf("record votes = %+v, want the 3 dead votes", rec.Votes)
+	}
+}
+
+// TestCoordinator_notReadyNodeIsDrained: with --not-ready-failover-after,
+// a node alive on gossip that reports itself not ready that long is
+// cordoned and drained, not marked dead, and handed back once ready.
+func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
+	ctx := context.Background()
+	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
+	client := fake.NewClientset(node("n1"), node("n2"), node("n3"), pod("web-a", "n3", rsRef))
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
+	store, _ := record.NewStore(dyn, record.DefaultConfig())
+	reg := prometheus.NewRegistry()
+	evictor, _ := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
+	g := &fakeGossip{}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		g.members = append(g.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1, Ready: true}})
+	}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))
+	cfg := DefaultConfig()
+	cfg.Stabilization = 0
+	cfg.Decide.NotReadyAfter = 30 * time.Second
+	c, err := New(cfg, 10*time.Second, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{failover.NewBallots()},
+		Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.setReady("n3", false, "container-runtime: dial unix: no such file")
+	c.step(ctx)
+	clk.Step(29 * time.Second)
+	c.step(ctx)
+	if len(c.active) != 0 {
+		t.Fatal("failed over before --not-ready-failover-after")
+	}
+	for i := 0; i < 5; i++ {
+		clk.Step(time.Second)
+		c.step(ctx)
+	}
+	f := c.active["n3"]
+	if f == nil || f.Spec.Cause != record.CauseNotReady || !strings.Contains(f.Spec.Reason, "container-runtime") {
+		t.Fatalf("record = %+v", f)
+	}
+	n3, _ := client.CoreV1().Nodes().Get(ctx, "n3", metav1.GetOptions{})
+	if !n3.Spec.Unschedulable || len(n3.Spec.Taints) != 0 || nodeReady(n3) != corev1.ConditionTrue {
+		t.Fatalf("n3: unschedulable=%v taints=%v ready=%s; want cordoned only, Ready untouched", n3.Spec.Unschedulable, n3.Spec.Taints, nodeReady(n3))
+	}
+	if f.Status.Pods.Evicted != 1 {
+		t.Fatalf("pods = %+v, want the web pod evicted", f.Status.Pods)
+	}
+	g.setReady("n3", true, "")
+	for i := 0; i < 3; i++ {
+		clk.Step(time.Second)
+		c.step(ctx)
+	}
+	if _, still := c.active["n3"]; still {
+		t.Fatalf("not handed back once ready: %s (%s)", f.Status.Phase, f.Status.Message)
+	}
+	n3, _ = client.CoreV1().Nodes().Get(ctx, "n3", metav1.GetOptions{})
+	if n3.Spec.Unschedulable || len(n3.Spec.Taints) != 0 {
+		t.Fatalf("n3 not handed back: %+v", n3.Spec)
 	}
 }

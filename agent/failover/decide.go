@@ -18,6 +18,11 @@ type Member struct {
 	Epoch int64
 	// OptOut marks a node in maintenance: never failed over automatically.
 	OptOut bool
+	// NotReadySince is when the coordinator first saw the member, alive on
+	// gossip, report itself not ready (zero while it is ready), and
+	// NotReadyReason names the failing check.
+	NotReadySince  time.Time
+	NotReadyReason string
 }
 
 // Config tunes the decisions. Validate before use.
@@ -38,6 +43,11 @@ type Config struct {
 	// one more each Interval.
 	Burst    int
 	Interval time.Duration
+	// NotReadyAfter fails over a node that is alive on gossip but reports
+	// itself not ready for this long (its own checks failing). 0, the
+	// default, never does: a node's verdict about itself is one voice,
+	// and an API server outage makes every node not ready at once.
+	NotReadyAfter time.Duration
 }
 
 // DefaultConfig follows the node lifecycle controller's 55 % zone rule.
@@ -64,6 +74,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("failover: --failover-burst (%d) must be between 1 and 100", c.Burst)
 	case c.Interval < time.Second:
 		return fmt.Errorf("failover: --failover-interval (%s) must be at least 1s", c.Interval)
+	case c.NotReadyAfter != 0 && c.NotReadyAfter < 10*time.Second:
+		return fmt.Errorf("failover: --not-ready-failover-after (%s) must be 0 (off) or at least 10s", c.NotReadyAfter)
 	}
 	return nil
 }
@@ -166,10 +178,17 @@ type Decision struct {
 	Target string
 	Tally  Tally
 	Reason string
+	// NotReady is set when the node is alive but has reported itself not
+	// ready for longer than Config.NotReadyAfter; Cause says so.
+	NotReady bool
+	Cause    string
 }
 
 func (d Decision) String() string {
 	s := fmt.Sprintf("%s %s %s", d.Action, d.Target, d.Tally)
+	if d.NotReady {
+		s = fmt.Sprintf("%s %s %s", d.Action, d.Target, d.Cause)
+	}
 	if d.Reason != "" {
 		s += ": " + d.Reason
 	}
@@ -215,6 +234,14 @@ func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 
 	var confirmed []Decision
 	for _, target := range members {
+		if d.cfg.NotReadyAfter > 0 && target.State == gossip.StateAlive && !target.NotReadySince.IsZero() &&
+			in.Now.Sub(target.NotReadySince) >= d.cfg.NotReadyAfter && !in.Active[target.Name] {
+			confirmed = append(confirmed, Decision{Action: ActionStart, Target: target.Name, NotReady: true,
+				Tally:  Tally{Target: target.Name, LastHeard: target.NotReadySince, FirstSuspected: target.NotReadySince},
+				Cause:  fmt.Sprintf("not ready for %s: %s", d.cfg.NotReadyAfter, target.NotReadyReason),
+				Reason: ""})
+			continue
+		}
 		if target.State != gossip.StateDead && target.State != gossip.StateSuspect {
 			continue
 		}

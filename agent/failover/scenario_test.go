@@ -18,12 +18,14 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 // TestScenarios replays testdata/*.txt. Each file is a list of commands;
 // the lines starting with "> " after a "decide" are its expected output.
 //
-//	config key=value ...          Config fields: vote-max-age, max-dead-fraction, zone-min-nodes, burst, interval
+//	config key=value ...          Config fields: vote-max-age, max-dead-fraction, zone-min-nodes, burst, interval, not-ready-after
 //	members n1 n2 ...             add alive members in zone "a" (epoch 1)
 //	zone z n1 n2 ...              move members to zone z
 //	state n1 dead|suspect|...     the coordinator's gossip view of n1
 //	epoch n1 7                    n1's agent restarted with epoch 7
 //	optout n1 | optin n1          maintenance opt-out
+//	notready n1 reason...         n1 reports itself not ready from now on
+//	ready n1                      n1 reports itself ready again
 //	vote v1,v2 target opinion [target-epoch=N] [ack=-2s] [at=-1s]
 //	                              votes received now; times relative to now
 //	advance 5s                    move the clock
@@ -137,6 +139,8 @@ func (s *scenario) exec(line int, f []string) []string {
 				s.cfg.ZoneMinNodes, _ = strconv.Atoi(v)
 			case "burst":
 				s.cfg.Burst, _ = strconv.Atoi(v)
+			case "not-ready-after":
+				s.cfg.NotReadyAfter = s.duration(line, v)
 			default:
 				s.fail(line, "unknown config %q", k)
 			}
@@ -164,6 +168,12 @@ func (s *scenario) exec(line int, f []string) []string {
 		s.member(line, f[1]).Epoch = e
 	case "optout", "optin":
 		s.member(line, f[1]).OptOut = f[0] == "optout"
+	case "notready":
+		m := s.member(line, f[1])
+		m.NotReadySince, m.NotReadyReason = s.now, strings.Join(f[2:], " ")
+	case "ready":
+		m := s.member(line, f[1])
+		m.NotReadySince, m.NotReadyReason = time.Time{}, ""
 	case "vote":
 		op, err := ParseOpinion(f[3])
 		if err != nil {

@@ -65,7 +65,23 @@ type NodeFailoverSpec struct {
 	DryRun bool `json:"dryRun,omitempty"`
 	// Reason is a short human explanation of why the node was failed over.
 	Reason string `json:"reason,omitempty"`
+	// Cause is CauseDead or CauseNotReady; empty means CauseDead.
+	Cause Cause `json:"cause,omitempty"`
 }
+
+// Cause is why a failover started.
+type Cause string
+
+// Causes of a failover.
+const (
+	// CauseDead: a quorum of peers voted the node dead.
+	CauseDead Cause = "dead"
+	// CauseNotReady: the node, alive on gossip, failed its own checks for
+	// longer than --not-ready-failover-after. Its kubelet lives, so its
+	// pods are evicted as by a drain, and its stateful pods are never
+	// force-removed.
+	CauseNotReady Cause = "not-ready"
+)
 
 // Phase is how far a failover has got. Phases only move forward, in the
 // order of Phases; Failed may follow any phase that is not final.

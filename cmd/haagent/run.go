@@ -124,6 +124,7 @@ func parseRunOptions(args []string, getenv func(string) string, output io.Writer
 			return o, err
 		}
 	}
+	o.coordinator.Decide.NotReadyAfter = o.probe.NotReadyFailoverAfter
 	if err := o.coordinator.Validate(o.fence.After); err != nil {
 		return o, err
 	}
