@@ -258,3 +258,84 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 		t.Fatalf("n3 not handed back: %+v", n3.Spec)
 	}
 }
+
+// TestCoordinator_newCoordinatorResumes: a coordinator stops halfway
+// through a failover; a new one, with nothing but the API, carries the
+// record on from its phase without starting the failover again.
+func TestCoordinator_newCoordinatorResumes(t *testing.T) {
+	ctx := context.Background()
+	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
+	client := fake.NewClientset(node("n1"), node("n2"), node("n3"), pod("web-a", "n3", rsRef))
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
+	g := &fakeGossip{}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		g.members = append(g.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1, Ready: true}})
+	}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))
+	ballots := failover.NewBallots()
+	newCoordinator := func() *Coordinator {
+		reg := prometheus.NewRegistry()
+		store, _ := record.NewStore(dyn, record.DefaultConfig())
+		evictor, _ := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
+		c, err := New(DefaultConfig(), 10*time.Second, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
+			Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := newCoordinator()
+	g.set("n3", gossip.StateDead)
+	for _, v := range []string{"n1", "n2"} {
+		ballots.Add(failover.Vote{Voter: v, Target: "n3", Opinion: failover.OpinionDead, VoterEpoch: 1, Seq: 1, At: clk.Now()}, clk.Now())
+	}
+	first.step(ctx) // starts the failover and cordons
+	if p := first.active["n3"].Status.Phase; p != record.PhaseCordoned {
+		t.Fatalf("first coordinator stopped at %s, want Cordoned", p)
+	}
+	writes := len(client.Actions())
+
+	second := newCoordinator()
+	f := second.active["n3"]
+	if f == nil || f.Status.Phase != record.PhaseCordoned {
+		t.Fatalf("new coordinator loaded %+v, want the Cordoned record", f)
+	}
+	for i := 0; i < 4; i++ {
+		clk.Step(250 * time.Millisecond)
+		second.step(ctx)
+	}
+	// The pod's ReplicaSet is not in this fake API, so no owner waits:
+	// the failover goes straight on to Recovered.
+	if f.Status.Phase != record.PhaseRecovered || f.Status.Pods.Evicted != 1 {
+		t.Fatalf("resumed failover at %s (%s), pods %+v", f.Status.Phase, f.Status.Message, f.Status.Pods)
+	}
+	all, _ := second.d.Store.ListAll(ctx)
+	if len(all) != 1 {
+		t.Fatalf("%d records after the takeover, want the one resumed", len(all))
+	}
+	for _, a := range client.Actions()[writes:] {
+		if a.GetVerb() == "patch" && a.GetResource().Resource == "nodes" && a.GetSubresource() == "" {
+			if p, ok := a.(interface{ GetPatch() []byte }); ok && strings.Contains(string(p.GetPatch()), "unschedulable") {
+				t.Errorf("the new coordinator cordoned again: %s", p.GetPatch())
+			}
+		}
+	}
+}
+
+// TestCoordinator_flappingNodeStaysCordonedLonger: each other failover of
+// a node within the hour doubles its stabilization period.
+func TestCoordinator_flappingNodeStaysCordonedLonger(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))
+	c := &Coordinator{cfg: Config{Stabilization: time.Minute}, clock: clk, history: map[string][]time.Time{
+		"flappy": {clk.Now().Add(-50 * time.Minute), clk.Now().Add(-10 * time.Minute)},
+		"old":    {clk.Now().Add(-2 * time.Hour)},
+	}}
+	for node, want := range map[string]time.Duration{"flappy": 4 * time.Minute, "old": time.Minute, "new": time.Minute} {
+		if got := c.stabilization(node); got != want {
+			t.Errorf("stabilization(%s) = %s, want %s", node, got, want)
+		}
+	}
+}
