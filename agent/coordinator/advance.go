@@ -49,14 +49,16 @@ func (c *Coordinator) fail(f *record.NodeFailover, why string) {
 	c.log.Error("failover failed", zap.String("node", f.Spec.Node), zap.String("reason", why))
 }
 
-// persist writes the status; on a conflict (nobody else should write, but
-// a person may) it re-reads the record and writes our status over it.
+// persist writes the status. On a conflict (an earlier coordinator's
+// queued write landed late, or a person edited the record) it re-reads the
+// record and merges: the further phase wins and each timestamp keeps its
+// earliest value.
 func (c *Coordinator) persist(ctx context.Context, f *record.NodeFailover) {
 	err := c.d.Store.UpdateStatus(ctx, f)
 	if errors.Is(err, record.ErrConflict) {
 		fresh, gerr := c.d.Store.Get(ctx, f.Name)
 		if gerr == nil {
-			fresh.Status = f.Status.DeepCopy()
+			fresh.Status.Merge(&f.Status)
 			if err = c.d.Store.UpdateStatus(ctx, fresh); err == nil {
 				*f = *fresh
 			}

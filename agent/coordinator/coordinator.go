@@ -207,11 +207,13 @@ func (c *Coordinator) watchGuard(ctx context.Context) {
 
 // lead runs the loop while this agent holds the Lease.
 func (c *Coordinator) lead(ctx context.Context) {
-	if err := c.load(ctx); err != nil {
-		// Without the records a new failover could repeat an old one's
-		// steps harmlessly, but it could also forget one: keep trying.
-		c.log.Error("load failover records", zap.Error(err))
-	}
+	// What an earlier term of ours knew may be stale: another coordinator
+	// may have moved the records on since. Nothing is done until they are
+	// read again from the API, so that no failover is forgotten or started
+	// twice.
+	c.mu.Lock()
+	c.active = nil
+	c.mu.Unlock()
 	t := c.clock.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	for {
