@@ -21,7 +21,14 @@ LDFLAGS := -X github.com/haagent/haagent/internal/version.Version=$(VERSION) \
            -X github.com/haagent/haagent/internal/version.Commit=$(COMMIT) \
            -X github.com/haagent/haagent/internal/version.BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench clean
+.PHONY: all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean
+
+# Every decoder of outside input: gossip metadata, votes, records, the
+# config file, and the availability math. make fuzz runs each for FUZZTIME.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./agent/gossip:FuzzDecodeMeta ./agent/failover:FuzzDecodeVote \
+	./agent/record:FuzzUnstructuredRoundTrip ./cmd/haagent:FuzzConfigFile \
+	./internal/availability:FuzzKOfN ./internal/availability:FuzzSummarize
 
 all: build
 
@@ -66,6 +73,13 @@ demo: build
 
 bench:
 	hack/bench.sh
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 clean:
 	rm -rf bin
