@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -67,4 +68,54 @@ func loadKeyring(path string) (*memberlist.Keyring, error) {
 		return nil, fmt.Errorf("gossip: --keyring-file %s: %v", path, err)
 	}
 	return kr, nil
+}
+
+// keyringReloadInterval is how often the keyring file is read again. A
+// mounted Secret changes on disk within about a minute of its update.
+const keyringReloadInterval = 10 * time.Second
+
+// reloadKeyring brings the live keyring in line with the file: new keys
+// are installed, the file's first key becomes primary, keys no longer in
+// the file are removed — in that order, so that every key in use stays
+// accepted until the file drops it. Rotation without downtime is then: add
+// the new key as a second line everywhere, move it first, remove the old
+// line. A file that does not parse changes nothing.
+func reloadKeyring(kr *memberlist.Keyring, path string) (changed bool, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("gossip: --keyring-file: %v", err)
+	}
+	keys, err := ParseKeyring(path, data)
+	if err != nil {
+		return false, err
+	}
+	have := map[string]bool{}
+	for _, k := range kr.GetKeys() {
+		have[string(k)] = true
+	}
+	want := map[string]bool{}
+	for _, k := range keys {
+		want[string(k)] = true
+		if !have[string(k)] {
+			if err := kr.AddKey(k); err != nil {
+				return changed, fmt.Errorf("gossip: --keyring-file %s: %v", path, err)
+			}
+			changed = true
+		}
+	}
+	if !bytes.Equal(kr.GetPrimaryKey(), keys[0]) {
+		if err := kr.UseKey(keys[0]); err != nil {
+			return changed, fmt.Errorf("gossip: --keyring-file %s: %v", path, err)
+		}
+		changed = true
+	}
+	for _, k := range kr.GetKeys() {
+		if !want[string(k)] {
+			if err := kr.RemoveKey(k); err != nil {
+				return changed, fmt.Errorf("gossip: --keyring-file %s: %v", path, err)
+			}
+			changed = true
+		}
+	}
+	return changed, nil
 }

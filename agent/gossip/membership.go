@@ -65,6 +65,8 @@ type Membership struct {
 
 	handlers map[byte]Handler
 
+	keyringReload time.Duration
+
 	ml      atomic.Pointer[memberlist.Memberlist]
 	ready   atomic.Bool
 	running atomic.Bool
@@ -95,6 +97,8 @@ func New(cfg Config, deps Deps) (*Membership, error) {
 		handlers:  map[byte]Handler{},
 		members:   map[string]*Member{},
 		suspected: map[string]time.Time{},
+
+		keyringReload: keyringReloadInterval,
 	}
 	if m.clock == nil {
 		m.clock = clock.RealClock{}
@@ -243,6 +247,10 @@ func (m *Membership) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); m.joinLoop(loops) }()
 	go func() { defer wg.Done(); m.housekeeping(loops) }()
+	if m.keyring != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.watchKeyring(loops) }()
+	}
 
 	<-ctx.Done()
 	m.leave(ml)
@@ -450,6 +458,29 @@ func (m *Membership) joinRound(ctx context.Context) bool {
 	// Already in a group with other members: a seed that is down does not
 	// make us alone.
 	return m.alive.Load() > 1
+}
+
+// watchKeyring applies changes of the keyring file (a mounted Secret) to
+// the live keyring, without a restart.
+func (m *Membership) watchKeyring(ctx context.Context) {
+	t := m.clock.NewTicker(m.keyringReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		changed, err := reloadKeyring(m.keyring, m.cfg.KeyringFile)
+		switch {
+		case err != nil:
+			m.metrics.keyringReloads.WithLabelValues("failure").Inc()
+			m.log.Error("reload keyring; keeping the keys in use", zap.Error(err))
+		case changed:
+			m.metrics.keyringReloads.WithLabelValues("changed").Inc()
+			m.log.Info("keyring reloaded", zap.Int("keys", len(m.keyring.GetKeys())))
+		}
+	}
 }
 
 // housekeeping expires suspicions that were refuted without our noticing,

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -544,5 +545,114 @@ func TestMembership_applicationMessages(t *testing.T) {
 	})
 	if n := testutil.ToFloat64(agents[1].m.metrics.messagesReceived.WithLabelValues(transportPacket)); n == 0 {
 		t.Errorf("haagent_gossip_messages_received_total{transport=packet} = 0")
+	}
+}
+
+// TestMembership_keyRotationWithoutRestart rotates the gossip key through
+// the keyring files of running agents: the new key added, made primary,
+// the old one removed. Nobody is suspected on the way; afterwards only the
+// new key gets in.
+func TestMembership_keyRotationWithoutRestart(t *testing.T) {
+	keyA := []byte("0123456789abcdef")
+	keyB := []byte("fedcba9876543210fedcba9876543210")
+	dir := t.TempDir()
+	write := func(path string, keys ...[]byte) {
+		t.Helper()
+		var text string
+		for _, k := range keys {
+			text += base64.StdEncoding.EncodeToString(k) + "\n"
+		}
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nw := simnet.New()
+	var agents []*testAgent
+	var rings []string
+	var recs []*recorder
+	for i := 1; i <= 3; i++ {
+		ring := filepath.Join(dir, fmt.Sprintf("keys-%d", i))
+		write(ring, keyA)
+		rings = append(rings, ring)
+		cfg := testConfig(fmt.Sprintf("n%d", i))
+		cfg.KeyringFile = ring
+		tr := nw.NewTransport()
+		reg := prometheus.NewRegistry()
+		var seeds PeerSource
+		if i > 1 {
+			seeds = staticSeeds{agents[0].tr.Addr()}
+		}
+		m, err := New(cfg, Deps{Logger: testlog.New(t, zap.ErrorLevel), Registerer: reg, Transport: tr, Seeds: seeds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.keyringReload = 50 * time.Millisecond
+		ctx, cancel := context.WithCancel(context.Background())
+		a := &testAgent{m: m, tr: tr, reg: reg, cancel: cancel, done: make(chan error, 1)}
+		go func() { a.done <- m.Run(ctx) }()
+		t.Cleanup(a.stop)
+		agents = append(agents, a)
+		recs = append(recs, record(t, m))
+	}
+	waitConverged(t, agents, 3)
+
+	everywhere := func(what string, ok func(*Membership) bool) {
+		t.Helper()
+		waitFor(t, 5*time.Second, what, func() bool {
+			for _, a := range agents {
+				if !ok(a.m) {
+					return false
+				}
+			}
+			return true
+		})
+		time.Sleep(500 * time.Millisecond) // gossip with the new keys for a while
+		waitConverged(t, agents, 3)
+	}
+	for _, r := range rings {
+		write(r, keyA, keyB)
+	}
+	everywhere("the new key installed", func(m *Membership) bool { return len(m.keyring.GetKeys()) == 2 })
+	for _, r := range rings {
+		write(r, keyB, keyA)
+	}
+	everywhere("the new key primary", func(m *Membership) bool { return bytes.Equal(m.keyring.GetPrimaryKey(), keyB) })
+	for _, r := range rings {
+		write(r, keyB)
+	}
+	everywhere("the old key removed", func(m *Membership) bool { return len(m.keyring.GetKeys()) == 1 })
+
+	// A broken file changes nothing and is counted.
+	if err := os.WriteFile(rings[0], []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the failed reload counted", func() bool {
+		return testutil.ToFloat64(agents[0].m.metrics.keyringReloads.WithLabelValues("failure")) >= 1
+	})
+	if !bytes.Equal(agents[0].m.keyring.GetPrimaryKey(), keyB) || len(agents[0].m.keyring.GetKeys()) != 1 {
+		t.Fatal("a broken keyring file changed the keys in use")
+	}
+
+	for i, r := range recs {
+		for _, other := range []string{"n1", "n2", "n3"} {
+			for _, typ := range r.types(other) {
+				if typ == EventSuspect || typ == EventDead {
+					t.Errorf("n%d saw %s %s during the rotation", i+1, other, typ)
+				}
+			}
+		}
+	}
+
+	old := writeKeyring(t, keyA)
+	cfg := testConfig("old-key")
+	cfg.KeyringFile = old
+	outsider := startAgent(t, nw.NewTransport(), cfg, agents[0].tr.Addr())
+	fresh := writeKeyring(t, keyB)
+	cfg = testConfig("new-key")
+	cfg.KeyringFile = fresh
+	newcomer := startAgent(t, nw.NewTransport(), cfg, agents[0].tr.Addr())
+	waitConverged(t, append(agents, newcomer), 4)
+	if n := len(outsider.m.Members()); n != 1 {
+		t.Fatalf("a member with the removed key sees %d members, want only itself", n)
 	}
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	metaErrors       prometheus.Counter
 	malformed        *prometheus.CounterVec
 	joins            *prometheus.CounterVec
+	keyringReloads   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -66,10 +67,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "join_attempts_total",
 			Help: "Attempts to join seed peers, by result.",
 		}, []string{"result"}),
+		keyringReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "keyring_reloads_total",
+			Help: "Keyring file reloads that changed the keys, or failed (the keys in use are kept).",
+		}, []string{"result"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.members, m.events, m.probeRTT, m.healthScore, m.messagesSent, m.messagesReceived,
-		m.bytesSent, m.bytesReceived, m.metaErrors, m.malformed, m.joins,
+		m.bytesSent, m.bytesReceived, m.metaErrors, m.malformed, m.joins, m.keyringReloads,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -95,6 +100,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"success", "failure"} {
 		m.joins.WithLabelValues(r)
 	}
+	m.keyringReloads.WithLabelValues("changed")
+	m.keyringReloads.WithLabelValues("failure")
 	return m, nil
 }
 
