@@ -48,6 +48,10 @@ type Deps struct {
 	Transport memberlist.NodeAwareTransport
 	// Seeds finds peers to join. Nil means this agent waits to be joined.
 	Seeds PeerSource
+	// Admit decides whether a peer may be a member: it returns "" to admit,
+	// or the reason of a refusal (a short fixed word, used as a metric
+	// label). Nil admits every peer that has the key and the label.
+	Admit func(name string, ip net.IP) (refusal string)
 }
 
 // Membership is one agent's gossip membership.
@@ -58,6 +62,7 @@ type Membership struct {
 	clock   clock.WithTicker
 	metrics *metrics
 	seeds   PeerSource
+	admit   func(string, net.IP) string
 	keyring *memberlist.Keyring
 	inner   memberlist.NodeAwareTransport
 	bus     *eventBus
@@ -76,6 +81,7 @@ type Membership struct {
 	local     Meta
 	members   map[string]*Member
 	suspected map[string]time.Time
+	refusedAt map[string]time.Time
 }
 
 // New validates the configuration and reads the keyring. It starts nothing.
@@ -92,11 +98,13 @@ func New(cfg Config, deps Deps) (*Membership, error) {
 		log:       deps.Logger.Named("gossip"),
 		clock:     deps.Clock,
 		seeds:     deps.Seeds,
+		admit:     deps.Admit,
 		inner:     deps.Transport,
 		bus:       newEventBus(),
 		handlers:  map[byte]Handler{},
 		members:   map[string]*Member{},
 		suspected: map[string]time.Time{},
+		refusedAt: map[string]time.Time{},
 
 		keyringReload: keyringReloadInterval,
 	}
@@ -342,6 +350,9 @@ func (m *Membership) memberlistConfig(t memberlist.NodeAwareTransport, port int)
 	c.Events = d
 	c.Ping = d
 	c.Conflict = d
+	if m.admit != nil {
+		c.Alive = d
+	}
 	c.LogOutput = nil
 	c.Logger = log.New(&logBridge{log: m.log.Named("memberlist"), onSuspect: m.onSuspect}, "", 0)
 	return c
@@ -710,6 +721,40 @@ func (d *delegate) AckPayload() []byte { return nil }
 func (d *delegate) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []byte) {
 	d.m.metrics.probeRTT.Observe(rtt.Seconds())
 	d.m.onAck(n.Name)
+}
+
+// NotifyAlive refuses a peer the admission check does not know; memberlist
+// then ignores its alive message, so it never becomes a member and its
+// votes never count.
+func (d *delegate) NotifyAlive(n *memberlist.Node) error {
+	if n.Name == d.m.cfg.NodeName {
+		return nil
+	}
+	refusal := d.m.admit(n.Name, n.Addr)
+	if refusal == "" {
+		return nil
+	}
+	d.m.metrics.refusals.WithLabelValues(refusal).Inc()
+	d.m.logRefusal(n.Name, n.Address(), refusal)
+	return fmt.Errorf("refused: %s", refusal)
+}
+
+// logRefusal logs a refused peer at most once a minute per name and
+// reason: a rogue member repeats its alive messages many times a second.
+func (m *Membership) logRefusal(name, addr, reason string) {
+	now := m.clock.Now()
+	key := name + "/" + reason
+	m.mu.Lock()
+	last, seen := m.refusedAt[key]
+	quiet := seen && now.Sub(last) < time.Minute
+	if !quiet {
+		m.refusedAt[key] = now
+	}
+	m.mu.Unlock()
+	if quiet {
+		return
+	}
+	m.log.Warn("refused a gossip member", zap.String("peer", name), zap.String("addr", addr), zap.String("reason", reason))
 }
 
 func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -655,4 +657,47 @@ func TestMembership_keyRotationWithoutRestart(t *testing.T) {
 	if n := len(outsider.m.Members()); n != 1 {
 		t.Fatalf("a member with the removed key sees %d members, want only itself", n)
 	}
+}
+
+// TestMembership_admissionRefusesUnknownPeers: a peer the admission check
+// refuses never becomes a member, and each refusal is counted.
+func TestMembership_admissionRefusesUnknownPeers(t *testing.T) {
+	nw := simnet.New()
+	admit := func(name string, _ net.IP) string {
+		if strings.HasPrefix(name, "n") {
+			return ""
+		}
+		return "unknown_node"
+	}
+	var agents []*testAgent
+	for i := 1; i <= 3; i++ {
+		cfg := testConfig(fmt.Sprintf("n%d", i))
+		tr := nw.NewTransport()
+		reg := prometheus.NewRegistry()
+		var seeds PeerSource
+		if i > 1 {
+			seeds = staticSeeds{agents[0].tr.Addr()}
+		}
+		m, err := New(cfg, Deps{Logger: testlog.New(t, zap.ErrorLevel), Registerer: reg, Transport: tr, Seeds: seeds, Admit: admit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		a := &testAgent{m: m, tr: tr, reg: reg, cancel: cancel, done: make(chan error, 1)}
+		go func() { a.done <- m.Run(ctx) }()
+		t.Cleanup(a.stop)
+		agents = append(agents, a)
+	}
+	waitConverged(t, agents, 3)
+	rogue := startAgent(t, nw.NewTransport(), testConfig("rogue"), agents[0].tr.Addr())
+	waitFor(t, 5*time.Second, "the rogue's refusals counted", func() bool {
+		return testutil.ToFloat64(agents[0].m.metrics.refusals.WithLabelValues("unknown_node")) >= 1
+	})
+	time.Sleep(time.Second)
+	for _, a := range agents {
+		if _, ok := a.member("rogue"); ok {
+			t.Fatalf("%s admitted the rogue", a.m.LocalName())
+		}
+	}
+	_ = rogue
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	malformed        *prometheus.CounterVec
 	joins            *prometheus.CounterVec
 	keyringReloads   *prometheus.CounterVec
+	refusals         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -71,10 +72,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "keyring_reloads_total",
 			Help: "Keyring file reloads that changed the keys, or failed (the keys in use are kept).",
 		}, []string{"result"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "admission_refusals_total",
+			Help: "Alive messages of peers refused by the admission check, by reason.",
+		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.members, m.events, m.probeRTT, m.healthScore, m.messagesSent, m.messagesReceived,
-		m.bytesSent, m.bytesReceived, m.metaErrors, m.malformed, m.joins, m.keyringReloads,
+		m.bytesSent, m.bytesReceived, m.metaErrors, m.malformed, m.joins, m.keyringReloads, m.refusals,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -28,6 +28,7 @@ import (
 	kuberecord "k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/haagent/haagent/agent/admission"
 	"github.com/haagent/haagent/agent/agreement"
 	"github.com/haagent/haagent/agent/api"
 	"github.com/haagent/haagent/agent/coordinator"
@@ -58,6 +59,7 @@ type runOptions struct {
 	kubeconfig        string
 	namespace         string
 	discoverySelector string
+	admission         bool
 }
 
 func defaultRunOptions() runOptions {
@@ -72,6 +74,7 @@ func defaultRunOptions() runOptions {
 		evict:             evict.DefaultConfig(),
 		fence:             fence.DefaultConfig(),
 		discoverySelector: "app.kubernetes.io/name=haagent",
+		admission:         true,
 	}
 }
 
@@ -93,6 +96,7 @@ func (o *runOptions) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file; empty means in-cluster when run in a pod, else no Kubernetes API")
 	fs.StringVar(&o.namespace, "namespace", o.namespace, "namespace of the haagent pods (env POD_NAMESPACE)")
 	fs.StringVar(&o.discoverySelector, "discovery-selector", o.discoverySelector, "label selector of the haagent pods to join")
+	fs.BoolVar(&o.admission, "admission", o.admission, "admit only gossip peers named after a Node, at that Node's address (needs the API)")
 }
 
 // parseRunOptions reads flags, environment and the config file, and
@@ -203,7 +207,16 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if len(seeds) > 0 {
 		peerSource = seeds
 	}
-	members, err := gossip.New(o.gossip, gossip.Deps{Logger: log, Registerer: reg, Seeds: peerSource})
+	gossipDeps := gossip.Deps{Logger: log, Registerer: reg, Seeds: peerSource}
+	if client != nil && o.admission {
+		checker := admission.New(client)
+		checker.Start(ctx)
+		if !checker.WaitForSync(ctx, 30*time.Second) {
+			log.Warn("the Node list did not arrive within 30s: admitting gossip peers unchecked until it does")
+		}
+		gossipDeps.Admit = checker.Admit
+	}
+	members, err := gossip.New(o.gossip, gossipDeps)
 	if err != nil {
 		return err
 	}

@@ -520,3 +520,75 @@ func TestFailover_tooManyDeadPauses(t *testing.T) {
 		t.Errorf("%d failover records while paused, want none", len(recs))
 	}
 }
+
+// TestFailover_apiOutageDuringFailover cuts every node off from the API
+// server right after a failover has started. The agents keep gossiping;
+// when the API returns, a coordinator resumes the failover from its record
+// and completes it: one record, nothing done to healthy nodes.
+func TestFailover_apiOutageDuringFailover(t *testing.T) {
+	tc := startCluster(t, clusterOptions{nodes: 5, agent: failoverAgents})
+	names := nodeNames(tc.nodes)
+	client := tc.cp.Client()
+	ctx := context.Background()
+	waitMembers(t, tc.nodes, time.Minute, "every agent sees 5 alive and ready members", allAliveAndReady(names))
+	startWorkload(t, client, 5)
+	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Stop()
+
+	victim, survivors := tc.nodes[4], tc.nodes[:4]
+	crashed, err := victim.Crash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.Fault(crashed, victim.Name())
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := tl.WaitFor(waitCtx, cluster.EventCordoned, victim.Name()); err != nil {
+		t.Fatalf("failover did not start: %v\n%s", err, tl.Table())
+	}
+
+	var cuts []*cluster.Fault
+	for _, n := range survivors {
+		f, err := n.IsolateFromAPI()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cuts = append(cuts, f)
+	}
+	outage := time.Now()
+	t.Logf("API cut off from every node %s after the crash", outage.Sub(crashed).Round(10*time.Millisecond))
+	// Gossip does not need the API: the survivors stay together.
+	time.Sleep(20 * time.Second)
+	waitMembers(t, survivors, 10*time.Second, "the survivors still gossip during the outage", func(resp *api.MembersResponse) error {
+		for _, n := range survivors {
+			if m, _ := cluster.Member(resp, n.Name()); m.State.String() != "alive" {
+				return fmt.Errorf("%s is %s", n.Name(), m.State)
+			}
+		}
+		return nil
+	})
+	for _, f := range cuts {
+		if err := f.Remove(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("API back after %s", time.Since(outage).Round(10*time.Millisecond))
+
+	waitCtx2, cancel2 := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel2()
+	if _, err := tl.WaitFor(waitCtx2, cluster.EventOwnerRecovered, "Deployment/default/web"); err != nil {
+		t.Fatalf("workload not recovered after the outage: %v\n%s", err, tl.Table())
+	}
+	eventually(t, time.Minute, "the failover record past Recovered", func(ctx context.Context) (bool, error) {
+		r, ok := recordOf(failoverRecords(ctx, t, tc.cp), victim.Name())
+		return ok && r.Status.WorkloadsRecovered != nil, nil
+	})
+	t.Logf("timeline across the API outage:\n%s", tl.Table())
+	if recs := failoverRecords(ctx, t, tc.cp); len(recs) != 1 {
+		t.Errorf("%d failover records, want exactly one", len(recs))
+	}
+	noActionOn(t, tl, nodeNames(survivors), -time.Hour)
+}
