@@ -21,7 +21,7 @@ LDFLAGS := -X github.com/haagent/haagent/internal/version.Version=$(VERSION) \
            -X github.com/haagent/haagent/internal/version.Commit=$(COMMIT) \
            -X github.com/haagent/haagent/internal/version.BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean
+.PHONY: soak all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean
 
 # Every decoder of outside input: gossip metadata, votes, records, the
 # config file, and the availability math. make fuzz runs each for FUZZTIME.
@@ -43,6 +43,11 @@ unit:
 
 e2e:
 	hack/e2e.sh
+
+## soak: 20 nodes under 10 % packet loss for SOAK_DURATION (20m); make test runs it for 2m.
+SOAK_DURATION ?= 20m
+soak:
+	HAAGENT_SOAK_DURATION=$(SOAK_DURATION) HAAGENT_E2E_TIMEOUT=90m hack/e2e.sh -run TestSoak -v
 
 lint: fmt-check tidy-check vet staticcheck
 
