@@ -5,7 +5,7 @@
 # Three clusters of 7 nodes, one after the other (see test/cmd/haagent-bench):
 # haagent (5 crashes, each node handed back before the next), stock with
 # tuned timings (3 crashes) and stock with default timings (1 crash, whose
-# eviction comes about 6 minutes after it). About 12 minutes in all; the
+# eviction comes about 6 minutes after it). About 10 minutes in all; the
 # results also go to _output/bench/results.json.
 #
 # It builds (or finds in the cache) the control-plane binaries with

@@ -11,7 +11,7 @@
 # iptables rules on loopback, so this needs root; as root it installs the
 # iptables package with apt-get when it is missing.
 #
-# The demo takes about 3 minutes. Environment:
+# The demo takes about 2 minutes. Environment:
 #   HAAGENT_DEMO_STOCK_FULL=1   also wait for the stock eviction (default
 #                               toleration 300 s): about 6 more minutes
 #   HAAGENT_CACHE_DIR           where the control-plane binaries are cached

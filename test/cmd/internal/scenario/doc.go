@@ -1,0 +1,19 @@
+// Package scenario builds the clusters that the demo and the benchmark
+// crash nodes in, and measures what happens.
+//
+// A Cluster is a control plane from the end-to-end harness (test/cluster)
+// with simulated nodes, each a fake kubelet and, when the scenario runs
+// haagent, a real haagent process. Start brings it up and waits until the
+// nodes are Ready and the agents agree on the membership; StartWorkload adds
+// the sample workload (Deployment, Service and PodDisruptionBudget web, one
+// pod per node); Stop ends everything, the firewall rules included.
+//
+// A Crash records one node's crash: a Timeline of the API (from the
+// harness), the agents' views of the crashed node, and the pods it had.
+// Phases turns that into the times the demo and the benchmark report,
+// relative to the crash. Nothing here estimates a time: a phase that was
+// not observed is absent.
+//
+// The package prints nothing itself except through a Printer, which
+// stamps each progress line with the time since the program started.
+package scenario
