@@ -19,27 +19,40 @@ import (
 	"github.com/haagent/haagent/agent/record"
 )
 
-// advance moves one record one step and writes it if it changed.
+// maxStepsPerTick bounds how many phases one record may pass in one tick.
+const maxStepsPerTick = 8
+
+// advance moves one record on, one step at a time, writing it after each
+// step that changed it, for as long as steps complete at once: a failover
+// does not wait a tick between cordon, taints, pods not ready and eviction.
+// It stops at the first step that waits (for PDBs, the fence bound, the
+// workloads, the node) or fails.
 func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, members []failover.Member) {
-	before := f.Status.DeepCopy()
-	err := c.stepRecord(ctx, f, members)
-	switch {
-	case errors.Is(err, evict.ErrNodeNotFound):
-		c.fail(f, "the Node was deleted")
-	case errors.Is(err, evict.ErrOptedOut):
-		c.fail(f, "the Node was opted out of automatic failover during the failover")
-	case err != nil:
-		f.Status.Message = truncate(err.Error(), 512)
-		c.log.Warn("failover step failed; retrying", zap.String("node", f.Spec.Node),
-			zap.String("phase", string(f.Status.Phase)), zap.Error(err))
-	}
-	if reflect.DeepEqual(before, f.Status) {
-		return
-	}
-	c.observePhases(&before, &f.Status)
-	c.persist(ctx, f)
-	if f.Status.Phase.Final() {
-		c.finish(ctx, f)
+	for i := 0; i < maxStepsPerTick && ctx.Err() == nil; i++ {
+		before := f.Status.DeepCopy()
+		err := c.stepRecord(ctx, f, members)
+		switch {
+		case errors.Is(err, evict.ErrNodeNotFound):
+			c.fail(f, "the Node was deleted")
+		case errors.Is(err, evict.ErrOptedOut):
+			c.fail(f, "the Node was opted out of automatic failover during the failover")
+		case err != nil:
+			f.Status.Message = truncate(err.Error(), 512)
+			c.log.Warn("failover step failed; retrying", zap.String("node", f.Spec.Node),
+				zap.String("phase", string(f.Status.Phase)), zap.Error(err))
+		}
+		if reflect.DeepEqual(before, f.Status) {
+			return
+		}
+		c.observePhases(&before, &f.Status)
+		c.persist(ctx, f)
+		if f.Status.Phase.Final() {
+			c.finish(ctx, f)
+			return
+		}
+		if err != nil || f.Status.Phase == before.Phase {
+			return // failed, or still waiting in the same phase
+		}
 	}
 }
 

@@ -2,7 +2,9 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	kuberecord "k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -287,6 +290,16 @@ func TestCoordinator_newCoordinatorResumes(t *testing.T) {
 		}
 		return c
 	}
+	// The first coordinator dies halfway: its API writes of the node's
+	// status fail from the second step on.
+	var broken atomic.Bool
+	broken.Store(true)
+	client.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if broken.Load() && a.GetSubresource() == "status" {
+			return true, nil, errors.New("connection refused")
+		}
+		return false, nil, nil
+	})
 	first := newCoordinator()
 	g.set("n3", gossip.StateDead)
 	for _, v := range []string{"n1", "n2"} {
@@ -297,6 +310,7 @@ func TestCoordinator_newCoordinatorResumes(t *testing.T) {
 		t.Fatalf("first coordinator stopped at %s, want Cordoned", p)
 	}
 	writes := len(client.Actions())
+	broken.Store(false)
 
 	second := newCoordinator()
 	f := second.active["n3"]
