@@ -182,6 +182,10 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		if st.Confirmed == nil || now.Before(st.Confirmed.Add(c.cfg.FenceBound)) {
 			return nil
 		}
+		// The node counts as fenced from the moment the bound has passed
+		// and the out-of-service taint goes on: from then on Kubernetes
+		// itself may delete its pods.
+		fencedAt := c.clock.Now()
 		if _, err := ev.ApplyOutOfService(ctx, node); err != nil {
 			return err
 		}
@@ -196,7 +200,7 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		if err := del.Err(); err != nil {
 			return err
 		}
-		st.Fenced = record.At(c.clock.Now())
+		st.Fenced = record.At(fencedAt)
 		st.Message = fmt.Sprintf("fence bound passed: out-of-service applied, %d stateful pods removed", del.Count(evict.PodDeleted))
 		return st.Advance(record.PhaseFenced)
 
