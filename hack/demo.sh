@@ -24,34 +24,17 @@ log() {
 	echo "demo: $*" >&2
 }
 
-have_iptables() {
-	command -v iptables >/dev/null && command -v iptables-save >/dev/null && command -v iptables-restore >/dev/null
-}
-
-ensure_iptables() {
-	if have_iptables; then
-		return
-	fi
-	if [[ $EUID -ne 0 ]]; then
-		log "iptables is missing and this is not root; the demo needs both (it cuts a crashed node off the network)"
-		exit 1
-	fi
-	if ! command -v apt-get >/dev/null; then
-		log "iptables is missing and there is no apt-get to install it; install the iptables package"
-		exit 1
-	fi
-	log "iptables is missing; installing it: apt-get update && apt-get install -y iptables"
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables
-	have_iptables
-	log "installed: $(iptables --version)"
-}
+# shellcheck source=hack/lib.sh
+source "$root/hack/lib.sh"
 
 if [[ $EUID -ne 0 ]]; then
 	log "run as root: a crashed node is cut off the network with iptables rules"
 	exit 1
 fi
-ensure_iptables
+ensure_iptables || {
+	log "iptables is missing and this is not root"
+	exit 1
+}
 
 bin="$root/bin/haagent"
 [[ -x "$bin" ]] || {

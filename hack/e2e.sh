@@ -35,28 +35,8 @@ log() {
 	echo "e2e: $*" >&2
 }
 
-have_iptables() {
-	command -v iptables >/dev/null && command -v iptables-save >/dev/null && command -v iptables-restore >/dev/null
-}
-
-ensure_iptables() {
-	if have_iptables; then
-		return
-	fi
-	if [[ $EUID -ne 0 ]]; then
-		log "iptables is missing and this is not root: the tests with network faults will be skipped"
-		return
-	fi
-	if ! command -v apt-get >/dev/null; then
-		log "iptables is missing and there is no apt-get to install it; install the iptables package"
-		exit 1
-	fi
-	log "iptables is missing; installing it: apt-get update && apt-get install -y iptables"
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables
-	have_iptables
-	log "installed: $(iptables --version)"
-}
+# shellcheck source=hack/lib.sh
+source "$root/hack/lib.sh"
 
 # remove_leftover_rules deletes every rule whose comment is
 # haagent-e2e-<pid>-... with no process <pid> any more.
@@ -94,7 +74,7 @@ remove_leftover_rules() {
 	fi
 }
 
-ensure_iptables
+ensure_iptables || log "iptables is missing and this is not root: the tests with network faults will be skipped"
 remove_leftover_rules
 trap remove_leftover_rules EXIT
 # Exit through the EXIT trap on an interrupt too.
