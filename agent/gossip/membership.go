@@ -246,6 +246,12 @@ func (m *Membership) Run(ctx context.Context) error {
 		return fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	m.ml.Store(ml)
+	// A readiness change between Create (which read the metadata) and
+	// the Store above found no memberlist to publish through: publish the
+	// current metadata once now, so no such change is lost.
+	if err := m.publishMeta(); err != nil {
+		m.log.Warn("publish metadata at start", zap.Error(err))
+	}
 	m.running.Store(true)
 	m.log.Info("gossip started", zap.String("node", m.cfg.NodeName), zap.String("addr", ml.LocalNode().Address()),
 		zap.String("profile", m.cfg.ProfileName), zap.Bool("encrypted", m.keyring != nil), zap.Bool("labelled", m.cfg.ClusterLabel != ""))
