@@ -303,12 +303,18 @@ func (a *Agreement) set(target string, op failover.Opinion) {
 		a.opinions[target] = o
 	}
 	changed := o.op != op
+	// "alive" is what everybody assumes of a member: it is voted only to
+	// retract an earlier suspect, dead or agent-down vote. Voting it for
+	// every member that joins would send N² votes as a group forms.
+	retract := o.op != 0 && o.op != failover.OpinionAlive
 	o.op = op
 	a.mu.Unlock()
 	if changed {
 		a.log.Info("opinion changed", zap.String("node", target), zap.String("opinion", op.String()))
 		a.updateGauge()
-		a.vote(target, op)
+		if op != failover.OpinionAlive || retract {
+			a.vote(target, op)
+		}
 	}
 }
 
