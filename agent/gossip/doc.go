@@ -26,6 +26,9 @@
 // longest suspicion timeout has passed without a death. A member that leaves
 // gracefully first publishes a "leaving" flag in its metadata, so that peers
 // can tell left from dead even though memberlist's notification is the same.
+// The update is given a few gossip rounds before the leave; a peer that
+// still gets the leave first records the member dead, and its kubelet
+// check then finds the node alive (agent-down, no failover).
 //
 // The package touches only the network (through a memberlist transport) and
 // the Prometheus registerer it is given; it never talks to the Kubernetes API.

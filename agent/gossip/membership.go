@@ -289,6 +289,10 @@ func (m *Membership) leave(ml *memberlist.Memberlist) {
 	if err := ml.UpdateNode(m.cfg.LeaveTimeout / 2); err != nil {
 		m.log.Warn("announce leaving", zap.Error(err))
 	}
+	// UpdateNode returns once the update is sent, not once it has arrived:
+	// give it a few gossip rounds before the leave itself, or a peer that
+	// gets the leave first takes it for a death.
+	time.Sleep(min(3*m.timing.GossipInterval, m.cfg.LeaveTimeout/4))
 	left := m.cfg.LeaveTimeout - time.Since(start)
 	if left < m.cfg.LeaveTimeout/4 {
 		left = m.cfg.LeaveTimeout / 4

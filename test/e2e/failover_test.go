@@ -151,6 +151,23 @@ func startWorkload(t *testing.T, client kubernetes.Interface, replicas int32) {
 	})
 }
 
+// failoverCluster starts n nodes whose agents fail over, a web Deployment
+// of n replicas with its Service and PodDisruptionBudget, and a Timeline,
+// stopped when the test ends.
+func failoverCluster(t *testing.T, n int) (*testCluster, *cluster.Timeline) {
+	t.Helper()
+	tc := startCluster(t, clusterOptions{nodes: n, agent: failoverAgents})
+	waitMembers(t, tc.nodes, 2*time.Minute, fmt.Sprintf("every agent sees %d alive and ready members", n),
+		allAliveAndReady(nodeNames(tc.nodes)))
+	startWorkload(t, tc.cp.Client(), int32(n))
+	tl, err := cluster.StartTimeline(context.Background(), tc.cp.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tl.Stop)
+	return tc, tl
+}
+
 // TestFailover_crashOfCoordinatorNode crashes the node of the coordinator
 // itself, which also runs a StatefulSet pod. Another agent must take the
 // Lease and fail the node over: cordon, taints, pods out of the endpoints,
@@ -312,17 +329,10 @@ func TestFailover_crashOfCoordinatorNode(t *testing.T) {
 // TestFailover_agentFaultsAreNotNodeDeaths: an agent crash on a live node,
 // a stalled agent and a rolling restart of every agent cause no action.
 func TestFailover_agentFaultsAreNotNodeDeaths(t *testing.T) {
-	tc := startCluster(t, clusterOptions{nodes: 5, agent: failoverAgents})
+	tc, tl := failoverCluster(t, 5)
 	names := nodeNames(tc.nodes)
 	client := tc.cp.Client()
 	ctx := context.Background()
-	waitMembers(t, tc.nodes, time.Minute, "every agent sees 5 alive and ready members", allAliveAndReady(names))
-	startWorkload(t, client, 5)
-	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tl.Stop()
 	tl.Fault(time.Now(), names...)
 
 	// The agent of node-5 dies; its kubelet lives on.
@@ -393,17 +403,9 @@ func ips(nodes []*cluster.Node) []netip.Addr {
 // two over, never the reverse. Healed, the two are handed back. Then one
 // agent leaves and the six are cut 3|3: nobody acts.
 func TestFailover_partitions(t *testing.T) {
-	tc := startCluster(t, clusterOptions{nodes: 7, agent: failoverAgents})
+	tc, tl := failoverCluster(t, 7)
 	names := nodeNames(tc.nodes)
-	client := tc.cp.Client()
 	ctx := context.Background()
-	waitMembers(t, tc.nodes, time.Minute, "every agent sees 7 alive and ready members", allAliveAndReady(names))
-	startWorkload(t, client, 7)
-	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tl.Stop()
 
 	major, minor := tc.nodes[:5], tc.nodes[5:]
 	cut := time.Now()
@@ -442,7 +444,24 @@ func TestFailover_partitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	six := tc.nodes[:6]
-	waitMembers(t, six, time.Minute, "node-7 left", memberIs("node-7", "left"))
+	// Normally left. A peer that gets memberlist's leave before the
+	// "leaving" metadata records it dead (a known race, see the gossip
+	// package): then it counts 7 known members, and each side of the cut
+	// still has 3, short of a majority either way.
+	gone := waitMembers(t, six, time.Minute, "node-7 gone", func(resp *api.MembersResponse) error {
+		m, ok := cluster.Member(resp, "node-7")
+		if !ok || (m.State.String() != "left" && m.State.String() != "dead") {
+			return fmt.Errorf("node-7 is %v", m.State)
+		}
+		return nil
+	})
+	for _, n := range six {
+		if resp, err := n.Agent().Members(ctx); err == nil {
+			if m, _ := cluster.Member(resp, "node-7"); m.State.String() != "left" {
+				t.Logf("%s records node-7 %s after its graceful stop (at %s)", n.Name(), m.State, gone[n.Name()].Format(time.RFC3339Nano))
+			}
+		}
+	}
 	evenCut := time.Now()
 	even, err := tc.fw.Partition(ips(six[:3]), ips(six[3:]))
 	if err != nil {
@@ -467,16 +486,9 @@ func TestFailover_partitions(t *testing.T) {
 // TestFailover_tooManyDeadPauses crashes 4 of 7 nodes at once: nothing is
 // failed over, and every survivor reports failover paused.
 func TestFailover_tooManyDeadPauses(t *testing.T) {
-	tc := startCluster(t, clusterOptions{nodes: 7, agent: failoverAgents})
+	tc, tl := failoverCluster(t, 7)
 	names := nodeNames(tc.nodes)
 	ctx := context.Background()
-	waitMembers(t, tc.nodes, time.Minute, "every agent sees 7 alive and ready members", allAliveAndReady(names))
-	startWorkload(t, tc.cp.Client(), 7)
-	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tl.Stop()
 	survivors, dead := tc.nodes[:3], tc.nodes[3:]
 	at := time.Now()
 	for _, n := range dead {
@@ -526,17 +538,8 @@ func TestFailover_tooManyDeadPauses(t *testing.T) {
 // when the API returns, a coordinator resumes the failover from its record
 // and completes it: one record, nothing done to healthy nodes.
 func TestFailover_apiOutageDuringFailover(t *testing.T) {
-	tc := startCluster(t, clusterOptions{nodes: 5, agent: failoverAgents})
-	names := nodeNames(tc.nodes)
-	client := tc.cp.Client()
+	tc, tl := failoverCluster(t, 5)
 	ctx := context.Background()
-	waitMembers(t, tc.nodes, time.Minute, "every agent sees 5 alive and ready members", allAliveAndReady(names))
-	startWorkload(t, client, 5)
-	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tl.Stop()
 
 	victim, survivors := tc.nodes[4], tc.nodes[:4]
 	crashed, err := victim.Crash()

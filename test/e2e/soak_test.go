@@ -5,8 +5,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"github.com/haagent/haagent/test/cluster"
 )
 
 // soakDuration is how long TestSoak_packetLoss runs: HAAGENT_SOAK_DURATION
@@ -29,16 +27,9 @@ func soakDuration(t *testing.T) time.Duration {
 func TestSoak_packetLoss(t *testing.T) {
 	const nodes = 20
 	duration := soakDuration(t)
-	tc := startCluster(t, clusterOptions{nodes: nodes, agent: failoverAgents})
+	tc, tl := failoverCluster(t, nodes)
 	names := nodeNames(tc.nodes)
 	ctx := context.Background()
-	waitMembers(t, tc.nodes, 2*time.Minute, "every agent sees 20 alive and ready members", allAliveAndReady(names))
-	startWorkload(t, tc.cp.Client(), nodes)
-	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tl.Stop()
 
 	type sample struct{ rss, goroutines float64 }
 	read := func() map[string]sample {
