@@ -9,19 +9,50 @@
 
 SHELL := /bin/bash
 GO ?= go
+# haagent is built and tested with this Go release: it has the standard-library
+# security fixes that govulncheck asks for. The go command fetches it from the
+# Go module proxy on first use (about 76 MB, cached in the module cache).
+# The control-plane binaries (test infrastructure only) keep the machine's Go.
+export GOTOOLCHAIN := go1.27.3
 CACHE_DIR ?= $(or $(HAAGENT_CACHE_DIR),$(HOME)/.cache/haagent)
 export HAAGENT_CACHE_DIR := $(CACHE_DIR)
 TOOLS := $(CACHE_DIR)/tools
 STATICCHECK_VERSION := v0.8.2
+# helm renders charts/haagent, from which deploy/ is generated (make manifests).
+HELM_VERSION := v3.22.0
+HELM := $(TOOLS)/helm-$(HELM_VERSION)
+# The chart's end-to-end test finds helm here.
+export HAAGENT_HELM := $(HELM)
 
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version lives in one place: the file VERSION. A build of the commit
+# tagged v$$(cat VERSION) is that version; any other build is
+# <VERSION>-dev.g<short commit> (valid as semver and as an image tag). After a
+# release, VERSION moves on to the next version.
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION ?= $(shell v=$$(cat VERSION); \
+	if git tag --points-at HEAD 2>/dev/null | grep -qx "v$$v"; then echo "$$v"; \
+	else echo "$$v-dev.g$(COMMIT)"; fi)
+# Builds are reproducible: every timestamp (build date, image files) is the
+# commit time, or SOURCE_DATE_EPOCH when set.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+BUILD_DATE ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X github.com/haagent/haagent/internal/version.Version=$(VERSION) \
            -X github.com/haagent/haagent/internal/version.Commit=$(COMMIT) \
            -X github.com/haagent/haagent/internal/version.BuildDate=$(BUILD_DATE)
+# Release binaries and the image: static (no C library in the image),
+# without local paths or debug symbols.
+STATIC_FLAGS := -trimpath -ldflags '-s -w $(LDFLAGS)'
+PLATFORMS := linux/amd64 linux/arm64
+IMAGE_REPO ?= ghcr.io/haagent/haagent
+# SPDX expression for the image label; the repository has no LICENSE yet.
+LICENSES ?= NOASSERTION
+CYCLONEDX_VERSION := v1.10.0
+CYCLONEDX := $(TOOLS)/cyclonedx-gomod-$(CYCLONEDX_VERSION)
+RELEASE_DIR = _output/release/v$(VERSION)
 
-.PHONY: soak all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean
+.PHONY: soak all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean \
+	manifests manifests-check helm-lint vulncheck \
+	binaries image release
 
 # Every decoder of outside input: gossip metadata, votes, records, the
 # config file, and the availability math. make fuzz runs each for FUZZTIME.
@@ -32,16 +63,61 @@ FUZZ_TARGETS := ./agent/gossip:FuzzDecodeMeta ./agent/failover:FuzzDecodeVote \
 
 all: build
 
+# Static, like the image (see test/cluster BuildAgent for why it matters).
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/haagent ./cmd/haagent
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/haagent ./cmd/haagent
+
+## binaries: static release binaries _output/bin/haagent-linux-{amd64,arm64}.
+binaries:
+	@mkdir -p _output/bin
+	@for p in $(PLATFORMS); do \
+		out=_output/bin/haagent-$${p/\//-}; echo "build $$out ($(VERSION))"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build $(STATIC_FLAGS) -o $$out ./cmd/haagent || exit 1; \
+	done
+	@stat -c '%n %s' $(foreach p,$(PLATFORMS),_output/bin/haagent-$(subst /,-,$(p))) | \
+		awk '{printf "%-64s %6.1f MiB\n", $$1, $$2/1048576}'
+
+## image: the container image, built offline into _output/image: one OCI
+## archive with both platforms, and one `docker load` archive per platform.
+image: binaries
+	$(GO) build -C tools -o $(CURDIR)/_output/bin/haagent-image ./cmd/haagent-image
+	_output/bin/haagent-image \
+		$(foreach p,$(PLATFORMS),--binary $(p)=_output/bin/haagent-$(subst /,-,$(p))) \
+		--version $(VERSION) --revision $(COMMIT) --created $(BUILD_DATE) \
+		--repository $(IMAGE_REPO) --licenses '$(LICENSES)' --out-dir _output/image
+
+$(CYCLONEDX):
+	@mkdir -p $(TOOLS)
+	GOBIN=$@.d $(GO) install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_VERSION)
+	mv $@.d/cyclonedx-gomod $@
+	rmdir $@.d
+
+## release: _output/release/v$(VERSION): the binaries, the image archives, a
+## CycloneDX SBOM per binary and SHA256SUMS (check with sha256sum -c SHA256SUMS).
+release: image $(CYCLONEDX)
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
+	cp $(foreach p,$(PLATFORMS),_output/bin/haagent-$(subst /,-,$(p))) $(RELEASE_DIR)/
+	cp $(foreach p,$(PLATFORMS),_output/image/haagent-$(VERSION)-$(subst /,-,$(p)).docker.tar) \
+		_output/image/haagent-$(VERSION).oci.tar $(RELEASE_DIR)/
+	@for p in $(PLATFORMS); do \
+		sbom=$(RELEASE_DIR)/haagent-$${p/\//-}.cdx.json; echo "sbom $$sbom"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(CYCLONEDX) app -json -licenses -noserial -notimestamp \
+			-main cmd/haagent -output $$sbom . 2> _output/release/sbom.log || { cat _output/release/sbom.log; exit 1; }; \
+	done
+	cd $(RELEASE_DIR) && sha256sum haagent-* > SHA256SUMS
+	@echo "release v$(VERSION) in $(RELEASE_DIR):"
+	@cd $(RELEASE_DIR) && while read -r sum f; do \
+		printf '%s  %9s  %s\n' "$$sum" "$$(numfmt --to=iec-i --suffix=B --round=nearest --format=%.1f $$(stat -c %s $$f))" "$$f"; \
+	done < SHA256SUMS
 
 ## test: what CI runs (.ci/run). The first run builds the control plane (long; it prints progress).
-test: fmt-check tidy-check vet unit e2e
+test: fmt-check tidy-check manifests-check helm-lint vet vulncheck unit e2e
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd tools && $(GO) test -race -count=1 -timeout 20m ./...
 
-e2e:
+e2e: $(HELM)
 	hack/e2e.sh
 
 ## soak: 20 nodes under 10 % packet loss for SOAK_DURATION (20m); make test runs it for 2m.
@@ -49,7 +125,7 @@ SOAK_DURATION ?= 20m
 soak:
 	HAAGENT_SOAK_DURATION=$(SOAK_DURATION) HAAGENT_E2E_TIMEOUT=90m hack/e2e.sh -run TestSoak -v
 
-lint: fmt-check tidy-check vet staticcheck
+lint: fmt-check tidy-check manifests-check helm-lint vet staticcheck vulncheck
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -58,20 +134,79 @@ fmt-check:
 tidy-check:
 	$(GO) mod tidy -diff
 	cd test && $(GO) mod tidy -diff
+	cd tools && $(GO) mod tidy -diff
 
 vet:
 	$(GO) vet ./...
 	cd test && $(GO) vet ./...
+	cd tools && $(GO) vet ./...
 
-$(TOOLS)/staticcheck-$(STATICCHECK_VERSION):
+# staticcheck and govulncheck read Go's own packages, so each is built with
+# the Go release that builds haagent, and cached under that release's name.
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)-$(GOTOOLCHAIN)
+$(STATICCHECK):
 	@mkdir -p $(TOOLS)
-	GOBIN=$(TOOLS)/staticcheck-$(STATICCHECK_VERSION).d $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	mv $(TOOLS)/staticcheck-$(STATICCHECK_VERSION).d/staticcheck $@
-	rmdir $(TOOLS)/staticcheck-$(STATICCHECK_VERSION).d
+	GOBIN=$@.d $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $@.d/staticcheck $@
+	rmdir $@.d
 
-staticcheck: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+staticcheck: $(STATICCHECK)
 	$< ./...
 	cd test && $< ./...
+	cd tools && $< ./...
+
+# govulncheck, offline: its database is built from a pinned snapshot of
+# golang.org/x/vulndb (served by the Go module proxy like any module: its
+# data/osv holds every Go vulnerability report) with that module's indexdb
+# command. Bump VULNDB_VERSION (a pseudo-version of golang.org/x/vulndb) for
+# newer reports. Where https://vuln.go.dev is reachable, make vulncheck
+# VULNDB_URL=https://vuln.go.dev uses the live database instead.
+GOVULNCHECK_VERSION := v1.9.0
+GOVULNCHECK := $(TOOLS)/govulncheck-$(GOVULNCHECK_VERSION)-$(GOTOOLCHAIN)
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR := $(CACHE_DIR)/vulndb/$(VULNDB_VERSION)
+VULNDB_URL ?= file://$(VULNDB_DIR)
+
+$(GOVULNCHECK):
+	@mkdir -p $(TOOLS)
+	GOBIN=$@.d $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	mv $@.d/govulncheck $@
+	rmdir $@.d
+
+$(VULNDB_DIR)/index/db.json:
+	@echo "vulndb: building the vulnerability database from golang.org/x/vulndb@$(VULNDB_VERSION)"
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS)/indexdb-$(VULNDB_VERSION).d $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)
+	src=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+	test -d "$$src/data/osv" || { echo "vulndb: no data/osv in golang.org/x/vulndb@$(VULNDB_VERSION)"; exit 1; }; \
+	rm -rf $(VULNDB_DIR).tmp && $(TOOLS)/indexdb-$(VULNDB_VERSION).d/indexdb -vulns "$$src/data/osv" -out $(VULNDB_DIR).tmp
+	rm -rf $(VULNDB_DIR) && mv $(VULNDB_DIR).tmp $(VULNDB_DIR)
+	@echo "vulndb: $$(ls $(VULNDB_DIR)/ID | wc -l) reports in $(VULNDB_DIR)"
+
+## vulncheck: govulncheck over haagent and its release tools (not over the
+## test module: the control plane it builds is test infrastructure).
+vulncheck: $(GOVULNCHECK) $(if $(filter file://%,$(VULNDB_URL)),$(VULNDB_DIR)/index/db.json)
+	$(GOVULNCHECK) -db $(VULNDB_URL) ./...
+	cd tools && $(GOVULNCHECK) -db $(VULNDB_URL) ./...
+
+$(HELM):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(HELM).d $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(HELM).d/helm $@
+	rmdir $(HELM).d
+
+## manifests: regenerate deploy/ from the Helm chart charts/haagent, its one source.
+manifests: $(HELM)
+	hack/manifests.sh $(HELM)
+
+## manifests-check: fail, naming the file, when deploy/ is not what the chart renders.
+manifests-check: $(HELM)
+	hack/manifests.sh $(HELM) --check
+
+helm-lint: $(HELM)
+	$(HELM) lint --strict charts/haagent
+	$(HELM) lint --strict charts/haagent --namespace haagent --values charts/haagent/ci/deploy-values.yaml
+	$(HELM) lint --strict charts/haagent --namespace ha-system --values charts/haagent/ci/all-values.yaml
 
 demo: build
 	hack/demo.sh

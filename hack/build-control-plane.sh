@@ -40,6 +40,11 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 test_dir="$root/test"
 
+# The control plane is test infrastructure, built with the machine's own Go
+# whatever toolchain the Makefile picks for haagent, so that a change of that
+# toolchain does not throw away a build of many minutes.
+export GOTOOLCHAIN=${HAAGENT_CONTROL_PLANE_GOTOOLCHAIN:-local}
+
 log() {
 	echo "$(date '+%H:%M:%S') build-control-plane: $*" >&2
 }

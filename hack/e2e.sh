@@ -27,6 +27,8 @@
 #   HAAGENT_E2E_TIMEOUT    go test -timeout (default 30m)
 #   HAAGENT_E2E_PACKAGES   packages to test (default ./...)
 #   HAAGENT_E2E_KEEP=1     keep each control plane's run directory after its test
+#   HAAGENT_HELM           helm binary for the chart test (make e2e installs it and
+#                          sets this); unset, that test is skipped, or fails under CI
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

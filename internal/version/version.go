@@ -1,6 +1,6 @@
 // Package version holds the build stamp of the haagent binary. The values
-// are set at link time (-ldflags -X) by the Makefile; a plain `go build`
-// reports "dev".
+// are set at link time (-ldflags -X) by the Makefile, the version from the
+// file VERSION at the repository root; a plain `go build` reports "dev".
 package version
 
 import (
