@@ -159,7 +159,7 @@ func DefaultConfig() Config {
 // agent's config file.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "Kubernetes Node name of this node; the gossip member name (env NODE_NAME)")
-	fs.StringVar(&c.Zone, "zone", c.Zone, "topology zone of this node, published to peers")
+	fs.StringVar(&c.Zone, "zone", c.Zone, "topology zone of this node, published to peers (empty: the zone label topology.kubernetes.io/zone of this Node)")
 	fs.StringVar(&c.BindAddr, "bind-addr", c.BindAddr, "IP address for the gossip listeners")
 	fs.IntVar(&c.BindPort, "gossip-port", c.BindPort, "gossip port (UDP and TCP)")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "address peers reach this agent at (env HOST_IP, then POD_IP)")

@@ -163,6 +163,10 @@ func runCommand(args []string, getenv func(string) string, stderr io.Writer) int
 
 // runAgent wires the components and runs them until ctx ends.
 func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(string) string) error {
+	if o.coordinator.FenceBound > 0 && o.fence.Action == "none" {
+		log.Warn("--fence-bound is set but this agent's --fence-action is none: stateful pods of a dead node will be force-removed after the bound even though no agent fences it; set it only if nodes are known to be powered off within the bound",
+			zap.Duration("fence_bound", o.coordinator.FenceBound))
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
 	if err := exportMemberlistMetrics(reg); err != nil {
@@ -198,6 +202,9 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 			return fmt.Errorf("kubernetes HTTP client: %w", err)
 		}
 		apiServer = &probe.APIServer{URL: restCfg.Host, Client: httpClient}
+		if o.gossip.Zone == "" {
+			o.gossip.Zone = zoneFromNode(ctx, client, o.gossip.NodeName, log)
+		}
 	} else {
 		log.Info("no Kubernetes API configured: discovery from --join only, no API server check")
 		o.probe.Checks = withoutAPIServerChecks(o.probe.Checks)
