@@ -232,6 +232,12 @@ func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, memb
 	node, st := f.Spec.Node, &f.Status
 	if memberState(members, node) != gossip.StateAlive || !memberReady(members, node) {
 		c.returned(node, time.Time{})
+		// A node removed for good never returns: once its workloads are
+		// back, its record ends instead of waiting for ever.
+		if st.Phase != record.PhaseRecovering && c.nodeDeleted(ctx, node) {
+			st.Message = "the Node was deleted: nothing to hand back"
+			return st.Advance(record.PhaseCompleted)
+		}
 		return nil
 	}
 	n, err := c.d.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
@@ -262,6 +268,13 @@ func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, memb
 	st.Message = "node handed back: haagent's cordon and taints removed"
 	c.returned(node, time.Time{})
 	return st.Advance(record.PhaseCompleted)
+}
+
+// nodeDeleted reports whether the API says the Node no longer exists. Any
+// other answer, an error included, counts as "still there".
+func (c *Coordinator) nodeDeleted(ctx context.Context, node string) bool {
+	_, err := c.d.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{ResourceVersion: "0"})
+	return apierrors.IsNotFound(err)
 }
 
 // returned tracks since when a node has been back; a zero now resets it.

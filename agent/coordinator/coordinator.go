@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
@@ -328,8 +329,15 @@ func (c *Coordinator) members(ctx context.Context) []failover.Member {
 			delete(c.unready, m.Name)
 		}
 		if m.State == gossip.StateDead || !fm.NotReadySince.IsZero() {
-			if n, err := c.d.Client.CoreV1().Nodes().Get(ctx, m.Name, metav1.GetOptions{ResourceVersion: "0"}); err == nil {
+			n, err := c.d.Client.CoreV1().Nodes().Get(ctx, m.Name, metav1.GetOptions{ResourceVersion: "0"})
+			switch {
+			case err == nil:
 				fm.OptOut = evict.OptedOut(n)
+			case apierrors.IsNotFound(err) && m.State == gossip.StateDead:
+				// Removed from the cluster: there is nothing to fail over,
+				// and it must not count towards the quorum or the dead
+				// fraction, as if it had left.
+				fm.State = gossip.StateLeft
 			}
 		}
 		out = append(out, fm)

@@ -353,3 +353,114 @@ func TestCoordinator_flappingNodeStaysCordonedLonger(t *testing.T) {
 		}
 	}
 }
+
+// testCoordinator is a loaded coordinator on fake API clients, whose
+// gossip holds the named members, all alive and ready.
+type testCoordinator struct {
+	*Coordinator
+	client  *fake.Clientset
+	gossip  *fakeGossip
+	ballots *failover.Ballots
+	clock   *clocktesting.FakeClock
+	store   *record.Store
+}
+
+func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runtime.Object) *testCoordinator {
+	t.Helper()
+	tc := &testCoordinator{client: fake.NewClientset(objs...), gossip: &fakeGossip{}, ballots: failover.NewBallots(),
+		clock: clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
+	var err error
+	if tc.store, err = record.NewStore(dyn, record.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	evictor, err := evict.New(evict.DefaultConfig(), evict.Deps{Client: tc.client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range members {
+		tc.gossip.members = append(tc.gossip.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1, Ready: true}})
+	}
+	if tc.Coordinator, err = New(cfg, 10*time.Second, Deps{Client: tc.client, Namespace: "haagent", Gossip: tc.gossip, Ballots: fakeBallots{tc.ballots},
+		Evictor: evictor, Store: tc.store, Clock: tc.clock, Logger: zap.NewNop(), Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+// voteDead records dead votes about target from each voter.
+func (tc *testCoordinator) voteDead(target string, voters ...string) {
+	now := tc.clock.Now()
+	for _, v := range voters {
+		tc.ballots.Add(failover.Vote{Voter: v, Target: target, Opinion: failover.OpinionDead, VoterEpoch: 1, Seq: uint64(now.UnixNano()),
+			TargetEpoch: 1, LastAck: now.Add(-time.Second), At: now}, now)
+	}
+}
+
+func (tc *testCoordinator) steps(n int) {
+	for i := 0; i < n; i++ {
+		tc.clock.Step(250 * time.Millisecond)
+		tc.step(context.Background())
+	}
+}
+
+// TestCoordinator_deletedNodesLeaveTheQuorum: nodes removed from the
+// cluster whose agents never left stay dead in gossip; they must count
+// neither towards the quorum nor towards the dead fraction, or a cluster
+// that shrank could never fail a node over again.
+func TestCoordinator_deletedNodesLeaveTheQuorum(t *testing.T) {
+	// n4 and n5 are dead in gossip and gone from the API.
+	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3", "n4", "n5"}, node("n1"), node("n2"), node("n3"))
+	tc.gossip.set("n4", gossip.StateDead)
+	tc.gossip.set("n5", gossip.StateDead)
+	tc.voteDead("n4", "n1", "n2", "n3")
+	tc.steps(2)
+	if len(tc.active) != 0 {
+		t.Fatalf("started a failover of a deleted node: %v", tc.active)
+	}
+	// n3 dies: two votes are a majority of the three nodes that exist,
+	// and one dead of three is under the dead-fraction guard.
+	tc.gossip.set("n3", gossip.StateDead)
+	tc.voteDead("n3", "n1", "n2")
+	tc.steps(2)
+	if tc.active["n3"] == nil {
+		t.Fatal("no failover of n3 on 2 of 3 votes")
+	}
+}
+
+// TestCoordinator_deletedNodeEndsItsFailover: a failed-over node that is
+// deleted instead of coming back ends its record once its workloads are
+// back, instead of keeping it active for ever.
+func TestCoordinator_deletedNodeEndsItsFailover(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3"}, node("n1"), node("n2"), node("n3"))
+	tc.gossip.set("n3", gossip.StateDead)
+	tc.voteDead("n3", "n1", "n2")
+	tc.steps(4)
+	f := tc.active["n3"]
+	if f == nil || f.Status.Phase != record.PhaseRecovered {
+		t.Fatalf("record = %+v, want Recovered (no workloads on n3)", f)
+	}
+	tc.steps(2)
+	if tc.active["n3"] == nil {
+		t.Fatal("record ended while the Node still exists")
+	}
+	if err := tc.client.CoreV1().Nodes().Delete(ctx, "n3", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tc.steps(1)
+	if tc.active["n3"] != nil {
+		t.Fatalf("record still active after the Node was deleted: %s (%s)", f.Status.Phase, f.Status.Message)
+	}
+	all, err := tc.store.ListAll(ctx)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("records = %d, %v", len(all), err)
+	}
+	if st := all[0].Status; st.Phase != record.PhaseCompleted || st.Uncordoned != nil || !strings.Contains(st.Message, "deleted") {
+		t.Fatalf("record status = phase %s, uncordoned %v, message %q", st.Phase, st.Uncordoned, st.Message)
+	}
+}
