@@ -172,10 +172,25 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	l := &leadership{
 		cfg: c.cfg.Lease, client: c.d.Client, namespace: c.d.Namespace, identity: c.d.Gossip.LocalName(),
 		majority: c.d.Gossip.SeesMajority, clock: c.clock, log: c.log,
-		onChange: func(leading bool) { c.leading.Store(leading); c.metrics.leader.Set(boolFloat(leading)) },
+		onChange:   func(leading bool) { c.leading.Store(leading); c.metrics.leader.Set(boolFloat(leading)) },
+		holderDead: c.confirmedDead,
 	}
 	l.run(ctx, c.lead)
 	return nil
+}
+
+// confirmedDead reports whether a quorum confirms the node dead, from this
+// agent's gossip view and ballots.
+func (c *Coordinator) confirmedDead(node string) bool {
+	var members []failover.Member
+	for _, m := range c.d.Gossip.Members() {
+		members = append(members, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch})
+	}
+	var ok bool
+	c.d.Ballots.WithBallots(func(b *failover.Ballots) {
+		_, ok = c.decider.ConfirmedDead(failover.Input{Now: c.clock.Now(), Members: members, Ballots: b}, node)
+	})
+	return ok
 }
 
 // watchGuard keeps haagent_failover_paused true to this agent's own view

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"time"
 
 	"go.uber.org/zap"
@@ -71,6 +73,9 @@ type leadership struct {
 	clock     clock.WithTicker
 	log       *zap.Logger
 	onChange  func(leading bool)
+	// holderDead reports whether the node of a Lease holder is confirmed
+	// dead by a quorum. Nil never takes the Lease early.
+	holderDead func(holder string) bool
 }
 
 func (l *leadership) run(ctx context.Context, lead func(ctx context.Context)) {
@@ -117,6 +122,9 @@ func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context
 			}
 		}
 	}()
+	if l.holderDead != nil {
+		go l.takeFromDeadHolder(ctx)
+	}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metaFor(l.cfg.Name, l.namespace),
 		Client:     l.client.CoordinationV1(),
@@ -146,4 +154,42 @@ func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context
 		return
 	}
 	le.Run(ctx)
+}
+
+// takeFromDeadHolder frees the Lease when its holder is a node that a
+// quorum has confirmed dead: a coordinator that dies with its node would
+// otherwise hold every failover back, its own included, until the Lease
+// runs out (--lease-duration, plus a retry period). The delete carries the
+// Lease's resourceVersion, so a holder that renewed meanwhile keeps it; the
+// candidates then race to create it again, and one wins. A holder wrongly
+// confirmed dead (it still reaches the API but not the gossip majority)
+// loses the Lease at its next renewal, and it does not act meanwhile, since
+// a coordinator acts only while it sees the majority.
+func (l *leadership) takeFromDeadHolder(ctx context.Context) {
+	t := l.clock.NewTicker(l.cfg.RetryPeriod)
+	defer t.Stop()
+	leases := l.client.CoordinationV1().Leases(l.namespace)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		lease, err := leases.Get(ctx, l.cfg.Name, metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil {
+			continue
+		}
+		holder := *lease.Spec.HolderIdentity
+		if holder == "" || holder == l.identity || !l.holderDead(holder) {
+			continue
+		}
+		rv := lease.ResourceVersion
+		err = leases.Delete(ctx, l.cfg.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+		switch {
+		case err == nil:
+			l.log.Warn("the coordinator's node is confirmed dead by a quorum: freed its Lease", zap.String("holder", holder))
+		case !apierrors.IsNotFound(err) && !apierrors.IsConflict(err):
+			l.log.Warn("free the Lease of a dead coordinator", zap.String("holder", holder), zap.Error(err))
+		}
+	}
 }

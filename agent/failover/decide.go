@@ -332,3 +332,20 @@ func DeadFractionGuard(cfg Config, members []Member) string {
 	}
 	return ""
 }
+
+// ConfirmedDead reports whether target is dead in gossip and a quorum of
+// the members votes it dead, by the rules Decide starts a failover on. The
+// coordinator uses it to take the Lease from a holder in that state rather
+// than wait for the Lease to run out.
+func (d *Decider) ConfirmedDead(in Input, target string) (Tally, bool) {
+	for _, m := range in.Members {
+		if m.Name == target {
+			if m.State != gossip.StateDead {
+				return Tally{Target: target}, false
+			}
+			t := count(m, in.Members, in.Ballots.about(target, in.Now.Add(-d.cfg.VoteMaxAge)))
+			return t, t.Confirmed()
+		}
+	}
+	return Tally{Target: target}, false
+}

@@ -91,6 +91,7 @@ func TestDeploy_leastPrivilege(t *testing.T) {
 		{"update", "haagent.io", "nodefailovers", "status", "", ""},
 		{"create", "coordination.k8s.io", "leases", "", "haagent", ""},
 		{"update", "coordination.k8s.io", "leases", "", "haagent", "haagent-coordinator"},
+		{"delete", "coordination.k8s.io", "leases", "", "haagent", "haagent-coordinator"},
 	}
 	denied := []access{
 		{"get", "", "secrets", "", "haagent", ""},
@@ -101,6 +102,7 @@ func TestDeploy_leastPrivilege(t *testing.T) {
 		{"update", "", "pods", "", "default", ""},
 		{"update", "coordination.k8s.io", "leases", "", "kube-node-lease", "node-1"},
 		{"update", "coordination.k8s.io", "leases", "", "haagent", "another-lease"},
+		{"delete", "coordination.k8s.io", "leases", "", "haagent", "another-lease"},
 		{"create", "coordination.k8s.io", "leases", "", "default", ""},
 		{"delete", "apps", "deployments", "", "default", ""},
 		{"update", "apps", "statefulsets", "", "default", ""},
