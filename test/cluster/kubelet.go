@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,6 +171,12 @@ func NewFakeKubelet(cfg FakeKubeletConfig, restConfig *rest.Config) (*FakeKubele
 	}
 	rc := rest.CopyConfig(restConfig)
 	rc.UserAgent = "haagent-fake-kubelet/" + cfg.NodeName
+	// Connections of its own: client-go shares one transport among configs
+	// that look alike, so a kubelet started after a crash would reuse the
+	// crashed one's connection, cut off by the crash, and wait some 13 s for
+	// it to time out, as a rebooted machine never does. A Proxy function
+	// (here: none, a direct connection) makes the config uncacheable.
+	rc.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err

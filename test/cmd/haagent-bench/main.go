@@ -1,28 +1,42 @@
-// Command haagent-bench measures how long a node failover takes, with
-// haagent and with the stock Kubernetes controllers alone, on a real
-// control plane, and prints the figures side by side.
+// Command haagent-bench measures node failover on a real control plane, with
+// haagent and with the stock Kubernetes controllers alone, and writes the
+// figures, the plots and the report.
 //
 //	cd test && go run ./cmd/haagent-bench --control-plane-bin DIR [flags]
 //
 // hack/bench.sh (make bench) builds what it needs and runs it. It needs
 // root, for the iptables rules that cut a crashed node off the network.
 //
-// Three set-ups, one cluster each, every node running the sample workload
-// (one pod of Deployment web per node, a Service, a PodDisruptionBudget):
+// For each cluster size of -sizes, three set-ups, one cluster each, every
+// node running the sample workload (one pod per node of Deployment web, with
+// a Service and a PodDisruptionBudget, and of StatefulSet db):
 //
-//   - haagent: stock control-plane timings, an agent per node. -crashes
-//     crashes, one after the other, of a different node each time; after
-//     each, the node returns and haagent hands it back (--stabilization=3s)
-//     before the next crash, which comes at least -spacing (30 s) after the
-//     previous one, so that haagent's failover rate limit never holds one back.
-//   - stock tuned: no agents; node-monitor-grace-period 8 s, tolerations
-//     5 s, Leases renewed every 2 s. -tuned-crashes crashes, the same way.
-//   - stock default: no agents, Kubernetes' defaults. One crash: eviction
-//     comes 300 s after the node is tainted, so it takes about 7 minutes.
+//   - haagent: stock control-plane timings, an agent per node (fast gossip
+//     profile). First a quiet window in which every agent's memory, CPU and
+//     gossip traffic is sampled (-cost). Then -crashes crashes, one after the
+//     other, of a different node each time; after each, the node returns,
+//     haagent hands it back (--stabilization=3s) and the workload is spread
+//     one pod per node again before the next crash. Then the chaos phases
+//     (-chaos each): 10 % and 30 % packet loss, agent stalls, agent
+//     restarts, no crash, every cordon, taint, record or eviction counted as
+//     a wrong action.
+//   - stock tuned: no agents; node-monitor-grace-period 8 s, period 1 s,
+//     tolerations 5 s, Leases renewed every 2 s. -tuned-crashes crashes, one
+//     after the other.
+//   - stock default: no agents, Kubernetes' defaults. Eviction comes 300 s
+//     after the taint, so -stock-crashes crashes overlap: one every
+//     -stock-gap, never more nodes down at once than MaxDown.
+//
+// With -stock-concurrent the two stock clusters run side by side, and
+// beside the haagent cluster's chaos phases, never beside its cost window
+// or its crashes.
 //
 // Every time is from the crash to the phase, measured on the API's watches
-// (and the agents' /members). The results also go, as JSON, to -out.
-// The exit status is 0 only when every phase of every crash was measured.
+// (and the agents' /members). The results go, as JSON, to
+// <docs>/benchmarks.json; the plots to <docs>/bench/*.svg; the report to
+// <docs>/BENCHMARKS.md. -report-from rewrites the report and the plots from
+// an earlier JSON file without running anything. The exit status is 0 only
+// when every part ran and every required phase of every crash was measured.
 package main
 
 import (
@@ -32,13 +46,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	"github.com/haagent/haagent/agent/record"
 	"github.com/haagent/haagent/test/cluster"
 	"github.com/haagent/haagent/test/cmd/internal/scenario"
 )
@@ -49,29 +67,61 @@ func main() {
 
 // options of a benchmark run.
 type options struct {
-	binDir       string
-	haagent      string
-	out          string
-	nodes        int
-	crashes      int
-	tunedCrashes int
-	spacing      time.Duration
-	stock        bool
-	tuned        bool
+	binDir           string
+	haagent          string
+	docs             string
+	reportFrom       string
+	simJSON          string
+	simMD            string
+	sizes            []int
+	crashes          int
+	tunedCrashes     int
+	stockCrashes     int
+	stockGap         time.Duration
+	stockConcurrent  bool
+	failoverInterval time.Duration
+	fenceBound       time.Duration
+	chaos            time.Duration
+	cost             time.Duration
+	seed             uint64
+	stock            bool
+	tuned            bool
 }
+
+// Agent settings of the haagent cluster that the flags do not choose.
+const (
+	stabilization = 3 * time.Second
+	// chaosSettle is how long wrong actions are still watched for after
+	// each chaos phase ends.
+	chaosSettle = 15 * time.Second
+	// fenceAfter is the agents' --fence-after (their default), which
+	// --fence-bound must exceed.
+	fenceAfter = 10 * time.Second
+)
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("haagent-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
+	var sizes string
 	fs.StringVar(&o.binDir, "control-plane-bin", getenv("HAAGENT_CONTROL_PLANE_BIN"), "directory of the control-plane binaries (hack/build-control-plane.sh prints it); default $HAAGENT_CONTROL_PLANE_BIN")
 	fs.StringVar(&o.haagent, "haagent", "", "haagent binary; empty builds cmd/haagent of this checkout")
-	fs.StringVar(&o.out, "out", "", "where to write the results as JSON; default _output/bench/results.json in the checkout")
-	fs.IntVar(&o.nodes, "nodes", 7, "nodes per cluster")
-	fs.IntVar(&o.crashes, "crashes", 5, "crashes of the haagent cluster, one after the other (0 skips it)")
-	fs.IntVar(&o.tunedCrashes, "tuned-crashes", 3, "crashes of the tuned stock cluster")
-	fs.DurationVar(&o.spacing, "spacing", 30*time.Second, "least time between two crashes of the haagent cluster; below haagent's --failover-interval (30s) later crashes may be held back by its rate limit")
-	fs.BoolVar(&o.stock, "stock", true, "measure the stock controllers with default timings (one crash, about 7 minutes)")
+	fs.StringVar(&o.docs, "docs", "", "where BENCHMARKS.md, benchmarks.json and bench/*.svg go; default docs/ of the checkout")
+	fs.StringVar(&o.reportFrom, "report-from", "", "run nothing: rewrite the report and the plots from this JSON results file")
+	fs.StringVar(&o.simJSON, "sim-json", "", "the simulator's JSON results, kept in benchmarks.json (optional)")
+	fs.StringVar(&o.simMD, "sim-md", "", "the simulator's markdown, put in the simulation section of BENCHMARKS.md (optional)")
+	fs.StringVar(&sizes, "sizes", "7,20", "cluster sizes (nodes), comma-separated, each 3 to 50, at most 4")
+	fs.IntVar(&o.crashes, "crashes", 20, "crashes of the haagent cluster per size, one after the other (0 skips it, chaos and cost included)")
+	fs.IntVar(&o.tunedCrashes, "tuned-crashes", 10, "crashes of the tuned stock cluster per size, one after the other")
+	fs.IntVar(&o.stockCrashes, "stock-crashes", 3, "crashes of the default stock cluster per size, overlapping (each takes about 6 minutes)")
+	fs.DurationVar(&o.stockGap, "stock-gap", 20*time.Second, "time between two crashes of the default stock cluster; at least 10s, the node lifecycle controller's --node-eviction-rate (0.1/s) spacing of taints")
+	fs.BoolVar(&o.stockConcurrent, "stock-concurrent", true, "run the tuned and the default stock clusters side by side, and beside the haagent cluster's chaos phases (never beside its cost window or crashes)")
+	fs.DurationVar(&o.failoverInterval, "failover-interval", 5*time.Second, "the agents' --failover-interval (a rate limit: one more failover each interval after a burst of 3); crashes of the haagent cluster come at least this far apart")
+	fs.DurationVar(&o.fenceBound, "fence-bound", 12*time.Second, "the agents' --fence-bound: after a confirmed death, when StatefulSet pods may be force-deleted; must exceed --fence-after (10s)")
+	fs.DurationVar(&o.chaos, "chaos", time.Minute, "duration of each chaos phase (packet loss 10 %, 30 %, stalls, restarts) on the haagent cluster; 0 skips them")
+	fs.DurationVar(&o.cost, "cost", 30*time.Second, "quiet window in which the agents' memory, CPU and gossip traffic are sampled; 0 skips it")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of the chaos's random choices; 0 picks one (printed and saved)")
+	fs.BoolVar(&o.stock, "stock", true, "measure the stock controllers with default timings")
 	fs.BoolVar(&o.tuned, "tuned", true, "measure the stock controllers with tuned timings")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -79,21 +129,62 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	if o.reportFrom != "" {
+		return o, nil
+	}
+	var err error
+	if o.sizes, err = parseSizes(sizes); err != nil {
+		return o, err
+	}
 	switch {
 	case o.binDir == "":
 		return o, errors.New("--control-plane-bin is empty and HAAGENT_CONTROL_PLANE_BIN is not set (hack/build-control-plane.sh prints the directory)")
-	case o.nodes < 3 || o.nodes > 50:
-		return o, fmt.Errorf("--nodes (%d) must be between 3 and 50", o.nodes)
 	case o.crashes < 0 || o.crashes > 100:
 		return o, fmt.Errorf("--crashes (%d) must be between 0 and 100", o.crashes)
 	case o.tunedCrashes < 1 || o.tunedCrashes > 100:
 		return o, fmt.Errorf("--tuned-crashes (%d) must be between 1 and 100", o.tunedCrashes)
-	case o.spacing < 0 || o.spacing > 10*time.Minute:
-		return o, fmt.Errorf("--spacing (%s) must be between 0 and 10m", o.spacing)
+	case o.stockCrashes < 1 || o.stockCrashes > 20:
+		return o, fmt.Errorf("--stock-crashes (%d) must be between 1 and 20", o.stockCrashes)
+	case o.stockGap < 10*time.Second || o.stockGap > 10*time.Minute:
+		return o, fmt.Errorf("--stock-gap (%s) must be between 10s and 10m", o.stockGap)
+	case o.failoverInterval < time.Second || o.failoverInterval > 10*time.Minute:
+		return o, fmt.Errorf("--failover-interval (%s) must be between 1s and 10m", o.failoverInterval)
+	case o.fenceBound <= fenceAfter || o.fenceBound > 10*time.Minute:
+		return o, fmt.Errorf("--fence-bound (%s) must be more than the agents' --fence-after (%s) and at most 10m", o.fenceBound, fenceAfter)
+	case o.chaos < 0 || o.chaos > 10*time.Minute:
+		return o, fmt.Errorf("--chaos (%s) must be between 0 and 10m", o.chaos)
+	case o.chaos > 0 && o.chaos < 10*time.Second:
+		return o, fmt.Errorf("--chaos (%s) must be 0 (skip) or at least 10s", o.chaos)
+	case o.cost < 0 || o.cost > 10*time.Minute:
+		return o, fmt.Errorf("--cost (%s) must be between 0 and 10m", o.cost)
+	case o.cost > 0 && o.cost < 5*time.Second:
+		return o, fmt.Errorf("--cost (%s) must be 0 (skip) or at least 5s", o.cost)
 	case o.crashes == 0 && !o.stock && !o.tuned:
 		return o, errors.New("nothing to measure: --crashes is 0, --stock and --tuned are false")
 	}
 	return o, nil
+}
+
+// parseSizes reads -sizes: distinct sizes from 3 to 50, at most 4.
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("--sizes (%q): %q is not a number", s, f)
+		}
+		if n < 3 || n > 50 {
+			return nil, fmt.Errorf("--sizes (%q): %d must be between 3 and 50", s, n)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("--sizes (%q): %d given twice", s, n)
+		}
+		out = append(out, n)
+	}
+	if len(out) > 4 {
+		return nil, fmt.Errorf("--sizes (%q): at most 4 sizes", s)
+	}
+	return out, nil
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -105,9 +196,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "haagent-bench: %v\n", err)
 		return 2
 	}
+	if o.reportFrom != "" {
+		if err := rewriteReport(o, stdout); err != nil {
+			fmt.Fprintf(stderr, "haagent-bench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{opts: o, p: scenario.NewPrinter(stdout), stdout: stdout}
+	b.res.Command = commandLine(args)
 	err = b.run(ctx)
 	if werr := b.write(err); werr != nil {
 		fmt.Fprintf(stderr, "haagent-bench: write results: %v\n", werr)
@@ -126,56 +225,26 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	return 0
 }
 
-// Results is what -out receives.
-type Results struct {
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished"`
-	// Complete is true when every phase of every crash was measured.
-	Complete bool   `json:"complete"`
-	Error    string `json:"error,omitempty"`
-	Nodes    int    `json:"nodes"`
-	// Setups: "haagent", "stock-tuned", "stock-default"; those not run are absent.
-	Setups []*Setup `json:"setups"`
-}
-
-// Setup is one cluster's crashes.
-type Setup struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description"`
-	AgentArgs   []string `json:"agentArgs,omitempty"`
-	// Spacing is the least time between two crashes (haagent only).
-	Spacing string `json:"spacing,omitempty"`
-	Crashes []*Run `json:"crashes"`
-	// Summary per phase, in seconds after the crash.
-	Summary map[scenario.Phase]Stats `json:"summary"`
-}
-
-// Run is one crash.
-type Run struct {
-	Victim string `json:"victim"`
-	// Coordinator is true when the victim held haagent's coordinator Lease.
-	Coordinator bool      `json:"coordinator,omitempty"`
-	CrashedAt   time.Time `json:"crashedAt"`
-	// Seconds from the crash to each phase seen.
-	Seconds map[scenario.Phase]float64 `json:"seconds"`
-	// What haagent's NodeFailover record says (from the last time a peer
-	// heard from the node, not from the crash).
-	RecordTimeToDetect string `json:"recordTimeToDetect,omitempty"`
-	RecordTimeToRepair string `json:"recordTimeToRepair,omitempty"`
-	// HandBackSeconds is from the node's return to its record Completed.
-	HandBackSeconds float64 `json:"handBackSeconds,omitempty"`
-
-	measured scenario.Measured
-}
-
-// Stats of one phase over a setup's crashes, in seconds.
-type Stats struct {
-	N   int     `json:"n"`
-	P50 float64 `json:"p50"`
-	P90 float64 `json:"p90"`
-	Max float64 `json:"max"`
-
-	p50 time.Duration
+// commandLine is how the report shows the command: make bench's script
+// when it ran the program, the program otherwise.
+func commandLine(args []string) string {
+	prog := "haagent-bench"
+	if os.Getenv("HAAGENT_BENCH_SCRIPT") != "" {
+		prog = "hack/bench.sh"
+		// bench.sh adds these two; they name paths of the machine.
+		var kept []string
+		for i := 0; i < len(args); i++ {
+			switch a := args[i]; {
+			case a == "--control-plane-bin" || a == "--haagent":
+				i++
+			case strings.HasPrefix(a, "--control-plane-bin=") || strings.HasPrefix(a, "--haagent="):
+			default:
+				kept = append(kept, a)
+			}
+		}
+		args = kept
+	}
+	return strings.TrimSpace(prog + " " + strings.Join(args, " "))
 }
 
 type bench struct {
@@ -187,94 +256,213 @@ type bench struct {
 }
 
 func (b *bench) run(ctx context.Context) error {
-	b.res = Results{Started: time.Now(), Nodes: b.opts.nodes}
+	o := b.opts
+	if o.seed == 0 {
+		o.seed = rand.Uint64()
+		b.opts.seed = o.seed
+	}
+	b.res.Schema = SchemaVersion
+	b.res.Started = time.Now()
+	b.res.Settings = Settings{
+		Sizes: o.sizes, Crashes: o.crashes, TunedCrashes: o.tunedCrashes, StockCrashes: o.stockCrashes,
+		StockGap: o.stockGap.String(), StockConcurrent: o.stockConcurrent,
+		FailoverInterval: o.failoverInterval.String(), FenceBound: o.fenceBound.String(), Stabilization: stabilization.String(),
+		GossipProfile: "fast", Chaos: o.chaos.String(), ChaosSettle: chaosSettle.String(), CostWindow: o.cost.String(), Seed: o.seed,
+		Percentiles: "nearest rank: the q-quantile is the smallest sample with at least a fraction q of the samples at or below it (with fewer than 100 samples, p99 is the maximum)",
+	}
+	if !o.stock {
+		b.res.Settings.StockCrashes = 0
+	}
+	if !o.tuned {
+		b.res.Settings.TunedCrashes = 0
+	}
 	var err error
 	if b.root, err = cluster.RepoRoot(); err != nil {
 		return err
 	}
-	if b.opts.out == "" {
-		b.opts.out = filepath.Join(b.root, "_output", "bench", "results.json")
+	if b.opts.docs == "" {
+		b.opts.docs = filepath.Join(b.root, "docs")
 	}
+	if err := b.loadSim(); err != nil {
+		return err
+	}
+	b.res.Machine = readMachine()
 	if n, err := scenario.RemoveStaleRules(); err != nil {
 		return fmt.Errorf("remove firewall rules of ended runs: %w", err)
 	} else if n > 0 {
 		b.p.Printf("removed the firewall rules left behind by %d ended run(s)", n)
 	}
-	if b.opts.crashes > 0 {
-		bin := b.opts.haagent
-		if bin == "" {
-			dir, err := os.MkdirTemp("", "haagent-bench-bin-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			step := b.p.Begin("building cmd/haagent")
-			if bin, err = cluster.BuildAgent(ctx, b.root, dir); err != nil {
-				return err
-			}
-			step.Done("built")
+	bin := o.haagent
+	if o.crashes > 0 && bin == "" {
+		dir, err := os.MkdirTemp("", "haagent-bench-bin-")
+		if err != nil {
+			return err
 		}
-		s := &Setup{
-			Name:        "haagent",
-			Description: "stock control-plane timings, a haagent agent per node (fast gossip profile)",
-			AgentArgs:   []string{"--stabilization=3s"},
-			Spacing:     b.opts.spacing.String(),
+		defer os.RemoveAll(dir)
+		step := b.p.Begin("building cmd/haagent")
+		if bin, err = cluster.BuildAgent(ctx, b.root, dir); err != nil {
+			return err
 		}
-		b.res.Setups = append(b.res.Setups, s)
-		b.p.Raw("\n=== haagent: %d nodes with agents, %d crashes ===\n\n", b.opts.nodes, b.opts.crashes)
-		if err := b.setup(ctx, s, scenario.Config{
-			BinDir: b.opts.binDir, Nodes: b.opts.nodes, Timings: scenario.Stock,
-			Haagent: bin, AgentArgs: s.AgentArgs, Deploy: filepath.Join(b.root, "deploy"),
-		}, b.opts.crashes, 2*time.Minute); err != nil {
-			return fmt.Errorf("haagent: %w", err)
-		}
+		step.Done("built")
 	}
-	if b.opts.tuned {
-		s := &Setup{Name: "stock-tuned", Description: scenario.Tuned.String()}
-		b.res.Setups = append(b.res.Setups, s)
-		b.p.Raw("\n=== stock, tuned: %d nodes without agents, %d crashes ===\n\n", b.opts.nodes, b.opts.tunedCrashes)
-		if err := b.setup(ctx, s, scenario.Config{BinDir: b.opts.binDir, Nodes: b.opts.nodes, Timings: scenario.Tuned},
-			b.opts.tunedCrashes, 3*time.Minute); err != nil {
-			return fmt.Errorf("stock tuned: %w", err)
+	b.res.Versions = readVersions(ctx, o.binDir, bin)
+	b.p.Printf("seed %d; versions: %s, Kubernetes %s, etcd %s, haagent %s", o.seed, b.res.Versions.Go, b.res.Versions.Kubernetes, b.res.Versions.Etcd, b.res.Versions.Haagent)
+	rng := rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15))
+	for _, n := range o.sizes {
+		sz := &Size{Nodes: n}
+		b.res.Sizes = append(b.res.Sizes, sz)
+		if err := b.size(ctx, sz, bin, rng); err != nil {
+			return fmt.Errorf("%d nodes: %w", n, err)
 		}
+		sz.Ratios = sz.ratios()
+		b.printSize(sz)
 	}
-	if b.opts.stock {
-		s := &Setup{Name: "stock-default", Description: scenario.Stock.String()}
-		b.res.Setups = append(b.res.Setups, s)
-		b.p.Raw("\n=== stock, default timings: %d nodes without agents, 1 crash (eviction comes ~300 s after the taint: about 7 minutes) ===\n\n", b.opts.nodes)
-		if err := b.setup(ctx, s, scenario.Config{BinDir: b.opts.binDir, Nodes: b.opts.nodes, Timings: scenario.Stock},
-			1, 9*time.Minute); err != nil {
-			return fmt.Errorf("stock default: %w", err)
-		}
-	}
-	b.report()
 	return nil
 }
 
-// required are the phases a crash must show to count as measured.
-func required(agents bool) []scenario.Phase {
-	ps := []scenario.Phase{scenario.NodeNotReady, scenario.Tainted, scenario.PodsNotReady, scenario.EndpointsRemoved,
-		scenario.Evicted, scenario.ReplacementReady, scenario.Recovered}
-	if agents {
-		ps = append([]scenario.Phase{scenario.DeadEverywhere, scenario.Cordoned}, ps...)
+// agentArgs are the flags the bench gives every agent beyond the harness's.
+func (b *bench) agentArgs() []string {
+	return []string{
+		"--stabilization=" + stabilization.String(),
+		"--failover-interval=" + b.opts.failoverInterval.String(),
+		"--fence-bound=" + b.opts.fenceBound.String(),
 	}
-	return ps
 }
 
-// setup runs one cluster and its crashes.
-func (b *bench) setup(ctx context.Context, s *Setup, cfg scenario.Config, crashes int, perCrash time.Duration) (err error) {
+// size runs every set-up at n nodes. The stock clusters run side by side
+// (-stock-concurrent), and beside the haagent cluster's chaos phases, but
+// never beside its cost window or its crashes: those figures are taken on
+// a machine busy with nothing else of the benchmark's.
+func (b *bench) size(ctx context.Context, sz *Size, bin string, rng *rand.Rand) error {
+	o := b.opts
+	n := sz.Nodes
+	var haagent *Setup
+	if o.crashes > 0 {
+		haagent = &Setup{
+			Name:        setupHaagent,
+			Description: "stock control-plane timings, a haagent agent per node (fast gossip profile)",
+			AgentArgs:   b.agentArgs(),
+			Schedule:    fmt.Sprintf("one crash at a time, the node handed back and the workload one pod per node again before the next; at least %s apart (--failover-interval)", o.failoverInterval),
+		}
+		sz.Setups = append(sz.Setups, haagent)
+	}
+	var jobs []func(context.Context) error
+	if o.tuned {
+		s := &Setup{Name: setupTuned, Description: scenario.Tuned.String(), Schedule: "one crash at a time, the node back and the workload one pod per node again before the next"}
+		sz.Setups = append(sz.Setups, s)
+		jobs = append(jobs, func(ctx context.Context) error {
+			b.p.Printf("=== %d nodes, stock tuned: %d crashes ===", n, o.tunedCrashes)
+			err := b.cluster(ctx, s, scenario.Config{BinDir: o.binDir, Nodes: n, Timings: scenario.Tuned}, func(c *scenario.Cluster) error {
+				return newRunner(b.p, c, s, false, 3*time.Minute).sequential(ctx, o.tunedCrashes, 0)
+			})
+			if err != nil {
+				return fmt.Errorf("stock tuned: %w", err)
+			}
+			return nil
+		})
+	}
+	if o.stock {
+		maxDown := min(MaxDown(n), o.stockCrashes)
+		s := &Setup{Name: setupDefault, Description: scenario.Stock.String(),
+			Schedule: fmt.Sprintf("overlapping: a crash every %s, at most %d of %d nodes down at once (below the 55 %% unhealthy-zone threshold); each node returns once its crash's phases were seen; \"workload recovered\" waits for the pods of every crash under way", o.stockGap, maxDown, n)}
+		sz.Setups = append(sz.Setups, s)
+		jobs = append(jobs, func(ctx context.Context) error {
+			b.p.Printf("=== %d nodes, stock default: %d overlapping crashes, %s apart (eviction comes ~300 s after the taint: about 6 minutes each) ===", n, o.stockCrashes, o.stockGap)
+			err := b.cluster(ctx, s, scenario.Config{BinDir: o.binDir, Nodes: n, Timings: scenario.Stock}, func(c *scenario.Cluster) error {
+				return newRunner(b.p, c, s, false, 9*time.Minute).pipelined(ctx, o.stockCrashes, o.stockGap, maxDown)
+			})
+			if err != nil {
+				return fmt.Errorf("stock default: %w", err)
+			}
+			return nil
+		})
+	}
+	defer func() {
+		for _, s := range sz.Setups {
+			s.summarize()
+		}
+	}()
+
+	stockCtx, cancelStock := context.WithCancel(ctx)
+	defer cancelStock()
+	var stockDone chan error
+	startStock := func() {
+		stockDone = make(chan error, 1)
+		go func() { stockDone <- b.stock(stockCtx, jobs) }()
+	}
+	var err error
+	if haagent != nil {
+		b.p.Raw("\n=== %d nodes, haagent: %d crashes, chaos %s per kind, cost window %s ===\n\n", n, o.crashes, o.chaos, o.cost)
+		err = b.cluster(ctx, haagent, scenario.Config{
+			BinDir: o.binDir, Nodes: n, Timings: scenario.Stock,
+			Haagent: bin, AgentArgs: haagent.AgentArgs, Deploy: filepath.Join(b.root, "deploy"),
+		}, func(c *scenario.Cluster) error {
+			if o.cost > 0 {
+				if err := b.cost(ctx, c, sz); err != nil {
+					return fmt.Errorf("cost: %w", err)
+				}
+			}
+			r := newRunner(b.p, c, haagent, true, 2*time.Minute)
+			if err := r.sequential(ctx, o.crashes, o.failoverInterval); err != nil {
+				return err
+			}
+			if o.chaos == 0 {
+				return nil
+			}
+			if o.stockConcurrent && len(jobs) > 0 {
+				b.p.Printf("starting the stock clusters now, beside the chaos phases")
+				startStock()
+			}
+			return b.chaos(ctx, c, sz, r, rng)
+		})
+		if err != nil {
+			err = fmt.Errorf("haagent: %w", err)
+			cancelStock()
+		}
+	}
+	if stockDone == nil && err == nil {
+		startStock()
+	}
+	if stockDone != nil {
+		err = errors.Join(err, <-stockDone)
+	}
+	return err
+}
+
+// stock runs the stock clusters, side by side with -stock-concurrent.
+func (b *bench) stock(ctx context.Context, jobs []func(context.Context) error) error {
+	if !b.opts.stockConcurrent {
+		for _, job := range jobs {
+			if err := job(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(jobs))
+	for i, job := range jobs {
+		wg.Go(func() { errs[i] = job(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// cluster starts a cluster with the whole workload, runs body, and tears
+// the cluster down whatever happens.
+func (b *bench) cluster(ctx context.Context, s *Setup, cfg scenario.Config, body func(*scenario.Cluster) error) (err error) {
 	c, err := scenario.Start(ctx, cfg, b.p)
 	defer func() {
 		if err != nil && ctx.Err() == nil && c != nil {
 			b.p.Raw("%s\n", c.Diagnostics(30))
 		}
-		step := b.p.Begin("tearing the cluster down (nodes, firewall rules, control plane)")
+		step := b.p.Begin("[%s] tearing the cluster down (nodes, firewall rules, control plane)", s.Name)
 		if serr := c.Stop(); serr != nil {
 			b.p.Printf("teardown: %v", serr)
 			err = errors.Join(err, serr)
 			return
 		}
-		step.Done("stopped")
+		step.Done("[%s] stopped", s.Name)
 	}()
 	if err != nil {
 		return err
@@ -282,290 +470,76 @@ func (b *bench) setup(ctx context.Context, s *Setup, cfg scenario.Config, crashe
 	if err := c.StartWorkload(ctx, b.p); err != nil {
 		return err
 	}
-	agents := cfg.Haagent != ""
-	next := 1 // index into c.Nodes of the next victim; node-1 is the gossip seed
-	for i := range crashes {
-		victim, err := b.pickVictim(ctx, c, &next)
-		if err != nil {
-			return err
-		}
-		if i > 0 && agents {
-			// haagent starts at most 3 failovers at once, then one per 30 s
-			// (--failover-burst, --failover-interval). Crashes closer together
-			// than that would measure the rate limit, not the failover.
-			prev := s.Crashes[i-1].CrashedAt
-			if wait := time.Until(prev.Add(b.opts.spacing)); wait > 0 {
-				b.p.Printf("  waiting %s: crashes %s apart, so that haagent's failover rate limit (one per 30 s after a burst of 3) never holds one back",
-					scenario.Round(wait), b.opts.spacing)
-				select {
-				case <-ctx.Done():
-					return context.Cause(ctx)
-				case <-time.After(wait):
-				}
-			}
-		}
-		r := &Run{Victim: victim}
-		s.Crashes = append(s.Crashes, r)
-		if err := b.crash(ctx, c, r, i+1, crashes, agents, perCrash); err != nil {
-			return err
-		}
+	if err := c.StartStatefulWorkload(ctx, b.p); err != nil {
+		return err
 	}
-	s.Summary = summarize(s.Crashes)
+	return body(c)
+}
+
+// cost samples every agent in a quiet window, after a short settling.
+func (b *bench) cost(ctx context.Context, c *scenario.Cluster, sz *Size) error {
+	step := b.p.Begin("cost: letting the agents settle for 10s, then sampling every agent's /proc and gossip counters every second for %s", b.opts.cost)
+	if err := scenario.Sleep(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	agents, err := c.MeasureCost(ctx, b.opts.cost, time.Second)
+	if err != nil {
+		return err
+	}
+	sz.Cost = summarizeCost(b.opts.cost, agents)
+	step.Done("RSS mean %.1f MiB (max %.1f), CPU mean %.2f %% of a core (max %.2f %%), gossip mean %.0f B/s (max %.0f)",
+		sz.Cost.RSSMeanMiB, sz.Cost.RSSMaxMiB, 100*sz.Cost.CPUMean, 100*sz.Cost.CPUMax, sz.Cost.GossipMeanBps, sz.Cost.GossipMaxBps)
 	return nil
 }
 
-// pickVictim returns the next node, in turn from node-2 on, that runs at
-// least one pod of the workload.
-func (b *bench) pickVictim(ctx context.Context, c *scenario.Cluster, next *int) (string, error) {
-	for range len(c.Nodes) {
-		n := c.Nodes[*next]
-		*next++
-		if *next >= len(c.Nodes) {
-			*next = 1
-		}
-		pods, err := c.PodsOn(ctx, n.Name())
+// chaos runs every chaos kind on the haagent cluster, with the cluster made
+// whole again between kinds.
+func (b *bench) chaos(ctx context.Context, c *scenario.Cluster, sz *Size, r *runner, rng *rand.Rand) error {
+	for _, kind := range scenario.ChaosKinds() {
+		step := b.p.Begin("[haagent] chaos %s for %s (%s), then %s more of watching", kind, b.opts.chaos, kind.Describe(), chaosSettle)
+		res, err := c.Chaos(ctx, kind, b.opts.chaos, chaosSettle, rng, b.p)
+		sz.Chaos = append(sz.Chaos, res)
 		if err != nil {
-			return "", err
+			return fmt.Errorf("chaos %s: %w", kind, err)
 		}
-		if len(pods) > 0 {
-			return n.Name(), nil
+		step.Done("%d wrong actions by haagent (%d cordons, %d haagent taints, %d records, %d evictions); %d taints by the node lifecycle controller",
+			res.Wrong.Haagent(), res.Wrong.Cordons, res.Wrong.HaagentTaints, res.Wrong.Records, res.Wrong.Evictions, res.Wrong.KubernetesTaints)
+		for _, e := range res.Wrong.Events {
+			b.p.Raw("      %s\n", e)
 		}
-	}
-	return "", errors.New("no node but node-1 runs a pod of the workload")
-}
-
-// crash crashes r.Victim, waits until every required phase is seen, brings
-// the node back and waits until the cluster is whole again.
-func (b *bench) crash(ctx context.Context, c *scenario.Cluster, r *Run, i, n int, agents bool, timeout time.Duration) error {
-	if agents {
-		holder, err := c.Coordinator(ctx)
-		if err != nil {
-			return err
-		}
-		r.Coordinator = holder == r.Victim
-	}
-	pods, err := c.PodsOn(ctx, r.Victim)
-	if err != nil {
-		return err
-	}
-	role := ""
-	if r.Coordinator {
-		role = ", the coordinator"
-	}
-	b.p.Printf("crash %d/%d: %s (%s%s)", i, n, r.Victim, scenario.PodNames(pods), role)
-	cr, err := c.Crash(ctx, r.Victim)
-	if err != nil {
-		return err
-	}
-	defer cr.Stop()
-	r.CrashedAt = cr.At
-	if err := b.waitPhases(ctx, cr, required(agents), timeout); err != nil {
-		return fmt.Errorf("crash of %s: %w\n%s", r.Victim, err, cr.Timeline.Table())
-	}
-	r.measured = cr.Measure()
-	r.Seconds = map[scenario.Phase]float64{}
-	for ph, d := range r.measured.Times {
-		r.Seconds[ph] = d.Seconds()
-	}
-
-	returned, err := cr.Return(ctx)
-	if err != nil {
-		return err
-	}
-	what := "network back, a new kubelet registered"
-	if agents {
-		what += ", agent restarted"
-	}
-	b.p.Printf("  %s returned: %s (took %s)", r.Victim, what, scenario.Round(time.Since(returned)))
-	if agents {
-		var rec record.NodeFailover
-		err := scenario.Poll(ctx, 100*time.Millisecond, 2*time.Minute, r.Victim+"'s failover record Completed", func(ctx context.Context) (bool, error) {
-			var ok bool
-			var err error
-			rec, ok, err = c.LatestRecord(ctx, r.Victim)
-			return ok && rec.Status.Phase == record.PhaseCompleted, err
-		})
-		if err != nil {
-			return fmt.Errorf("%w\n%s", err, cr.Timeline.Table())
-		}
-		r.HandBackSeconds = time.Since(returned).Seconds()
-		r.RecordTimeToDetect, r.RecordTimeToRepair = rec.Status.TimeToDetect, rec.Status.TimeToRepair
-		b.p.Printf("  %s handed back (record Completed) %.1fs after its return; the record says: detect %s, repair %s from last heard",
-			r.Victim, r.HandBackSeconds, rec.Status.TimeToDetect, rec.Status.TimeToRepair)
-	}
-	step := b.p.Begin("  waiting until every node is Ready and untainted, the workload whole again")
-	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
-		return err
-	}
-	if err := c.WaitWorkload(ctx, 2*time.Minute); err != nil {
-		return err
-	}
-	step.Done("  cluster whole")
-	return nil
-}
-
-// waitPhases prints each phase as it is first seen, until all of need are,
-// or timeout passes. Every 30 s without news it says what it waits for.
-func (b *bench) waitPhases(ctx context.Context, cr *scenario.Crash, need []scenario.Phase, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	shown := map[scenario.Phase]bool{}
-	lastNews := time.Now()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		m := cr.Measure()
-		for _, ph := range scenario.Phases() {
-			if d, ok := m.Get(ph); ok && !shown[ph] {
-				shown[ph] = true
-				lastNews = time.Now()
-				detail := ""
-				if m.Detail[ph] != "" {
-					detail = " (" + m.Detail[ph] + ")"
-				}
-				b.p.Raw("    %+9.3fs  %s%s\n", d.Seconds(), ph.Title(), detail)
-			}
-		}
-		var missing []scenario.Phase
-		for _, ph := range need {
-			if _, ok := m.Get(ph); !ok {
-				missing = append(missing, ph)
-			}
-		}
-		if len(missing) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not seen within %s of the crash: %v", timeout, missing)
-		}
-		if time.Since(lastNews) >= 30*time.Second {
-			b.p.Raw("    %+9.3fs  … waiting for: %v\n", time.Since(cr.At).Seconds(), missing)
-			lastNews = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-t.C:
-		}
-	}
-}
-
-func summarize(runs []*Run) map[scenario.Phase]Stats {
-	out := map[scenario.Phase]Stats{}
-	for _, ph := range scenario.Phases() {
-		var ds []time.Duration
-		for _, r := range runs {
-			if d, ok := r.measured.Get(ph); ok {
-				ds = append(ds, d)
-			}
-		}
-		if len(ds) == 0 {
-			continue
-		}
-		st := Stats{N: len(ds), p50: scenario.Quantile(ds, 0.5)}
-		st.P50 = st.p50.Seconds()
-		st.P90 = scenario.Quantile(ds, 0.9).Seconds()
-		st.Max = scenario.Quantile(ds, 1).Seconds()
-		out[ph] = st
-	}
-	return out
-}
-
-func (b *bench) setupNamed(name string) *Setup {
-	for _, s := range b.res.Setups {
-		if s.Name == name {
-			return s
+		if err := r.whole(ctx); err != nil {
+			return fmt.Errorf("after chaos %s: %w", kind, err)
 		}
 	}
 	return nil
 }
 
-// report prints each setup's crashes and the side-by-side table.
-func (b *bench) report() {
-	b.p.Raw("\n=== Results (seconds from the crash; nearest-rank percentiles) ===\n")
-	for _, s := range b.res.Setups {
-		b.p.Raw("\n%s: %s\n", s.Name, s.Description)
-		header := []string{"phase"}
-		for i, r := range s.Crashes {
-			h := fmt.Sprintf("#%d %s", i+1, r.Victim)
-			if r.Coordinator {
-				h += "*"
-			}
-			header = append(header, h)
+// loadSim reads the simulator's files, when given.
+func (b *bench) loadSim() error {
+	if b.opts.simJSON != "" {
+		data, err := os.ReadFile(b.opts.simJSON)
+		if err != nil {
+			return err
 		}
-		header = append(header, "p50", "p90", "max")
-		var rows [][]string
-		for _, ph := range scenario.Phases() {
-			st, ok := s.Summary[ph]
-			if !ok {
-				continue
-			}
-			row := []string{ph.Title()}
-			for _, r := range s.Crashes {
-				if d, ok := r.measured.Get(ph); ok {
-					row = append(row, scenario.Seconds(d))
-				} else {
-					row = append(row, "-")
-				}
-			}
-			row = append(row, fmt.Sprintf("%.2fs", st.P50), fmt.Sprintf("%.2fs", st.P90), fmt.Sprintf("%.2fs", st.Max))
-			rows = append(rows, row)
+		if !json.Valid(data) {
+			return fmt.Errorf("--sim-json %s: not valid JSON", b.opts.simJSON)
 		}
-		scenario.WriteTable(b.stdout, header, rows)
-		for _, r := range s.Crashes {
-			if r.Coordinator {
-				b.p.Raw("  * the crashed node held the coordinator Lease: another agent took it over first.\n")
-				break
-			}
-		}
+		b.res.Simulation = data
 	}
-
-	h, tuned, stock := b.setupNamed("haagent"), b.setupNamed("stock-tuned"), b.setupNamed("stock-default")
-	b.p.Raw("\nSide by side (p50 of each set-up; ratio = stock ÷ haagent):\n")
-	header := []string{"phase", "haagent", "stock tuned", "stock default", "tuned ÷ haagent", "default ÷ haagent"}
-	var rows [][]string
-	for _, ph := range scenario.Phases() {
-		hv, hOK := p50(h, ph)
-		tv, tOK := p50(tuned, ph)
-		sv, sOK := p50(stock, ph)
-		if !hOK && !tOK && !sOK {
-			continue
+	if b.opts.simMD != "" {
+		data, err := os.ReadFile(b.opts.simMD)
+		if err != nil {
+			return err
 		}
-		row := []string{ph.Title(), cell(h, ph), cell(tuned, ph), cell(stock, ph), "", ""}
-		if hOK && tOK {
-			row[4] = scenario.Ratio(tv, hv)
-		}
-		if hOK && sOK {
-			row[5] = scenario.Ratio(sv, hv)
-		}
-		rows = append(rows, row)
+		b.res.SimulationMarkdown = string(data)
 	}
-	scenario.WriteTable(b.stdout, header, rows)
-	b.p.Raw("\n\"not run\": that set-up was switched off; \"-\": the phase does not exist there (stock never cordons, and has no gossip).\n")
-	b.p.Raw("results: %s\n", b.opts.out)
+	return nil
 }
 
-func p50(s *Setup, ph scenario.Phase) (time.Duration, bool) {
-	if s == nil {
-		return 0, false
-	}
-	st, ok := s.Summary[ph]
-	return st.p50, ok
-}
-
-func cell(s *Setup, ph scenario.Phase) string {
-	if s == nil {
-		return "not run"
-	}
-	st, ok := s.Summary[ph]
-	if !ok {
-		return "-"
-	}
-	return fmt.Sprintf("%.2fs (n=%d)", st.P50, st.N)
-}
-
-// write saves the results as JSON, whatever the outcome.
+// write saves the results as JSON and writes the report and the plots,
+// whatever the outcome.
 func (b *bench) write(runErr error) error {
-	if b.opts.out == "" {
+	if b.opts.docs == "" {
 		return nil
 	}
 	b.res.Finished = time.Now()
@@ -573,17 +547,53 @@ func (b *bench) write(runErr error) error {
 	if runErr != nil {
 		b.res.Error = runErr.Error()
 	}
-	for _, s := range b.res.Setups {
-		if s.Summary == nil {
-			s.Summary = summarize(s.Crashes)
+	for _, sz := range b.res.Sizes {
+		for _, s := range sz.Setups {
+			if s.Summary == nil {
+				s.summarize()
+			}
 		}
+		sz.Ratios = sz.ratios()
 	}
-	data, err := json.MarshalIndent(b.res, "", "  ")
+	b.res.Targets = targets(&b.res)
+	if err := writeDocs(b.opts.docs, &b.res); err != nil {
+		return err
+	}
+	b.printTargets()
+	b.p.Raw("\nresults: %s, report: %s, plots: %s\n", filepath.Join(b.opts.docs, "benchmarks.json"),
+		filepath.Join(b.opts.docs, "BENCHMARKS.md"), filepath.Join(b.opts.docs, "bench"))
+	return nil
+}
+
+// rewriteReport is -report-from.
+func rewriteReport(o options, stdout io.Writer) error {
+	data, err := os.ReadFile(o.reportFrom)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(b.opts.out), 0o755); err != nil {
+	var res Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("%s: %w", o.reportFrom, err)
+	}
+	if res.Schema != SchemaVersion {
+		return fmt.Errorf("%s: schema %q, this program reads %q", o.reportFrom, res.Schema, SchemaVersion)
+	}
+	docs := o.docs
+	if docs == "" {
+		root, err := cluster.RepoRoot()
+		if err != nil {
+			return err
+		}
+		docs = filepath.Join(root, "docs")
+	}
+	b := &bench{opts: o, res: res}
+	if err := b.loadSim(); err != nil {
 		return err
 	}
-	return os.WriteFile(b.opts.out, append(data, '\n'), 0o644)
+	b.res.Targets = targets(&b.res)
+	if err := writeDocs(docs, &b.res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s and %s\n", filepath.Join(docs, "BENCHMARKS.md"), filepath.Join(docs, "benchmarks.json"), filepath.Join(docs, "bench"))
+	return nil
 }

@@ -81,6 +81,8 @@ type Cluster struct {
 	CP    *cluster.ControlPlane
 	FW    *cluster.Firewall
 	Nodes []*cluster.Node
+
+	stateful bool // StartStatefulWorkload ran
 }
 
 // Start brings a cluster up: control plane, deploy/ (with agents), firewall,

@@ -22,6 +22,9 @@ type Crash struct {
 	At time.Time
 	// Pods are the workload's pods on the victim at the crash.
 	Pods []corev1.Pod
+	// StatefulPods are the StatefulSet's pods on the victim at the crash
+	// (none without StartStatefulWorkload).
+	StatefulPods []corev1.Pod
 	// Survivors are the other nodes.
 	Survivors []string
 	// Timeline is the API's view of the crash.
@@ -58,12 +61,16 @@ func (c *Cluster) Crash(ctx context.Context, victim string) (*Crash, error) {
 	if err != nil {
 		return nil, err
 	}
+	stateful, err := c.StatefulPodsOn(ctx, victim)
+	if err != nil {
+		return nil, err
+	}
 	tl, err := cluster.StartTimeline(ctx, c.CP.RESTConfig())
 	if err != nil {
 		return nil, err
 	}
 	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	cr := &Crash{Victim: victim, Pods: pods, Timeline: tl, node: n, cancel: cancel, printed: map[string]bool{}}
+	cr := &Crash{Victim: victim, Pods: pods, StatefulPods: stateful, Timeline: tl, node: n, cancel: cancel, printed: map[string]bool{}}
 	var observers []*cluster.Node
 	for _, o := range c.Nodes {
 		if o.Name() == victim {

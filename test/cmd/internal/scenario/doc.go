@@ -8,11 +8,20 @@
 // the sample workload (Deployment, Service and PodDisruptionBudget web, one
 // pod per node); Stop ends everything, the firewall rules included.
 //
+// StartStatefulWorkload adds StatefulSet db, one pod per node, so that a
+// crash also shows when a stateful pod runs elsewhere; Rebalance spreads
+// both one pod per node again between crashes.
+//
 // A Crash records one node's crash: a Timeline of the API (from the
 // harness), the agents' views of the crashed node, and the pods it had.
 // Phases turns that into the times the demo and the benchmark report,
 // relative to the crash. Nothing here estimates a time: a phase that was
 // not observed is absent.
+//
+// Chaos runs trouble that must not look like a crash (packet loss, agent
+// stalls and restarts) and counts the wrong actions seen; MeasureCost
+// samples every agent's memory, CPU time and gossip traffic; Summarize gives
+// nearest-rank percentiles.
 //
 // The package prints nothing itself except through a Printer, which
 // stamps each progress line with the time since the program started.

@@ -31,8 +31,15 @@ const (
 	// deleted by the taint eviction controller).
 	Evicted Phase = "eviction"
 	// ReplacementReady: as many new pods Running and Ready elsewhere as the
-	// victim had.
+	// victim had, counting only pods that became ready after the victim's
+	// own pods were evicted (so that, with several crashes under way, the
+	// replacements of another crash's pods do not count).
 	ReplacementReady Phase = "replacement-ready"
+	// StatefulMoved: every StatefulSet pod of the victim runs again, under
+	// its name, Running and Ready on another node. Stock Kubernetes never
+	// gets there while the node stays down: the pod stays Terminating until
+	// its kubelet confirms or someone force-deletes it.
+	StatefulMoved Phase = "statefulset-pod-moved"
 	// Recovered: the Deployment has all its replicas Running and Ready
 	// again, none on the victim.
 	Recovered Phase = "workload-recovered"
@@ -40,7 +47,7 @@ const (
 
 // Phases lists every phase in report order.
 func Phases() []Phase {
-	return []Phase{DeadEverywhere, NodeNotReady, Cordoned, Tainted, PodsNotReady, EndpointsRemoved, Evicted, ReplacementReady, Recovered}
+	return []Phase{DeadEverywhere, NodeNotReady, Cordoned, Tainted, PodsNotReady, EndpointsRemoved, Evicted, ReplacementReady, StatefulMoved, Recovered}
 }
 
 // Title is a phase's name in a table.
@@ -62,6 +69,8 @@ func (p Phase) Title() string {
 		return "its pods evicted (deleting)"
 	case ReplacementReady:
 		return "replacement pods ready elsewhere"
+	case StatefulMoved:
+		return "StatefulSet pod ready elsewhere"
 	case Recovered:
 		return "workload recovered (all replicas ready)"
 	}
@@ -136,15 +145,35 @@ func (cr *Crash) Measure() Measured {
 			m.Times[phase] = last
 		}
 	}
-	var replacements []time.Duration
-	for _, e := range events {
-		if e.Kind == cluster.EventReplacementReady && e.Detail == Owner && e.Since >= 0 {
-			replacements = append(replacements, e.Since)
+	if evicted, ok := m.Times[Evicted]; ok {
+		var replacements []time.Duration
+		for _, e := range events {
+			if e.Kind == cluster.EventReplacementReady && e.Detail == Owner && e.Since >= evicted {
+				replacements = append(replacements, e.Since)
+			}
+		}
+		slices.Sort(replacements)
+		if n := len(cr.Pods); n > 0 && len(replacements) >= n {
+			m.Times[ReplacementReady] = replacements[n-1]
 		}
 	}
-	slices.Sort(replacements)
-	if n := len(cr.Pods); n > 0 && len(replacements) >= n {
-		m.Times[ReplacementReady] = replacements[n-1]
+	if len(cr.StatefulPods) > 0 {
+		var last time.Duration
+		all := true
+		for _, p := range cr.StatefulPods {
+			key := p.Namespace + "/" + p.Name
+			e, ok := first(func(e cluster.Event) bool {
+				return e.Kind == cluster.EventReplacementReady && e.Detail == StatefulOwner && e.Subject == key && e.Node != cr.Victim
+			})
+			if !ok {
+				all = false
+				break
+			}
+			last = max(last, e.Since)
+		}
+		if all {
+			m.Times[StatefulMoved] = last
+		}
 	}
 	if e, ok := first(func(e cluster.Event) bool { return e.Kind == cluster.EventOwnerRecovered && e.Subject == Owner }); ok {
 		m.Times[Recovered] = e.Since
@@ -160,4 +189,10 @@ func deadTaint(t string) bool {
 		return true
 	}
 	return false
+}
+
+// Applies reports whether a phase exists in a set-up: with agents every
+// phase does; without, there is no gossip and nothing cordons.
+func (p Phase) Applies(agents bool) bool {
+	return agents || (p != DeadEverywhere && p != Cordoned)
 }

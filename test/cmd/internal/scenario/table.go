@@ -3,8 +3,6 @@ package scenario
 import (
 	"fmt"
 	"io"
-	"math"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,18 +31,6 @@ func Ratio(a, b time.Duration) string {
 		return fmt.Sprintf("%.1f×", r)
 	}
 	return fmt.Sprintf("%.0f×", r)
-}
-
-// Quantile returns the q-quantile (0 < q ≤ 1) of ds by the nearest-rank
-// method: the smallest sample with at least q of the samples at or below it.
-func Quantile(ds []time.Duration, q float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
 }
 
 // WriteTable writes rows as an aligned table with a header and a rule

@@ -102,7 +102,12 @@ func (c *Cluster) ReadyPods(ctx context.Context) ([]corev1.Pod, error) {
 
 // PodsOn lists the workload's pods bound to node, not being deleted.
 func (c *Cluster) PodsOn(ctx context.Context, node string) ([]corev1.Pod, error) {
-	list, err := c.Client().CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + App})
+	return c.appPodsOn(ctx, App, node)
+}
+
+// appPodsOn lists the pods labelled app bound to node, not being deleted.
+func (c *Cluster) appPodsOn(ctx context.Context, app, node string) ([]corev1.Pod, error) {
+	list, err := c.Client().CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 	if err != nil {
 		return nil, err
 	}
