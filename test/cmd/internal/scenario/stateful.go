@@ -159,31 +159,14 @@ func headlessService() *corev1.Service {
 // manages them in parallel so that one pod stuck on a dead node does not
 // hold back the others.
 func statefulSet(replicas int32) *appsv1.StatefulSet {
-	labels := map[string]string{"app": Stateful}
 	return &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: Stateful},
 		Spec: appsv1.StatefulSetSpec{
 			Replicas:            ptr.To(replicas),
 			ServiceName:         Stateful,
 			PodManagementPolicy: appsv1.ParallelPodManagement,
-			Selector:            &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{
-						Name:  Stateful,
-						Image: "registry.k8s.io/pause:3.10",
-						Ports: []corev1.ContainerPort{{ContainerPort: 5432}},
-					}},
-					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
-						MaxSkew:           1,
-						TopologyKey:       corev1.LabelHostname,
-						WhenUnsatisfiable: corev1.DoNotSchedule,
-						LabelSelector:     &metav1.LabelSelector{MatchLabels: labels},
-						NodeTaintsPolicy:  ptr.To(corev1.NodeInclusionPolicyHonor),
-					}},
-				},
-			},
+			Selector:            &metav1.LabelSelector{MatchLabels: map[string]string{"app": Stateful}},
+			Template:            spreadPodTemplate(Stateful, 5432),
 		},
 	}
 }

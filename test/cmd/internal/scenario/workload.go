@@ -159,24 +159,30 @@ func deployment(replicas int32) *appsv1.Deployment {
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{
-						Name: App,
-						// Never pulled: the kubelets are fake.
-						Image: "registry.k8s.io/pause:3.10",
-						Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
-					}},
-					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
-						MaxSkew:           1,
-						TopologyKey:       corev1.LabelHostname,
-						WhenUnsatisfiable: corev1.DoNotSchedule,
-						LabelSelector:     &metav1.LabelSelector{MatchLabels: labels},
-						NodeTaintsPolicy:  ptr.To(corev1.NodeInclusionPolicyHonor),
-					}},
-				},
-			},
+			Template: spreadPodTemplate(App, 8080),
+		},
+	}
+}
+
+// spreadPodTemplate is a pod of one pause container (never pulled: the
+// kubelets are fake) labelled app=name, spread one per node.
+func spreadPodTemplate(name string, port int32) corev1.PodTemplateSpec {
+	labels := map[string]string{"app": name}
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name:  name,
+				Image: "registry.k8s.io/pause:3.10",
+				Ports: []corev1.ContainerPort{{ContainerPort: port}},
+			}},
+			TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+				MaxSkew:           1,
+				TopologyKey:       corev1.LabelHostname,
+				WhenUnsatisfiable: corev1.DoNotSchedule,
+				LabelSelector:     &metav1.LabelSelector{MatchLabels: labels},
+				NodeTaintsPolicy:  ptr.To(corev1.NodeInclusionPolicyHonor),
+			}},
 		},
 	}
 }
