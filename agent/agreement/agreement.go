@@ -60,6 +60,9 @@ func (c Config) Validate() error {
 type Gossip interface {
 	LocalName() string
 	Members() []gossip.Member
+	// Member looks one member up; votes and checks need one entry, and a
+	// copy of the whole table per vote costs O(N log N) at every member.
+	Member(name string) (gossip.Member, bool)
 	Subscribe() *gossip.Subscription
 	Broadcast(kind byte, key string, payload []byte) error
 	Handle(kind byte, h gossip.Handler)
@@ -102,10 +105,13 @@ type Agreement struct {
 
 	mu       sync.Mutex
 	opinions map[string]*opinion
-	ballots  *failover.Ballots
-	seq      uint64
-	epoch    int64
-	checks   sync.WaitGroup
+	// counts are the opinions by value, kept as they change: counting the
+	// map on every change would cost O(N²) per agent as a group forms.
+	counts  [failover.OpinionAgentDown + 1]int
+	ballots *failover.Ballots
+	seq     uint64
+	epoch   int64
+	checks  sync.WaitGroup
 }
 
 // New validates cfg and registers the vote handler with gossip.
@@ -221,6 +227,9 @@ func (a *Agreement) onEvent(ctx context.Context, e gossip.Event) {
 		a.check(ctx, e.Member)
 	case gossip.EventLeft:
 		a.mu.Lock()
+		if o := a.opinions[name]; o != nil {
+			a.counts[o.op]--
+		}
 		delete(a.opinions, name)
 		a.ballots.Forget(name)
 		a.mu.Unlock()
@@ -277,18 +286,25 @@ func (a *Agreement) kubeletAddr(m gossip.Member) string {
 }
 
 func (a *Agreement) stillDead(name string) bool {
-	for _, m := range a.g.Members() {
-		if m.Name == name {
-			return m.State == gossip.StateDead
-		}
-	}
-	return false
+	m, ok := a.g.Member(name)
+	return ok && m.State == gossip.StateDead
 }
 
-// recheck checks again every member that gossip holds dead.
+// recheck checks again every member that gossip holds dead. Only a member
+// with a non-alive opinion can be one (its dead event set the opinion, and
+// check ignores members without an opinion), so the others are not looked
+// up.
 func (a *Agreement) recheck(ctx context.Context) {
-	for _, m := range a.g.Members() {
-		if m.State == gossip.StateDead && !m.Local {
+	var names []string
+	a.mu.Lock()
+	for name, o := range a.opinions {
+		if o.op != failover.OpinionAlive {
+			names = append(names, name)
+		}
+	}
+	a.mu.Unlock()
+	for _, name := range names {
+		if m, ok := a.g.Member(name); ok && m.State == gossip.StateDead && !m.Local {
 			a.check(ctx, m)
 		}
 	}
@@ -307,6 +323,12 @@ func (a *Agreement) set(target string, op failover.Opinion) {
 	// retract an earlier suspect, dead or agent-down vote. Voting it for
 	// every member that joins would send N² votes as a group forms.
 	retract := o.op != 0 && o.op != failover.OpinionAlive
+	if changed {
+		if o.op != 0 { // a new entry has no opinion yet
+			a.counts[o.op]--
+		}
+		a.counts[op]++
+	}
 	o.op = op
 	a.mu.Unlock()
 	if changed {
@@ -321,20 +343,25 @@ func (a *Agreement) set(target string, op failover.Opinion) {
 // repeat votes every non-alive opinion again, with a new sequence number
 // so that peers pass it on.
 func (a *Agreement) repeat() {
-	for target, op := range a.Opinions() {
-		if op != failover.OpinionAlive {
-			a.vote(target, op)
+	type pending struct {
+		target string
+		op     failover.Opinion
+	}
+	var todo []pending
+	a.mu.Lock()
+	for target, o := range a.opinions {
+		if o.op != failover.OpinionAlive {
+			todo = append(todo, pending{target, o.op})
 		}
+	}
+	a.mu.Unlock()
+	for _, p := range todo {
+		a.vote(p.target, p.op)
 	}
 }
 
 func (a *Agreement) vote(target string, op failover.Opinion) {
-	var member gossip.Member
-	for _, m := range a.g.Members() {
-		if m.Name == target {
-			member = m
-		}
-	}
+	member, _ := a.g.Member(target)
 	now := a.clock.Now()
 	a.mu.Lock()
 	a.seq++
@@ -364,10 +391,9 @@ func broadcastKey(voter, target string) string {
 }
 
 func (a *Agreement) updateGauge() {
-	counts := map[failover.Opinion]int{}
-	for _, op := range a.Opinions() {
-		counts[op]++
-	}
+	a.mu.Lock()
+	counts := a.counts
+	a.mu.Unlock()
 	for _, op := range []failover.Opinion{failover.OpinionAlive, failover.OpinionSuspect, failover.OpinionDead, failover.OpinionAgentDown} {
 		a.metrics.opinions.WithLabelValues(op.String()).Set(float64(counts[op]))
 	}

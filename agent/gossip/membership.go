@@ -7,8 +7,9 @@ import (
 	"log"
 	"math/rand/v2"
 	"net"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,7 @@ type Membership struct {
 	mu        sync.Mutex
 	local     Meta
 	members   map[string]*Member
+	counts    [len(stateNames)]int // members by state, kept with members
 	suspected map[string]time.Time
 	refusedAt map[string]time.Time
 }
@@ -166,13 +168,31 @@ func (m *Membership) Subscribe() *Subscription { return m.bus.subscribe() }
 // Members returns a copy of the membership table, sorted by name.
 func (m *Membership) Members() []Member {
 	m.mu.Lock()
-	out := make([]Member, 0, len(m.members))
+	// Sorting pointers, then copying, moves a word per swap instead of a
+	// whole Member: with a thousand members this is most of the cost.
+	ptrs := make([]*Member, 0, len(m.members))
 	for _, mem := range m.members {
-		out = append(out, *mem)
+		ptrs = append(ptrs, mem)
+	}
+	slices.SortFunc(ptrs, func(a, b *Member) int { return strings.Compare(a.Name, b.Name) })
+	out := make([]Member, len(ptrs))
+	for i, mem := range ptrs {
+		out[i] = *mem
 	}
 	m.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Member returns a copy of the named member's entry, without copying the
+// whole table.
+func (m *Membership) Member(name string) (Member, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mem, ok := m.members[name]
+	if !ok {
+		return Member{}, false
+	}
+	return *mem, true
 }
 
 // LocalName is this member's name.
@@ -625,6 +645,8 @@ func (m *Membership) upsertLocked(n *memberlist.Node) *Member {
 	if !ok {
 		mem = &Member{Name: n.Name, Local: n.Name == m.cfg.NodeName, State: StateAlive}
 		m.members[n.Name] = mem
+		m.counts[StateAlive]++
+		m.countsChangedLocked()
 	}
 	mem.Addr = n.Address()
 	meta, err := DecodeMeta(n.Meta)
@@ -639,25 +661,27 @@ func (m *Membership) upsertLocked(n *memberlist.Node) *Member {
 }
 
 func (m *Membership) setStateLocked(mem *Member, s State, now time.Time) {
+	// The counts change by one member: a scan of the table here would make
+	// a group of N members forming cost N³.
+	m.counts[mem.State]--
+	m.counts[s]++
 	mem.State, mem.Since = s, now
-	var alive int64
-	counts := make([]int, len(stateNames))
-	for _, x := range m.members {
-		counts[x.State]++
-		if x.State == StateAlive || x.State == StateSuspect {
-			alive++
-		}
-	}
-	m.alive.Store(alive)
-	for i, c := range counts {
-		m.metrics.members.WithLabelValues(stateNames[i]).Set(float64(c))
-	}
+	m.countsChangedLocked()
 	m.publishLocked(EventType(s), mem, now)
 	fields := []zap.Field{zap.String("peer", mem.Name), zap.String("state", s.String()), zap.String("addr", mem.Addr)}
 	if s == StateAlive {
 		m.log.Info("member alive", fields...)
 	} else {
 		m.log.Warn("member state changed", fields...)
+	}
+}
+
+// countsChangedLocked publishes the state counts to the broadcast queue's
+// size and the gauges.
+func (m *Membership) countsChangedLocked() {
+	m.alive.Store(int64(m.counts[StateAlive] + m.counts[StateSuspect]))
+	for i, c := range m.counts {
+		m.metrics.members.WithLabelValues(stateNames[i]).Set(float64(c))
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -30,14 +31,32 @@ const packetQueue = 4096
 
 // Network connects Transports. The zero value is not usable; use New.
 type Network struct {
-	mu        sync.RWMutex
-	hosts     map[string]*Transport
-	next      int
-	loss      float64
-	delay     time.Duration
-	blocked   map[[2]string]bool
-	dropped   int64
-	delivered int64
+	mu      sync.RWMutex
+	hosts   map[string]*Transport
+	next    int
+	loss    float64
+	delay   time.Duration
+	blocked map[[2]string]bool
+
+	dropped   atomic.Int64
+	delivered atomic.Int64
+
+	// line holds the delayed packets in the order they were sent: every
+	// packet has the same delay, so that is also the order they are due.
+	// One goroutine delivers them while there are any, rather than a
+	// timer and a goroutine per packet, which at tens of thousands of
+	// packets a second cost more than the members that send them.
+	lineMu      sync.Mutex
+	line        []delayed
+	lineHead    int
+	lineRunning bool
+}
+
+// delayed is a packet on its way.
+type delayed struct {
+	due time.Time
+	dst *Transport
+	p   *memberlist.Packet
 }
 
 // New returns an empty network.
@@ -95,7 +114,9 @@ func (n *Network) SetLoss(p float64) {
 	n.mu.Unlock()
 }
 
-// SetDelay delays every packet by d.
+// SetDelay delays every packet by d. Packets are delivered in the order they
+// were sent: after a change to a shorter delay, a new packet waits for the
+// ones sent before it.
 func (n *Network) SetDelay(d time.Duration) {
 	n.mu.Lock()
 	n.delay = d
@@ -124,31 +145,83 @@ func (n *Network) Heal() {
 
 // Stats returns packets delivered and dropped so far.
 func (n *Network) Stats() (delivered, dropped int64) {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.delivered, n.dropped
+	return n.delivered.Load(), n.dropped.Load()
 }
 
 // route returns the destination if a packet or stream from src may reach
 // dst now, and the delay to apply.
 func (n *Network) route(src, dst string, packet bool) (*Transport, time.Duration, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.mu.RLock()
 	t, ok := n.hosts[dst]
-	if !ok || t.isDown() || n.blocked[[2]string{src, dst}] {
+	ok = ok && !t.isDown() && (len(n.blocked) == 0 || !n.blocked[[2]string{src, dst}])
+	loss, delay := n.loss, n.delay
+	n.mu.RUnlock()
+	if !ok {
 		if packet {
-			n.dropped++
+			n.dropped.Add(1)
 		}
 		return nil, 0, false
 	}
-	if packet && n.loss > 0 && rand.Float64() < n.loss {
-		n.dropped++
+	if packet && loss > 0 && rand.Float64() < loss {
+		n.dropped.Add(1)
 		return nil, 0, false
 	}
 	if packet {
-		n.delivered++
+		n.delivered.Add(1)
 	}
-	return t, n.delay, true
+	return t, delay, true
+}
+
+// send puts a packet on the delay line, and starts its goroutine if it is
+// not running.
+func (n *Network) send(dst *Transport, p *memberlist.Packet, due time.Time) {
+	n.lineMu.Lock()
+	n.line = append(n.line, delayed{due: due, dst: dst, p: p})
+	start := !n.lineRunning
+	n.lineRunning = true
+	n.lineMu.Unlock()
+	if start {
+		go n.runLine()
+	}
+}
+
+// runLine delivers the delayed packets as they fall due, and returns when
+// none is left.
+func (n *Network) runLine() {
+	var batch []delayed
+	for {
+		n.lineMu.Lock()
+		if n.lineHead == len(n.line) {
+			n.line, n.lineHead = n.line[:0], 0
+			n.lineRunning = false
+			n.lineMu.Unlock()
+			return
+		}
+		now := time.Now()
+		head := n.line[n.lineHead]
+		if wait := head.due.Sub(now); wait > 0 {
+			n.lineMu.Unlock()
+			time.Sleep(wait)
+			continue
+		}
+		batch = batch[:0]
+		for n.lineHead < len(n.line) && !n.line[n.lineHead].due.After(now) {
+			batch = append(batch, n.line[n.lineHead])
+			n.line[n.lineHead] = delayed{}
+			n.lineHead++
+		}
+		if n.lineHead > 1024 && n.lineHead > len(n.line)/2 {
+			// Under steady traffic the line never empties: move what is
+			// left to the front so the slice does not grow for ever.
+			k := copy(n.line, n.line[n.lineHead:])
+			clear(n.line[k:])
+			n.line, n.lineHead = n.line[:k], 0
+		}
+		n.lineMu.Unlock()
+		for _, d := range batch {
+			d.dst.deliver(d.p)
+		}
+	}
 }
 
 // Transport is one host's memberlist transport on a Network.
@@ -199,7 +272,7 @@ func (t *Transport) WriteTo(b []byte, a string) (time.Time, error) {
 	}
 	p := &memberlist.Packet{Buf: append([]byte(nil), b...), From: addr(t.addr), Timestamp: now}
 	if delay > 0 {
-		time.AfterFunc(delay, func() { dst.deliver(p) })
+		t.net.send(dst, p, now.Add(delay))
 	} else {
 		dst.deliver(p)
 	}

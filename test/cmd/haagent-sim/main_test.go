@@ -1,0 +1,221 @@
+package main
+
+import (
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags_defaults(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(o.sizes); got != 5 || o.sizes[4] != 1000 {
+		t.Errorf("sizes = %v, want 50,100,250,500,1000", o.sizes)
+	}
+	if strings.Join(o.profiles, ",") != "default,fast" || len(o.losses) != 1 || o.losses[0] != 0 {
+		t.Errorf("profiles %v, losses %v", o.profiles, o.losses)
+	}
+	if o.delay != time.Millisecond || o.crashes != 5 || o.quiet != 20*time.Second || o.timeout != 20*time.Minute {
+		t.Errorf("options %+v", o)
+	}
+}
+
+func TestParseFlags_errors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown profile", []string{"-profiles", "slow"}, `-profiles: unknown profile "slow"`},
+		{"bad size", []string{"-n", "50,x"}, `-n: "x" must be a group size`},
+		{"loss", []string{"-loss", "1"}, "-loss (1) must be at least 0 and below 1"},
+		{"too few survivors", []string{"-n", "6", "-crashes", "5"}, "-n 6 leaves fewer than 3 survivors"},
+		{"discovery", []string{"-discovery", "dns"}, `-discovery ("dns") must be "all" or "seed"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseFlags_lossSweep(t *testing.T) {
+	o, err := parseFlags([]string{"-loss-sweep"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.losses) != 2 || o.losses[1] != 0.05 {
+		t.Fatalf("losses = %v, want [0 0.05]", o.losses)
+	}
+}
+
+func TestSummarise_nearestRank(t *testing.T) {
+	var xs []*float64
+	for i := 1; i <= 10; i++ {
+		xs = append(xs, ptr(float64(i)))
+	}
+	xs = append(xs, nil)
+	s := summarise(xs)
+	if s.Count != 10 || s.Missing != 1 || *s.P50 != 5 || *s.P90 != 9 || *s.P99 != 10 || *s.Max != 10 {
+		t.Fatalf("summary = %+v", s)
+	}
+	if s := summarise(nil); s.P50 != nil || s.Count != 0 {
+		t.Fatalf("empty summary = %+v", s)
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	line := "42 (haagent sim) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 1 1"
+	got, err := parseProcStat([]byte(line))
+	if err != nil || got != 3 {
+		t.Fatalf("parseProcStat = %v, %v; want 3 s", got, err)
+	}
+}
+
+func TestParseMachineStat(t *testing.T) {
+	busy, total, err := parseMachineStat([]byte("cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 1 2 3\n"))
+	if err != nil || busy != 2 || total != 10 {
+		t.Fatalf("parseMachineStat = %v, %v, %v; want 2, 10", busy, total, err)
+	}
+}
+
+func TestSimulate_smallGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gossip group")
+	}
+	o, err := parseFlags([]string{"-n", "8", "-profiles", "fast", "-crashes", "1", "-quiet", "1s", "-json", ""}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := simulate(t.Context(), o, runSpec{n: 8, profile: "fast"}, &progress{w: io.Discard, start: time.Now()})
+	if !r.Converged || r.Stopped != "" {
+		t.Fatalf("converged %v, stopped %q", r.Converged, r.Stopped)
+	}
+	if len(r.Crashes) != 1 || r.Crashes[0].HalfS == nil || r.Crashes[0].DecisionS == nil {
+		t.Fatalf("crashes = %+v", r.Crashes)
+	}
+	if r.WrongCount != 0 {
+		t.Fatalf("wrong actions: %+v", r.WrongActions)
+	}
+}
+
+func TestChildArgs_roundTrip(t *testing.T) {
+	o, err := parseFlags([]string{"-n", "50,100", "-profiles", "default,fast", "-loss-sweep", "-delay", "2ms", "-quiet", "3s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := runSpec{n: 100, profile: "fast", loss: 0.05}
+	c, err := parseFlags(o.childArgs(spec, time.Minute, "out.json"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.sizes) != 1 || c.sizes[0] != 100 || len(c.profiles) != 1 || c.profiles[0] != "fast" ||
+		len(c.losses) != 1 || c.losses[0] != 0.05 || c.runOne != "out.json" || c.timeout != time.Minute ||
+		c.delay != 2*time.Millisecond || c.quiet != 3*time.Second || c.jsonPath != "" {
+		t.Fatalf("child options %+v", c)
+	}
+}
+
+func TestParseFlags_budgetAndLossSizes(t *testing.T) {
+	o, err := parseFlags([]string{"-n", "50,100,250", "-loss-sweep", "-loss-sizes", "100", "-budget", "20m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range o.plan() {
+		got = append(got, s.String())
+	}
+	want := []string{
+		"N=50 default loss=0%", "N=50 fast loss=0%", "N=100 default loss=0%", "N=100 fast loss=0%",
+		"N=100 default loss=5%", "N=100 fast loss=5%", "N=250 default loss=0%", "N=250 fast loss=0%",
+	}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if o.budget != 20*time.Minute {
+		t.Fatalf("budget = %s", o.budget)
+	}
+	if _, err := parseFlags([]string{"-loss-sizes", "1"}, io.Discard); err == nil || !strings.Contains(err.Error(), `-loss-sizes: "1" must be a group size`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestEstimator_scalesFromTheLastRun(t *testing.T) {
+	o, err := parseFlags([]string{"-crashes", "5", "-quiet", "20s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEstimator(o)
+	small, large := e.estimate(runSpec{n: 50, profile: "fast"}), e.estimate(runSpec{n: 500, profile: "fast"})
+	if !(small < large) || small < o.quiet+fixedRunCost {
+		t.Fatalf("a priori estimates: N=50 %s, N=500 %s", small, large)
+	}
+	// A measured run of 100 members that took 30 s to converge and 10 s
+	// per crash.
+	r := runResult{N: 100, Profile: "fast", Converged: true, ConvergenceS: 30,
+		Crashes: make([]crashSample, 5), Phases: []phaseUsage{{Phase: phaseCrash, WallS: 50}}}
+	e.observe(r)
+	got := e.estimate(runSpec{n: 400, profile: "fast"})
+	// Start-up 30 s × 4 × √4 = 240 s; crashes 5 × 10 s × log10(400)/2.
+	want := 240 + 20 + 5*10*(2.60206/2) + fixedRunCost.Seconds()
+	if d := got.Seconds() - want; d > 0.5 || d < -0.5 {
+		t.Fatalf("estimate after a measured run = %.1fs, want %.1fs", got.Seconds(), want)
+	}
+	if other := e.estimate(runSpec{n: 400, profile: "default"}); other == got {
+		t.Fatal("the default profile's estimate used the fast profile's run")
+	}
+	if why := budgetSkip(time.Minute, 30*time.Second); !strings.Contains(why, "estimated to take 1m0s, and 30s of the -budget is left") {
+		t.Fatalf("budgetSkip = %q", why)
+	}
+	if why := budgetSkip(time.Minute, 2*time.Minute); why != "" {
+		t.Fatalf("budgetSkip of a run that fits = %q", why)
+	}
+}
+
+func TestQuietRates_perMemberHour(t *testing.T) {
+	r := runResult{
+		N:       100,
+		False:   map[string]falseCounts{phaseQuiet: {Suspect: 10, Dead: 1}},
+		Traffic: []traffic{{Phase: phaseQuiet, Seconds: 36, Members: 100}},
+		Phases:  []phaseUsage{{Phase: phaseQuiet, Cores: 0.5}},
+	}
+	q := r.quietRates()
+	// 100 members × 36 s = 1 member-hour.
+	if !q.ok || q.suspectPerMemberHour != 10 || q.deadPerMemberHour != 1 || q.cpuPerMember != 0.005 {
+		t.Fatalf("quietRates = %+v", q)
+	}
+}
+
+func TestCharts_fromResults(t *testing.T) {
+	res := &results{Runs: []runResult{
+		{N: 50, Profile: "fast", Detection: map[string]summary{keyHalf: {Count: 5, P50: ptr(1.5), P99: ptr(2)}},
+			Traffic: []traffic{{Phase: phaseQuiet, Seconds: 10, Members: 50, SentBytesPerMemberS: 900}}},
+		{N: 100, Profile: "fast", Stopped: "skipped: budget"},
+		{N: 50, Profile: "default", Detection: map[string]summary{keyHalf: {Count: 5, P50: ptr(8), P99: ptr(11)}},
+			Traffic: []traffic{{Phase: phaseQuiet, Seconds: 10, Members: 50, SentBytesPerMemberS: 400}}},
+	}}
+	det, tr := charts(res)
+	if len(det.Series) != 4 || len(tr.Series) != 2 {
+		t.Fatalf("%d detection and %d traffic series, want 4 and 2", len(det.Series), len(tr.Series))
+	}
+	if s := det.Series[1]; s.Name != "fast p99" || !s.Dashed || s.Y[0] != 2 || !math.IsNaN(s.Y[1]) {
+		t.Fatalf("fast p99 series = %+v", s)
+	}
+	for _, c := range []lineChart{det, tr} {
+		svg, err := c.SVG()
+		if err != nil {
+			t.Fatal(err)
+		}
+		svgElements(t, svg)
+	}
+	o := options{jsonPath: "out/sim.json"}
+	if got := o.chartPrefix(); got != "out/sim" {
+		t.Fatalf("chart prefix = %q", got)
+	}
+}

@@ -1,0 +1,529 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/haagent/haagent/agent/gossip"
+)
+
+// results is the whole simulation, as written to -json.
+type results struct {
+	Command    []string `json:"command"`
+	Date       string   `json:"date"`
+	Finished   string   `json:"finished,omitempty"`
+	GoVersion  string   `json:"go_version"`
+	GOMAXPROCS int      `json:"gomaxprocs"`
+	NumCPU     int      `json:"num_cpu"`
+	// Load averages of the machine (1, 5, 15 min) at the start and end:
+	// other work on the same cores slows the simulation.
+	LoadAtStart string         `json:"load_average_at_start"`
+	LoadAtEnd   string         `json:"load_average_at_end,omitempty"`
+	TookS       float64        `json:"took_seconds,omitempty"`
+	Options     map[string]any `json:"options"`
+	Runs        []runResult    `json:"runs"`
+}
+
+func (o options) export() map[string]any {
+	return map[string]any{
+		"n": o.sizes, "profiles": o.profiles, "loss": o.losses, "delay": o.delay.String(), "crashes": o.crashes,
+		"quiet": o.quiet.String(), "timeout": o.timeout.String(), "batch": o.batch, "discovery": o.discovery,
+		"converge_timeout": o.convergeTimeout.String(), "crash_timeout": o.crashTimeout.String(),
+		"decide_tick": o.decideTick.String(), "max_rss_mib": o.maxRSSMiB,
+		"budget": o.budget.String(), "loss_sizes": o.lossSizes, "run_timeout": o.runTimeout.String(), "gc_percent": o.gcPercent,
+	}
+}
+
+// profileTimings are the gossip timings a run used, in seconds.
+type profileTimings struct {
+	ProbeIntervalS    float64 `json:"probe_interval_seconds"`
+	ProbeTimeoutS     float64 `json:"probe_timeout_seconds"`
+	SuspicionMult     int     `json:"suspicion_mult"`
+	IndirectChecks    int     `json:"indirect_checks"`
+	GossipIntervalS   float64 `json:"gossip_interval_seconds"`
+	PushPullIntervalS float64 `json:"push_pull_interval_seconds"`
+}
+
+// crashSample is one crash. Times are seconds after the crash; nil when it
+// did not happen before the run gave up waiting.
+type crashSample struct {
+	Victim    string  `json:"victim"`
+	AtS       float64 `json:"at_seconds"` // since the run started
+	Survivors int     `json:"survivors"`
+	SeenDead  int     `json:"survivors_that_saw_it_dead"`
+	// DeadBeforeCrash counts survivors that had (falsely) declared it dead
+	// before the crash; they count as seeing the death at once (0 s), and
+	// their declaration is also counted as a false death.
+	DeadBeforeCrash int      `json:"survivors_that_saw_it_dead_before_the_crash,omitempty"`
+	FirstS          *float64 `json:"first_seconds"`
+	HalfS           *float64 `json:"half_seconds"`
+	AllS            *float64 `json:"all_seconds"`
+	DecisionS       *float64 `json:"decision_seconds"`
+	Held            string   `json:"held,omitempty"`
+	// Votes explains a crash that got no decision.
+	Votes    string `json:"votes_when_given_up,omitempty"`
+	TimedOut bool   `json:"timed_out,omitempty"`
+	// ObserversS is every survivor's delay to see the member dead, sorted.
+	ObserversS []float64 `json:"observers_seconds"`
+}
+
+// summary of one measure over a run's crashes, in seconds (nearest rank).
+type summary struct {
+	Count   int      `json:"count"`
+	Missing int      `json:"missing"`
+	P50     *float64 `json:"p50"`
+	P90     *float64 `json:"p90"`
+	P99     *float64 `json:"p99"`
+	Max     *float64 `json:"max"`
+}
+
+func summarise(xs []*float64) summary {
+	var v []float64
+	s := summary{}
+	for _, x := range xs {
+		if x == nil {
+			s.Missing++
+			continue
+		}
+		v = append(v, *x)
+	}
+	s.Count = len(v)
+	if len(v) == 0 {
+		return s
+	}
+	sort.Float64s(v)
+	s.P50, s.P90, s.P99 = ptr(v[rank(len(v), 0.5)]), ptr(v[rank(len(v), 0.9)]), ptr(v[rank(len(v), 0.99)])
+	s.Max = ptr(v[len(v)-1])
+	return s
+}
+
+// traffic is the gossip traffic of a phase, per member and second, over
+// the members alive from its start to its end.
+type traffic struct {
+	Phase   string  `json:"phase"`
+	Seconds float64 `json:"seconds"`
+	Members int     `json:"members"`
+	// Sent bytes and messages: UDP packets, and streams (push/pull,
+	// joins, TCP probes) with their bytes both ways, counted at the
+	// member that opened them.
+	SentBytesPerMemberS float64 `json:"sent_bytes_per_second_per_member"`
+	// The bytes split: UDP packets (probes, gossip, votes), and streams
+	// (full state exchanges: memberlist's push/pull and the agent's rejoin).
+	PacketBytesPerMemberS float64 `json:"packet_bytes_per_second_per_member"`
+	StreamBytesPerMemberS float64 `json:"stream_bytes_per_second_per_member"`
+	SentMsgsPerMemberS    float64 `json:"sent_messages_per_second_per_member"`
+	VotesSentPerMemberS   float64 `json:"votes_sent_per_second_per_member"`
+	VotesInPerMemberS     float64 `json:"votes_received_per_second_per_member"`
+	VotesFreshPerMemberS  float64 `json:"votes_received_fresh_per_second_per_member"`
+}
+
+func trafficBetween(phase string, ms []*member, before, after map[int]counters, d time.Duration) traffic {
+	t := traffic{Phase: phase, Seconds: d.Seconds()}
+	var sum counters
+	for _, m := range ms {
+		b, ok1 := before[m.idx]
+		a, ok2 := after[m.idx]
+		if !ok1 || !ok2 {
+			continue
+		}
+		t.Members++
+		sum.sentBytes += a.sentBytes - b.sentBytes
+		sum.packetBytes += a.packetBytes - b.packetBytes
+		sum.sentMsgs += a.sentMsgs - b.sentMsgs
+		sum.votesSent += a.votesSent - b.votesSent
+		sum.votesIn += a.votesIn - b.votesIn
+		sum.votesFresh += a.votesFresh - b.votesFresh
+	}
+	if t.Members == 0 || t.Seconds <= 0 {
+		return t
+	}
+	per := float64(t.Members) * t.Seconds
+	t.SentBytesPerMemberS = sum.sentBytes / per
+	t.PacketBytesPerMemberS = sum.packetBytes / per
+	t.StreamBytesPerMemberS = (sum.sentBytes - sum.packetBytes) / per
+	t.SentMsgsPerMemberS = sum.sentMsgs / per
+	t.VotesSentPerMemberS = sum.votesSent / per
+	t.VotesInPerMemberS = sum.votesIn / per
+	t.VotesFreshPerMemberS = sum.votesFresh / per
+	return t
+}
+
+// Keys of runResult.Detection.
+const (
+	keyFirst    = "first_survivor"
+	keyHalf     = "half_of_survivors"
+	keyAll      = "all_survivors"
+	keyDecision = "decision_start"
+)
+
+// runResult is one size, profile and loss rate.
+type runResult struct {
+	N       int            `json:"n"`
+	Profile string         `json:"profile"`
+	Loss    float64        `json:"loss"`
+	DelayS  float64        `json:"delay_seconds"`
+	Timings profileTimings `json:"timings"`
+	// The protocol's own figures for this size.
+	DetectionBoundS float64 `json:"detection_bound_seconds"`
+	SuspicionMinS   float64 `json:"suspicion_timeout_min_seconds"`
+	SuspicionMaxS   float64 `json:"suspicion_timeout_max_seconds"`
+	CrashTimeoutS   float64 `json:"crash_timeout_seconds"`
+
+	Stopped          string  `json:"stopped,omitempty"`
+	Converged        bool    `json:"converged"`
+	StartS           float64 `json:"all_started_seconds"`
+	ConvergenceS     float64 `json:"convergence_seconds"`
+	ConvergedMinView int     `json:"smallest_view"`
+
+	Crashes   []crashSample      `json:"crashes"`
+	Detection map[string]summary `json:"detection"`
+
+	// False are suspect and dead events about live members, by phase.
+	False        map[string]falseCounts `json:"false_events"`
+	FalseSamples []falseEvent           `json:"false_event_samples,omitempty"`
+	// WrongActions are failover decisions (start, or held only by a guard)
+	// about a live member: there must be none.
+	WrongActions []wrongAction `json:"wrong_actions"`
+	WrongCount   int           `json:"wrong_action_count"`
+
+	Traffic         []traffic    `json:"traffic"`
+	Phases          []phaseUsage `json:"phases"`
+	RSSAtStartBytes uint64       `json:"rss_bytes_at_start"`
+	PeakRSSBytes    uint64       `json:"peak_rss_bytes"`
+	// AliveVotes is how many alive votes the group sends as it forms: every
+	// member votes alive about every other, N×(N-1). FirstMemberFresh is how
+	// many fresh votes the first member had received by the end of each
+	// phase: until it nears AliveVotes, the alive votes are still spreading.
+	AliveVotes       int                `json:"alive_votes"`
+	FirstMemberFresh map[string]float64 `json:"first_member_fresh_votes"`
+	PacketsDelivered int64              `json:"packets_delivered"`
+	PacketsDropped   int64              `json:"packets_dropped"`
+	DecideRounds     int                `json:"decide_rounds"`
+	DecideMeanMS     float64            `json:"decide_mean_ms"`
+	DecideMaxMS      float64            `json:"decide_max_ms"`
+	NotStopped       int                `json:"members_not_stopped_in_time"`
+
+	// Load averages of the machine when the run started and ended.
+	LoadAtStart string `json:"load_average_at_start,omitempty"`
+	LoadAtEnd   string `json:"load_average_at_end,omitempty"`
+	// Set by the parent: its estimate of the run's duration (for
+	// -budget), and the child process's wall time, CPU time (user +
+	// system, from its rusage) and peak resident memory.
+	EstimateS          float64 `json:"estimate_seconds,omitempty"`
+	ProcessWallS       float64 `json:"process_wall_seconds,omitempty"`
+	ProcessCPUS        float64 `json:"process_cpu_seconds,omitempty"`
+	ProcessMaxRSSBytes uint64  `json:"process_max_rss_bytes,omitempty"`
+}
+
+// quietRates are the quiet period's rates per member: false suspicions and
+// deaths per member-hour, and CPU seconds per second per member (cores).
+type quietRates struct {
+	ok                   bool
+	suspectPerMemberHour float64
+	deadPerMemberHour    float64
+	cpuPerMember         float64
+}
+
+func (r *runResult) quietRates() quietRates {
+	q, ok := r.traffic(phaseQuiet)
+	p, ok2 := r.phase(phaseQuiet)
+	if !ok || !ok2 || q.Members == 0 || q.Seconds <= 0 {
+		return quietRates{}
+	}
+	hours := float64(q.Members) * q.Seconds / 3600
+	f := r.False[phaseQuiet]
+	return quietRates{ok: true, suspectPerMemberHour: float64(f.Suspect) / hours, deadPerMemberHour: float64(f.Dead) / hours,
+		cpuPerMember: p.Cores / float64(q.Members)}
+}
+
+func newRunResult(o options, spec runSpec, p gossip.Profile) runResult {
+	cfg := gossipConfig("sim", spec.profile)
+	lo, hi := suspicionTimeouts(p, spec.n)
+	return runResult{
+		N: spec.n, Profile: spec.profile, Loss: spec.loss, DelayS: o.delay.Seconds(),
+		Timings: profileTimings{
+			ProbeIntervalS: p.ProbeInterval.Seconds(), ProbeTimeoutS: p.ProbeTimeout.Seconds(),
+			SuspicionMult: p.SuspicionMult, IndirectChecks: p.IndirectChecks,
+			GossipIntervalS: p.GossipInterval.Seconds(), PushPullIntervalS: p.PushPullInterval.Seconds(),
+		},
+		DetectionBoundS:  cfg.DetectionBound(spec.n).Seconds(),
+		SuspicionMinS:    lo.Seconds(),
+		SuspicionMaxS:    hi.Seconds(),
+		Detection:        map[string]summary{},
+		AliveVotes:       spec.n * (spec.n - 1),
+		FirstMemberFresh: map[string]float64{},
+		False:            map[string]falseCounts{},
+	}
+}
+
+func skipped(o options, spec runSpec, why string) runResult {
+	p, _ := gossip.LookupProfile(spec.profile)
+	r := newRunResult(o, spec, p)
+	r.Stopped = why
+	return r
+}
+
+func (r *runResult) summarise() {
+	var first, half, all, dec []*float64
+	for _, c := range r.Crashes {
+		first, half, all, dec = append(first, c.FirstS), append(half, c.HalfS), append(all, c.AllS), append(dec, c.DecisionS)
+	}
+	r.Detection = map[string]summary{
+		keyFirst: summarise(first), keyHalf: summarise(half), keyAll: summarise(all), keyDecision: summarise(dec),
+	}
+}
+
+func (r *runResult) phase(name string) (phaseUsage, bool) {
+	for _, p := range r.Phases {
+		if p.Phase == name {
+			return p, true
+		}
+	}
+	return phaseUsage{}, false
+}
+
+func (r *runResult) traffic(name string) (traffic, bool) {
+	for _, t := range r.Traffic {
+		if t.Phase == name {
+			return t, true
+		}
+	}
+	return traffic{}, false
+}
+
+func (res *results) wrongActions() int {
+	n := 0
+	for _, r := range res.Runs {
+		n += r.WrongCount
+	}
+	return n
+}
+
+func (res *results) write(path string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// printTables prints three tables per profile and loss rate, sizes as rows:
+// detection, its distribution, and the cost.
+func printTables(w io.Writer, res *results) {
+	type group struct {
+		profile string
+		loss    float64
+	}
+	var order []group
+	byGroup := map[group][]runResult{}
+	for _, r := range res.Runs {
+		g := group{r.Profile, r.Loss}
+		if _, ok := byGroup[g]; !ok {
+			order = append(order, g)
+		}
+		byGroup[g] = append(byGroup[g], r)
+	}
+	fmt.Fprintf(w, "haagent-sim %s\n%s, %s, GOMAXPROCS %d, %d cores; load average %s at the start, %s at the end; took %.0fs\n",
+		strings.Join(res.Command[1:], " "), res.Date, res.GoVersion, res.GOMAXPROCS, res.NumCPU, res.LoadAtStart, res.LoadAtEnd, res.TookS)
+	for _, g := range order {
+		runs := byGroup[g]
+		sort.SliceStable(runs, func(i, j int) bool { return runs[i].N < runs[j].N })
+		t := runs[0].Timings
+		fmt.Fprintf(w, "\n== profile %s (probe %gs, timeout %gs, suspicion x%d, gossip %gs), loss %g%%, delay %gms\n",
+			g.profile, t.ProbeIntervalS, t.ProbeTimeoutS, t.SuspicionMult, t.GossipIntervalS, 100*g.loss, 1000*runs[0].DelayS)
+
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "N\tstart\tconverge\tsusp.min\tcrashes\tdetect half p50\tp99\tall p99\tdecided\tdecision p50\tp99\tfalse susp/dead\tper member-hour\tWRONG\t")
+		for _, r := range runs {
+			if r.skippedBeforeStart() {
+				fmt.Fprintf(tw, "%d\t-\t-\t%.1fs\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", r.N, r.SuspicionMinS)
+				continue
+			}
+			h, d, a := r.Detection[keyHalf], r.Detection[keyDecision], r.Detection[keyAll]
+			start, conv := "-", "NO"
+			if r.StartS > 0 {
+				start = fmt.Sprintf("%.1fs", r.StartS)
+			}
+			if r.Converged {
+				conv = fmt.Sprintf("%.1fs", r.ConvergenceS)
+			}
+			falses, rates := "-", "-"
+			if q := r.quietRates(); q.ok {
+				fq := r.False[phaseQuiet]
+				falses = fmt.Sprintf("%d/%d", fq.Suspect, fq.Dead)
+				rates = fmt.Sprintf("%.2f/%.2f", q.suspectPerMemberHour, q.deadPerMemberHour)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%.1fs\t%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%d\t\n",
+				r.N, start, conv, r.SuspicionMinS, len(r.Crashes), sec(h.P50), sec(h.P99), sec(a.P99), d.Count, len(r.Crashes),
+				sec(d.P50), sec(d.P99), falses, rates, r.WrongCount)
+		}
+		tw.Flush()
+
+		fmt.Fprintln(w, "  detection distribution, seconds after the crash (p50/p90/p99/max):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "N\tfirst survivor\thalf of survivors\tall survivors\tfailover decision\t")
+		for _, r := range runs {
+			if len(r.Crashes) == 0 {
+				continue
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t\n", r.N, dist(r.Detection[keyFirst]), dist(r.Detection[keyHalf]),
+				dist(r.Detection[keyAll]), dist(r.Detection[keyDecision]))
+		}
+		tw.Flush()
+
+		fmt.Fprintln(w, "  cost per member in the quiet period, and of the whole run's process:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "N\tB/s\tUDP/stream\tmsg/s\tvotes in/s\tCPU s/s quiet\tCPU s/s run\tsim cores q/c\ttimer lag p50/p99\tpeak RSS\tKiB/member\tload at start\t")
+		for _, r := range runs {
+			if r.skippedBeforeStart() {
+				continue
+			}
+			bps, split, mps, vps := "-", "-", "-", "-"
+			if q, ok := r.traffic(phaseQuiet); ok && q.Members > 0 {
+				bps, mps, vps = fmt.Sprintf("%.0f", q.SentBytesPerMemberS), fmt.Sprintf("%.1f", q.SentMsgsPerMemberS), fmt.Sprintf("%.1f", q.VotesInPerMemberS)
+				split = fmt.Sprintf("%.0f/%.0f", q.PacketBytesPerMemberS, q.StreamBytesPerMemberS)
+			}
+			cpuQ, cpuRun := "-", "-"
+			if q := r.quietRates(); q.ok {
+				cpuQ = fmt.Sprintf("%.5f", q.cpuPerMember)
+			}
+			if r.ProcessWallS > 0 {
+				cpuRun = fmt.Sprintf("%.5f", r.ProcessCPUS/r.ProcessWallS/float64(r.N))
+			}
+			cores, lag := "-", "-"
+			pq, okq := r.phase(phaseQuiet)
+			pc, okc := r.phase(phaseCrash)
+			if okq || okc {
+				cores = fmt.Sprintf("%.2f/%.2f", pq.Cores, pc.Cores)
+				lag = fmt.Sprintf("%.0f/%.0fms", max(pq.LagP50MS, pc.LagP50MS), max(pq.LagP99MS, pc.LagP99MS))
+			}
+			peak := max(r.PeakRSSBytes, r.ProcessMaxRSSBytes)
+			rss, per := "-", "-"
+			if peak > 0 {
+				rss = fmt.Sprintf("%dMiB", peak>>20)
+				per = fmt.Sprintf("%.0f", float64(peak)/1024/float64(r.N))
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.N, bps, split, mps, vps, cpuQ, cpuRun, cores, lag, rss, per, r.LoadAtStart)
+		}
+		tw.Flush()
+		for _, r := range runs {
+			for _, note := range r.notes() {
+				fmt.Fprintf(w, "  N=%d: %s\n", r.N, note)
+			}
+		}
+	}
+	fmt.Fprintln(w, `
+start: first member started until all N were; converge: until every member saw all N; susp.min: memberlist's
+shortest suspicion timeout at N; detect: crash until that share of the survivors saw the member dead; decided:
+crashes whose failover the decision core (on the first member's view and ballots) started in time; decision: crash
+until it started; false susp/dead: suspect and dead events about live members in the quiet period, in all and per
+member-hour; WRONG: failovers started (or held only by a guard) about a live member in the whole run. Cost: bytes and
+messages sent, votes received, CPU seconds per second per member (in the quiet period, and over the whole process
+from its rusage: start-up and crashes included); sim cores: CPU seconds per second of the whole simulation in the
+quiet/crash phases; timer lag: lateness of a 10ms timer in the simulation. With few crashes, p99 is their maximum.`)
+	if n := res.wrongActions(); n > 0 {
+		fmt.Fprintf(w, "\n*** %d WRONG ACTION(S): failovers decided about live members; see wrong_actions in the JSON ***\n", n)
+	} else {
+		fmt.Fprintln(w, "\nwrong actions: 0 in every run.")
+	}
+}
+
+// skippedBeforeStart reports a run that was never started.
+func (r *runResult) skippedBeforeStart() bool {
+	return strings.HasPrefix(r.Stopped, "not started") || strings.HasPrefix(r.Stopped, "skipped")
+}
+
+// dist prints a summary as p50/p90/p99/max, with the misses.
+func dist(s summary) string {
+	if s.Count == 0 {
+		if s.Missing > 0 {
+			return fmt.Sprintf("none of %d", s.Missing)
+		}
+		return "-"
+	}
+	out := fmt.Sprintf("%s/%s/%s/%s", secShort(s.P50), secShort(s.P90), secShort(s.P99), secShort(s.Max))
+	if s.Missing > 0 {
+		out += fmt.Sprintf(" (%d missing)", s.Missing)
+	}
+	return out
+}
+
+func secShort(f *float64) string {
+	if f == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *f)
+}
+
+// notes explain a row: stops, misses, starvation.
+func (r *runResult) notes() []string {
+	var out []string
+	if r.Stopped != "" {
+		out = append(out, r.Stopped)
+	}
+	if !r.Converged && r.Stopped == "" {
+		out = append(out, fmt.Sprintf("did not converge (smallest view %d of %d)", r.ConvergedMinView, r.N))
+	}
+	if r.Converged {
+		out = append(out, fmt.Sprintf("all %d started in %.1fs, converged in %.1fs", r.N, r.StartS, r.ConvergenceS))
+	}
+	timedOut, noDecision := 0, 0
+	for _, c := range r.Crashes {
+		if c.TimedOut {
+			timedOut++
+		}
+		if c.DecisionS == nil {
+			noDecision++
+		}
+	}
+	if timedOut > 0 {
+		out = append(out, fmt.Sprintf("%d of %d crashes not seen dead by every survivor or not decided within %.0fs", timedOut, len(r.Crashes), r.CrashTimeoutS))
+	}
+	if noDecision > 0 {
+		out = append(out, fmt.Sprintf("%d of %d crashes got no failover decision", noDecision, len(r.Crashes)))
+	}
+	if f, d := r.Detection[keyFirst], r.Detection[keyDecision]; f.Count > 0 {
+		out = append(out, fmt.Sprintf("detection first survivor p50 %s max %s; decision max %s; crash phase false susp/dead %d/%d",
+			sec(f.P50), sec(f.Max), sec(d.Max), r.False[phaseCrash].Suspect, r.False[phaseCrash].Dead))
+	}
+	if q, ok := r.traffic(phaseQuiet); ok {
+		out = append(out, fmt.Sprintf("quiet period: votes received %.1f/s per member (%.1f fresh); the first member held %.0f fresh votes of the %d alive votes the group sent as it formed",
+			q.VotesInPerMemberS, q.VotesFreshPerMemberS, r.FirstMemberFresh[phaseQuiet], r.AliveVotes))
+	}
+	for _, p := range r.Phases {
+		if p.Starved {
+			out = append(out, fmt.Sprintf("CPU-STARVED in %s: %.2f cores used by the simulation, machine %.0f%% busy, 10ms timers late by %.0fms (p99): times are pessimistic",
+				p.Phase, p.Cores, 100*p.MachineCP, p.LagP99MS))
+		} else if p.MachineCP >= 0.9 {
+			out = append(out, fmt.Sprintf("machine %.0f%% busy in %s (other work), but the simulation's 10ms timers were late by only %.0fms (p99)",
+				100*p.MachineCP, p.Phase, p.LagP99MS))
+		}
+	}
+	return out
+}
+
+func sec(f *float64) string {
+	if f == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fs", *f)
+}
