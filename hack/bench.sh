@@ -21,6 +21,8 @@
 # at 7 nodes, 19 at 20 nodes (slower crashes), 35-40 minutes for the default
 # run. Progress is printed as it goes.
 #
+# Then the scale simulation (see below), HAAGENT_BENCH_SIM_BUDGET (10m) more.
+#
 # It builds (or finds in the cache) the control-plane binaries with
 # hack/build-control-plane.sh: the first build takes about 20 minutes and
 # prints its progress. Crashed nodes are cut off the network with iptables
@@ -77,6 +79,45 @@ log "building haagent and the benchmark program (test/cmd/haagent-bench)"
 CGO_ENABLED=0 go -C "$root" build -o "$root/_output/bin/haagent" ./cmd/haagent
 build_bench
 
+# Where the report goes: -docs DIR of the arguments, else docs/.
+docs_dir="$root/docs"
+args=("$@")
+for i in "${!args[@]}"; do
+	case "${args[$i]}" in
+	-docs | --docs) docs_dir=${args[$((i + 1))]:-$docs_dir} ;;
+	-docs=* | --docs=*) docs_dir=${args[$i]#*=} ;;
+	esac
+done
+
 cd "$root/test"
 export HAAGENT_BENCH_SCRIPT=1
-exec "$root/_output/bin/haagent-bench" --control-plane-bin "$bin_dir" --haagent "$root/_output/bin/haagent" "$@"
+"$root/_output/bin/haagent-bench" --control-plane-bin "$bin_dir" --haagent "$root/_output/bin/haagent" "$@"
+
+# The scale simulation (test/cmd/haagent-sim): gossip and agreement of 50 to
+# 1000 members in one process each, both profiles, 5 % loss at 100 members.
+# It runs the sizes that fit in HAAGENT_BENCH_SIM_BUDGET (default 10m; 0
+# skips it) and says which it skipped and why; its tables, JSON and charts
+# then join the report.
+sim_budget=${HAAGENT_BENCH_SIM_BUDGET:-10m}
+if [[ $sim_budget == 0 ]]; then
+	log "scale simulation skipped (HAAGENT_BENCH_SIM_BUDGET=0)"
+	exit 0
+fi
+log "scale simulation (test/cmd/haagent-sim), budget $sim_budget"
+go build -o "$root/_output/bin/haagent-sim" ./cmd/haagent-sim
+sim_dir="$root/_output/bench/sim"
+mkdir -p "$sim_dir" "$docs_dir/bench"
+sim_rc=0
+"$root/_output/bin/haagent-sim" -n 50,100,250,500,1000 -profiles default,fast -loss-sweep -loss-sizes 100 \
+	-budget "$sim_budget" -converge-timeout 2m -max-rss-mib 6144 \
+	-json "$docs_dir/simulation.json" -svg "$docs_dir/bench/simulation" | tee "$sim_dir/tables.txt" || sim_rc=$?
+{
+	echo "Command: \`hack/bench.sh\` runs \`haagent-sim -n 50,100,250,500,1000 -profiles default,fast -loss-sweep -loss-sizes 100 -budget $sim_budget -converge-timeout 2m -max-rss-mib 6144\` (exit status $sim_rc; 3 means wrong actions). Charts: [detection time against N](bench/simulation-detection.svg), [traffic per member against N](bench/simulation-traffic.svg). Raw samples: \`simulation.json\`."
+	echo
+	echo '```'
+	cat "$sim_dir/tables.txt"
+	echo '```'
+} >"$sim_dir/section.md"
+"$root/_output/bin/haagent-bench" -report-from "$docs_dir/benchmarks.json" -docs "$docs_dir" \
+	-sim-md "$sim_dir/section.md" -sim-json "$docs_dir/simulation.json"
+exit "$sim_rc"
