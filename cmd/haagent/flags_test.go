@@ -60,6 +60,10 @@ func TestParseRunOptions_errors(t *testing.T) {
 			"config file " + nested + ": zone: value must be a string, number, boolean or list of those"},
 		{"config bad check", []string{"--node-name=n", "--config=" + badCheck}, nil,
 			`probe: checks[0] "kubelet": tcpSocket.port (0) must be between 1 and 65535`},
+		{"api qps zero", []string{"--node-name=n", "--kube-api-qps=0"}, nil,
+			"--kube-api-qps (0) must be between 1 and 1000"},
+		{"api burst under qps", []string{"--node-name=n", "--kube-api-qps=50", "--kube-api-burst=10"}, nil,
+			"--kube-api-burst (10) must be between --kube-api-qps (50) and 2000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

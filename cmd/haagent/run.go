@@ -57,6 +57,8 @@ type runOptions struct {
 	fence             fence.Config
 	join              listFlag
 	kubeconfig        string
+	apiQPS            float64
+	apiBurst          int
 	namespace         string
 	discoverySelector string
 	admission         bool
@@ -75,6 +77,8 @@ func defaultRunOptions() runOptions {
 		fence:             fence.DefaultConfig(),
 		discoverySelector: "app.kubernetes.io/name=haagent",
 		admission:         true,
+		apiQPS:            50,
+		apiBurst:          100,
 	}
 }
 
@@ -94,6 +98,8 @@ func (o *runOptions) registerFlags(fs *flag.FlagSet) {
 	o.fence.RegisterFlags(fs)
 	fs.Var(&o.join, "join", "seed peer host[:port] to join; repeat or separate with commas")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file; empty means in-cluster when run in a pod, else no Kubernetes API")
+	fs.Float64Var(&o.apiQPS, "kube-api-qps", o.apiQPS, "most requests per second to the API server, sustained (client-side limit; client-go's default of 5 would stall a failover, which sends a burst of writes)")
+	fs.IntVar(&o.apiBurst, "kube-api-burst", o.apiBurst, "most requests to the API server in one burst")
 	fs.StringVar(&o.namespace, "namespace", o.namespace, "namespace of the haagent pods (env POD_NAMESPACE)")
 	fs.StringVar(&o.discoverySelector, "discovery-selector", o.discoverySelector, "label selector of the haagent pods to join")
 	fs.BoolVar(&o.admission, "admission", o.admission, "admit only gossip peers named after a Node, at that Node's address (needs the API)")
@@ -127,6 +133,12 @@ func parseRunOptions(args []string, getenv func(string) string, output io.Writer
 		if err := v.Validate(); err != nil {
 			return o, err
 		}
+	}
+	switch {
+	case !(o.apiQPS >= 1 && o.apiQPS <= 1000):
+		return o, fmt.Errorf("--kube-api-qps (%g) must be between 1 and 1000", o.apiQPS)
+	case o.apiBurst < int(o.apiQPS) || o.apiBurst > 2000:
+		return o, fmt.Errorf("--kube-api-burst (%d) must be between --kube-api-qps (%g) and 2000", o.apiBurst, o.apiQPS)
 	}
 	o.coordinator.Decide.NotReadyAfter = o.probe.NotReadyFailoverAfter
 	if err := o.coordinator.Validate(o.fence.After); err != nil {
@@ -176,6 +188,9 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	restCfg, err := kubeConfig(o.kubeconfig, getenv)
 	if err != nil {
 		return err
+	}
+	if restCfg != nil {
+		restCfg.QPS, restCfg.Burst = float32(o.apiQPS), o.apiBurst
 	}
 	seeds := discovery.Union{}
 	if len(o.join) > 0 {
