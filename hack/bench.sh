@@ -76,7 +76,9 @@ bin_dir=$("$root/hack/build-control-plane.sh" | tail -n 1)
 
 log "building haagent and the benchmark program (test/cmd/haagent-bench)"
 # Static, as the image ships it (a cgo build maps about 24 MiB more).
-CGO_ENABLED=0 go -C "$root" build -o "$root/_output/bin/haagent" ./cmd/haagent
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+CGO_ENABLED=0 go -C "$root" build -ldflags "-X github.com/haagent/haagent/internal/version.Commit=$commit" \
+	-o "$root/_output/bin/haagent" ./cmd/haagent
 build_bench
 
 # Where the report goes: -docs DIR of the arguments, else docs/.
@@ -108,9 +110,12 @@ go build -o "$root/_output/bin/haagent-sim" ./cmd/haagent-sim
 sim_dir="$root/_output/bench/sim"
 mkdir -p "$sim_dir" "$docs_dir/bench"
 sim_rc=0
-"$root/_output/bin/haagent-sim" -n 50,100,250,500,1000 -profiles default,fast -loss-sweep -loss-sizes 100 \
+# Paths inside the checkout are given relative to it: the report names them.
+sim_docs=$docs_dir
+[[ $sim_docs == "$root"/* ]] && sim_docs=${sim_docs#"$root"/}
+(cd "$root" && "$root/_output/bin/haagent-sim" -n 50,100,250,500,1000 -profiles default,fast -loss-sweep -loss-sizes 100 \
 	-budget "$sim_budget" -converge-timeout 2m -max-rss-mib 6144 \
-	-json "$docs_dir/simulation.json" -svg "$docs_dir/bench/simulation" | tee "$sim_dir/tables.txt" || sim_rc=$?
+	-json "$sim_docs/simulation.json" -svg "$sim_docs/bench/simulation") | tee "$sim_dir/tables.txt" || sim_rc=$?
 {
 	echo "Command: \`hack/bench.sh\` runs \`haagent-sim -n 50,100,250,500,1000 -profiles default,fast -loss-sweep -loss-sizes 100 -budget $sim_budget -converge-timeout 2m -max-rss-mib 6144\` (exit status $sim_rc; 3 means wrong actions). Charts: [detection time against N](bench/simulation-detection.svg), [traffic per member against N](bench/simulation-traffic.svg). Raw samples: \`simulation.json\`."
 	echo
