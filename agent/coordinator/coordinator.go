@@ -182,15 +182,23 @@ func (c *Coordinator) Run(ctx context.Context) error {
 // confirmedDead reports whether a quorum confirms the node dead, from this
 // agent's gossip view and ballots.
 func (c *Coordinator) confirmedDead(node string) bool {
-	var members []failover.Member
-	for _, m := range c.d.Gossip.Members() {
-		members = append(members, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch})
-	}
+	members := c.gossipView()
 	var ok bool
 	c.d.Ballots.WithBallots(func(b *failover.Ballots) {
 		_, ok = c.decider.ConfirmedDead(failover.Input{Now: c.clock.Now(), Members: members, Ballots: b}, node)
 	})
 	return ok
+}
+
+// gossipView is this agent's membership as the decision core sees it,
+// without the API's opt-out labels or readiness history (members adds
+// those for the leader).
+func (c *Coordinator) gossipView() []failover.Member {
+	var out []failover.Member
+	for _, m := range c.d.Gossip.Members() {
+		out = append(out, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch})
+	}
+	return out
 }
 
 // watchGuard keeps haagent_failover_paused true to this agent's own view
@@ -209,11 +217,7 @@ func (c *Coordinator) watchGuard(ctx context.Context) {
 		if c.leading.Load() {
 			continue
 		}
-		var members []failover.Member
-		for _, m := range c.d.Gossip.Members() {
-			members = append(members, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone})
-		}
-		pause := failover.DeadFractionGuard(c.cfg.Decide, members)
+		pause := failover.DeadFractionGuard(c.cfg.Decide, c.gossipView())
 		c.metrics.paused.Set(boolFloat(pause != ""))
 		if pause != "" {
 			c.hold(failover.Decision{Target: "*", Reason: pause})
