@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/haagent/haagent/test/cluster"
 )
 
 // soakDuration is how long TestSoak_packetLoss runs: HAAGENT_SOAK_DURATION
@@ -32,12 +34,25 @@ func TestSoak_packetLoss(t *testing.T) {
 	ctx := context.Background()
 
 	type sample struct{ rss, goroutines float64 }
+	// The scrape travels the same lossy loopback as gossip: a lost SYN
+	// costs a second, so each scrape gets a few tries.
+	scrape := func(n *cluster.Node) (cluster.Metrics, error) {
+		var err error
+		for try := 0; try < 5; try++ {
+			var m cluster.Metrics
+			if m, err = n.Agent().Metrics(ctx); err == nil {
+				return m, nil
+			}
+			time.Sleep(time.Second)
+		}
+		return nil, err
+	}
 	read := func() map[string]sample {
 		out := map[string]sample{}
 		for _, n := range tc.nodes {
-			m, err := n.Agent().Metrics(ctx)
+			m, err := scrape(n)
 			if err != nil {
-				t.Fatalf("metrics of %s: %v", n.Name(), err)
+				t.Fatalf("metrics of %s (5 tries): %v", n.Name(), err)
 			}
 			rss, _ := m.Value("process_resident_memory_bytes")
 			g, _ := m.Value("go_goroutines")
@@ -50,16 +65,26 @@ func TestSoak_packetLoss(t *testing.T) {
 	before := read()
 
 	start := time.Now()
+	var faults []*cluster.Fault
 	for _, n := range tc.nodes {
-		if _, err := tc.fw.Loss(n.IP(), 0.10); err != nil {
+		f, err := tc.fw.Loss(n.IP(), 0.10)
+		if err != nil {
 			t.Fatal(err)
 		}
+		faults = append(faults, f)
 	}
 	tl.Fault(start, names...)
 	t.Logf("10%% loss on all %d nodes for %s", nodes, duration)
 	for time.Since(start) < duration {
 		time.Sleep(15 * time.Second)
 		t.Logf("soak: %s of %s", time.Since(start).Round(time.Second), duration)
+	}
+	// Any wrong action would already be in the timeline; the last scrape
+	// runs without the loss so that it reads every agent.
+	for _, f := range faults {
+		if err := f.Remove(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	after := read()
 
