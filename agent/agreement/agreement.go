@@ -21,8 +21,21 @@ import (
 	"github.com/haagent/haagent/agent/probe"
 )
 
-// VoteKind is the gossip message kind of votes.
-const VoteKind byte = 1
+// VoteKind is the gossip message kind of votes, NoticeKind that of the
+// coordinator's failover notices.
+const (
+	VoteKind   byte = 1
+	NoticeKind byte = 2
+)
+
+// A coordinator sends the notice of a failover under way again every
+// NoticeInterval while the failover lasts, and a voter believes it for
+// NoticeTTL after it last heard it: a lost notice or two cost nothing, and
+// a coordinator that dies is forgotten in half a minute.
+const (
+	NoticeInterval = 10 * time.Second
+	NoticeTTL      = 3 * NoticeInterval
+)
 
 // Config tunes how opinions are kept fresh.
 type Config struct {
@@ -93,6 +106,13 @@ type opinion struct {
 	checking bool
 }
 
+// heardNotice is the newest failover notice about a target and until when
+// it holds.
+type heardNotice struct {
+	failover.Notice
+	until time.Time
+}
+
 // Agreement keeps this agent's opinions and the ballots.
 type Agreement struct {
 	cfg     Config
@@ -112,6 +132,11 @@ type Agreement struct {
 	seq     uint64
 	epoch   int64
 	checks  sync.WaitGroup
+	// notices are the failovers under way, by target, as the coordinator
+	// said; sentNotice is when this agent, as coordinator, last said so.
+	notices    map[string]heardNotice
+	sentNotice map[string]time.Time
+	noticeSeq  uint64
 }
 
 // New validates cfg and registers the vote handler with gossip.
@@ -130,11 +155,13 @@ func New(cfg Config, deps Deps) (*Agreement, error) {
 		cfg: cfg, g: deps.Gossip, peer: deps.Peer, log: deps.Logger.Named("agreement"),
 		clock: deps.Clock, addr: deps.NodeAddress, metrics: m,
 		opinions: map[string]*opinion{}, ballots: failover.NewBallots(),
+		notices: map[string]heardNotice{}, sentNotice: map[string]time.Time{},
 	}
 	if a.clock == nil {
 		a.clock = clock.RealClock{}
 	}
 	a.g.Handle(VoteKind, a.receive)
+	a.g.Handle(NoticeKind, a.receiveNotice)
 	return a, nil
 }
 
@@ -232,6 +259,8 @@ func (a *Agreement) onEvent(ctx context.Context, e gossip.Event) {
 		}
 		delete(a.opinions, name)
 		a.ballots.Forget(name)
+		delete(a.notices, name)
+		delete(a.sentNotice, name)
 		a.mu.Unlock()
 		a.updateGauge()
 	}
@@ -330,25 +359,40 @@ func (a *Agreement) set(target string, op failover.Opinion) {
 		a.counts[op]++
 	}
 	o.op = op
+	if op == failover.OpinionAlive {
+		// Back: a failover of this life of the node is over, and a later
+		// death is a new question.
+		delete(a.notices, target)
+	}
 	a.mu.Unlock()
 	if changed {
 		a.log.Info("opinion changed", zap.String("node", target), zap.String("opinion", op.String()))
 		a.updateGauge()
-		if op != failover.OpinionAlive || retract {
+		switch {
+		case op == failover.OpinionDead && a.underWay(target):
+			a.metrics.suppressed.Inc()
+		case op != failover.OpinionAlive || retract:
 			a.vote(target, op)
 		}
 	}
 }
 
 // repeat votes every non-alive opinion again, with a new sequence number
-// so that peers pass it on.
+// so that peers pass it on, except dead opinions about nodes whose
+// failover is under way: nobody reads those votes any more.
 func (a *Agreement) repeat() {
 	type pending struct {
 		target string
 		op     failover.Opinion
 	}
 	var todo []pending
+	now := a.clock.Now()
 	a.mu.Lock()
+	for target, n := range a.notices {
+		if !now.Before(n.until) {
+			delete(a.notices, target)
+		}
+	}
 	for target, o := range a.opinions {
 		if o.op != failover.OpinionAlive {
 			todo = append(todo, pending{target, o.op})
@@ -356,8 +400,82 @@ func (a *Agreement) repeat() {
 	}
 	a.mu.Unlock()
 	for _, p := range todo {
+		if p.op == failover.OpinionDead && a.underWay(p.target) {
+			a.metrics.suppressed.Inc()
+			continue
+		}
 		a.vote(p.target, p.op)
 	}
+}
+
+// underWay reports whether a coordinator said, within NoticeTTL, that the
+// failover of target's current life is under way.
+func (a *Agreement) underWay(target string) bool {
+	now := a.clock.Now()
+	a.mu.Lock()
+	n, ok := a.notices[target]
+	a.mu.Unlock()
+	if !ok || !now.Before(n.until) {
+		return false
+	}
+	if n.TargetEpoch == 0 {
+		return true
+	}
+	m, ok := a.g.Member(target)
+	return ok && (m.Meta.StartEpoch == 0 || m.Meta.StartEpoch == n.TargetEpoch)
+}
+
+// UnderWay tells the group that the failover of target is under way, so
+// that voters stop repeating their dead votes about it. The coordinator
+// calls it on every pass for every failover it carries; the notice goes
+// out at most once per NoticeInterval per target.
+func (a *Agreement) UnderWay(target string) {
+	member, _ := a.g.Member(target)
+	now := a.clock.Now()
+	a.mu.Lock()
+	if last, ok := a.sentNotice[target]; ok && now.Sub(last) < NoticeInterval {
+		a.mu.Unlock()
+		return
+	}
+	a.sentNotice[target] = now
+	a.noticeSeq++
+	n := failover.Notice{Coordinator: a.g.LocalName(), Target: target, TargetEpoch: member.Meta.StartEpoch,
+		CoordinatorEpoch: a.epoch, Seq: a.noticeSeq}
+	a.notices[target] = heardNotice{Notice: n, until: now.Add(NoticeTTL)}
+	a.mu.Unlock()
+	if err := a.g.Broadcast(NoticeKind, "notice/"+broadcastKey(n.Coordinator, n.Target), n.Encode()); err != nil {
+		a.log.Error("broadcast failover notice", zap.String("node", target), zap.Error(err))
+		return
+	}
+	a.metrics.noticesSent.Inc()
+}
+
+// receiveNotice handles a failover notice from gossip, on memberlist's
+// goroutine. A notice is passed on when it is new: newer than the last one
+// from the same coordinator about the same target, or from another
+// coordinator.
+func (a *Agreement) receiveNotice(payload []byte) (bool, error) {
+	n, err := failover.DecodeNotice(payload)
+	if err != nil {
+		return false, err
+	}
+	if n.Coordinator == a.g.LocalName() {
+		return false, nil // our own, relayed back
+	}
+	now := a.clock.Now()
+	a.mu.Lock()
+	old, ok := a.notices[n.Target]
+	fresh := !ok || old.Coordinator != n.Coordinator || n.Newer(old.Notice)
+	if fresh {
+		a.notices[n.Target] = heardNotice{Notice: n, until: now.Add(NoticeTTL)}
+	}
+	a.mu.Unlock()
+	if fresh {
+		a.metrics.notices.WithLabelValues("fresh").Inc()
+	} else {
+		a.metrics.notices.WithLabelValues("duplicate").Inc()
+	}
+	return fresh, nil
 }
 
 func (a *Agreement) vote(target string, op failover.Opinion) {

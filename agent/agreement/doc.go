@@ -13,6 +13,14 @@
 // Votes received from peers, and this agent's own, are kept in a
 // failover.Ballots that the coordinator reads.
 //
+// Once the coordinator has started a node's failover it reads no vote
+// about that node again, and says so: UnderWay gossips a failover.Notice
+// (at most once per NoticeInterval per node), and voters that heard one
+// within NoticeTTL stop repeating their dead votes about the node. Without
+// it, the repeats of every survivor about a node that stays dead would cost
+// the group O(N²) messages every RepeatInterval for as long as the node is
+// down.
+//
 // Lifecycle: New registers the vote handler with gossip (so it must be
 // called before gossip runs); Run follows the membership until its context
 // ends and returns after its goroutines have exited. It never writes to the

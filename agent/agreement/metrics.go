@@ -10,6 +10,10 @@ type metrics struct {
 	opinions *prometheus.GaugeVec
 	sent     *prometheus.CounterVec
 	received *prometheus.CounterVec
+
+	suppressed  prometheus.Counter
+	noticesSent prometheus.Counter
+	notices     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,8 +31,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "votes_received_total",
 			Help: "Votes received from peers: fresh (new, passed on) or duplicate.",
 		}, []string{"result"}),
+		suppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "votes_suppressed_total",
+			Help: "Dead votes not sent because the coordinator said the node's failover is under way.",
+		}),
+		noticesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "notices_sent_total",
+			Help: "Failover-under-way notices this agent sent as coordinator.",
+		}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "notices_received_total",
+			Help: "Failover-under-way notices received: fresh (new, passed on) or duplicate.",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.opinions, m.sent, m.received} {
+	for _, c := range []prometheus.Collector{m.opinions, m.sent, m.received, m.suppressed, m.noticesSent, m.notices} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -39,5 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.received.WithLabelValues("fresh")
 	m.received.WithLabelValues("duplicate")
+	m.notices.WithLabelValues("fresh")
+	m.notices.WithLabelValues("duplicate")
 	return m, nil
 }

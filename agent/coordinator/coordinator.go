@@ -102,12 +102,21 @@ type Ballots interface {
 	WithBallots(func(*failover.Ballots))
 }
 
+// Notices tells the voters that a node's failover is under way, so that
+// they stop repeating their votes about it.
+type Notices interface {
+	UnderWay(node string)
+}
+
 // Deps are what a Coordinator needs.
 type Deps struct {
-	Client     kubernetes.Interface
-	Namespace  string
-	Gossip     Gossip
-	Ballots    Ballots
+	Client    kubernetes.Interface
+	Namespace string
+	Gossip    Gossip
+	Ballots   Ballots
+	// Notices is optional: without it, voters keep repeating their votes
+	// about a node for as long as it is dead.
+	Notices    Notices
 	Evictor    *evict.Evictor
 	Store      *record.Store
 	DryRun     bool
@@ -324,6 +333,14 @@ func (c *Coordinator) step(ctx context.Context) {
 			return
 		}
 		c.advance(ctx, c.active[n], members)
+	}
+	if c.d.Notices != nil {
+		// Once started, a failover of a dead node reads no vote again.
+		for _, n := range nodes {
+			if f := c.active[n]; f != nil && f.Spec.Cause != record.CauseNotReady {
+				c.d.Notices.UnderWay(n)
+			}
+		}
 	}
 	c.metrics.active.Set(float64(len(c.active)))
 }

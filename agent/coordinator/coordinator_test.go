@@ -109,8 +109,9 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))
 	cfg := DefaultConfig()
 	cfg.Stabilization = 10 * time.Second
+	notices := &fakeNotices{}
 	c, err := New(cfg, 10*time.Second, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
-		Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
+		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +131,9 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	c.step(ctx)
 	if len(c.active) != 0 {
 		t.Fatalf("started a failover on 2 of 5 votes")
+	}
+	if len(notices.nodes) != 0 {
+		t.Fatalf("notices %v before any failover started", notices.nodes)
 	}
 	vote("n3")
 	// Each step advances one phase; a handful reach Recovering.
@@ -153,6 +157,10 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	}
 	if got := f.Status.LastHeard.Time; !got.Equal(lastAck) {
 		t.Fatalf("lastHeard = %s, want the voters' last ack %s", got, lastAck)
+	}
+	// Every pass tells the voters the failover is under way.
+	if len(notices.nodes) != 6 || notices.nodes[0] != "n5" {
+		t.Fatalf("notices = %v, want n5 on each of the 6 passes since the start", notices.nodes)
 	}
 
 	// The replacement becomes ready on n2: recovered.
@@ -182,6 +190,11 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	if _, still := c.active["n5"]; still {
 		t.Fatalf("failover still active: %s (%s)", f.Status.Phase, f.Status.Message)
 	}
+	before := len(notices.nodes)
+	c.step(ctx)
+	if len(notices.nodes) != before {
+		t.Fatalf("notices after the hand-back: %v", notices.nodes[before:])
+	}
 	n5, _ = client.CoreV1().Nodes().Get(ctx, "n5", metav1.GetOptions{})
 	if n5.Spec.Unschedulable || len(n5.Spec.Taints) != 0 {
 		t.Fatalf("n5 not handed back: unschedulable=%v taints=%v", n5.Spec.Unschedulable, n5.Spec.Taints)
@@ -198,6 +211,11 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 		t.Fatalf("record votes = %+v, want the 3 dead votes", rec.Votes)
 	}
 }
+
+// fakeNotices records the nodes the coordinator says are under way.
+type fakeNotices struct{ nodes []string }
+
+func (f *fakeNotices) UnderWay(node string) { f.nodes = append(f.nodes, node) }
 
 // TestCoordinator_notReadyNodeIsDrained: with --not-ready-failover-after,
 // a node alive on gossip that reports itself not ready that long is
@@ -218,8 +236,9 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Stabilization = 0
 	cfg.Decide.NotReadyAfter = 30 * time.Second
+	notices := &fakeNotices{}
 	c, err := New(cfg, 10*time.Second, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{failover.NewBallots()},
-		Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
+		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +266,9 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 	}
 	if f.Status.Pods.Evicted != 1 {
 		t.Fatalf("pods = %+v, want the web pod evicted", f.Status.Pods)
+	}
+	if len(notices.nodes) != 0 {
+		t.Fatalf("notices %v for a node alive on gossip: nobody votes about it", notices.nodes)
 	}
 	g.setReady("n3", true, "")
 	for i := 0; i < 3; i++ {

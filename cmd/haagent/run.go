@@ -322,7 +322,7 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 		return nil, err
 	}
 	return coordinator.New(o.coordinator, o.fence.After, coordinator.Deps{
-		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree,
+		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree, Notices: agree,
 		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Logger: log, Registerer: reg,
 	})
 }

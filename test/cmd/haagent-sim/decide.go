@@ -27,7 +27,8 @@ type wrongAction struct {
 // The decider is made afresh each tick, so its rate limiter (3 at once,
 // then one per 30 s) never holds a crash back: what is measured is how soon
 // the votes confirm a death, not the rate limit. Members whose failover
-// started are passed as active, as the coordinator's records would be.
+// started are passed as active, as the coordinator's records would be, and
+// announced to the voters as under way, as the coordinator announces them.
 type coordinator struct {
 	m    *member
 	rec  *recorder
@@ -81,6 +82,12 @@ func (c *coordinator) round() {
 		active[n] = true
 	}
 	c.mu.Unlock()
+	// As the coordinator does for the failovers it carries: the voters stop
+	// repeating their votes about them (one notice per target per
+	// agreement.NoticeInterval).
+	for n := range active {
+		c.m.a.UnderWay(n)
+	}
 	pending := false
 	for _, m := range view {
 		members = append(members, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch})
