@@ -370,6 +370,7 @@ func (m *Membership) memberlistConfig(t memberlist.NodeAwareTransport, port int)
 	c.AwarenessMaxMultiplier = awarenessMaxMult
 	c.DeadNodeReclaimTime = m.cfg.DeadNodeReclaimTime
 	c.Label = m.cfg.ClusterLabel
+	c.EnableCompression = m.cfg.Compression
 	if m.keyring != nil {
 		c.Keyring = m.keyring
 		c.GossipVerifyIncoming = true

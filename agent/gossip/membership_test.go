@@ -225,6 +225,20 @@ func TestMembership_fiveAgentsConverge(t *testing.T) {
 	}
 }
 
+// TestMembership_mixedCompression: agents that compress what they send and
+// agents that do not form one group, as during a rollout of the flag.
+func TestMembership_mixedCompression(t *testing.T) {
+	agents := startGroup(t, simnet.New(), 4, func(c *Config) { c.Compression = c.NodeName == "n1" || c.NodeName == "n3" })
+	time.Sleep(time.Second) // some probe rounds and gossip in both directions
+	for _, a := range agents {
+		for _, m := range a.m.Members() {
+			if m.State != StateAlive {
+				t.Errorf("%s sees %s %s", a.m.LocalName(), m.Name, m.State)
+			}
+		}
+	}
+}
+
 func TestMembership_crashedAgentGoesSuspectThenDead(t *testing.T) {
 	nw := simnet.New()
 	agents := startGroup(t, nw, 5, nil)

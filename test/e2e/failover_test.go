@@ -265,6 +265,23 @@ func TestFailover_crashOfCoordinatorNode(t *testing.T) {
 		rec = r
 		return ok && r.Status.WorkloadsRecovered != nil, nil
 	})
+	// With the failover under way, the coordinator's notice stops the
+	// survivors' repeats of their dead votes.
+	eventually(t, time.Minute, "every survivor skips repeats of its dead vote about "+victim.Name(), func(ctx context.Context) (bool, error) {
+		for _, n := range tc.nodes {
+			if n == victim {
+				continue
+			}
+			m, err := n.Agent().Metrics(ctx)
+			if err != nil {
+				return false, err
+			}
+			if v, _ := m.Value("haagent_agreement_votes_suppressed_total"); v == 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 	st := rec.Status
 	if len(st.Votes) < 4 {
 		t.Errorf("record has %d votes, want at least a quorum of 4 of 7", len(st.Votes))
