@@ -21,7 +21,7 @@
 # at 7 nodes, 19 at 20 nodes (slower crashes), 35-40 minutes for the default
 # run. Progress is printed as it goes.
 #
-# Then the scale simulation (see below), HAAGENT_BENCH_SIM_BUDGET (10m) more.
+# Then the scale simulation (see below), HAAGENT_BENCH_SIM_BUDGET (22m) more.
 #
 # It builds (or finds in the cache) the control-plane binaries with
 # hack/build-control-plane.sh: the first build takes about 20 minutes and
@@ -97,10 +97,10 @@ export HAAGENT_BENCH_SCRIPT=1
 
 # The scale simulation (test/cmd/haagent-sim): gossip and agreement of 50 to
 # 1000 members in one process each, both profiles, 5 % loss at 100 members.
-# It runs the sizes that fit in HAAGENT_BENCH_SIM_BUDGET (default 10m; 0
+# It runs the sizes that fit in HAAGENT_BENCH_SIM_BUDGET (default 22m; 0
 # skips it) and says which it skipped and why; its tables, JSON and charts
 # then join the report.
-sim_budget=${HAAGENT_BENCH_SIM_BUDGET:-10m}
+sim_budget=${HAAGENT_BENCH_SIM_BUDGET:-22m}
 if [[ $sim_budget == 0 ]]; then
 	log "scale simulation skipped (HAAGENT_BENCH_SIM_BUDGET=0)"
 	exit 0
