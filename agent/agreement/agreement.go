@@ -37,6 +37,18 @@ const (
 	NoticeTTL      = 3 * NoticeInterval
 )
 
+// Vote deliveries: how a vote reaches the coordinator.
+const (
+	// DeliveryCoordinator sends each vote straight to the holder of the
+	// coordinator Lease, besides gossiping it; peers pass on only votes
+	// about the holder itself, which every candidate needs to take the
+	// Lease from a dead holder. A vote costs O(1) packets, not O(N).
+	DeliveryCoordinator = "coordinator"
+	// DeliveryGossip floods every vote to every member: each vote costs
+	// O(N) packets, so a death costs the group O(N²).
+	DeliveryGossip = "gossip"
+)
+
 // Config tunes how opinions are kept fresh.
 type Config struct {
 	// RepeatInterval is how often non-alive opinions are sent again. It
@@ -45,17 +57,21 @@ type Config struct {
 	// RecheckInterval is how often the kubelet of a node held dead or
 	// agent-down is checked again.
 	RecheckInterval time.Duration
+	// Delivery is DeliveryCoordinator or DeliveryGossip.
+	Delivery string
 }
 
-// DefaultConfig repeats and rechecks every 2 s.
+// DefaultConfig repeats and rechecks every 2 s, and sends votes to the
+// coordinator.
 func DefaultConfig() Config {
-	return Config{RepeatInterval: 2 * time.Second, RecheckInterval: 2 * time.Second}
+	return Config{RepeatInterval: 2 * time.Second, RecheckInterval: 2 * time.Second, Delivery: DeliveryCoordinator}
 }
 
 // RegisterFlags binds the flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RepeatInterval, "vote-repeat-interval", c.RepeatInterval, "how often non-alive opinions are gossiped again")
 	fs.DurationVar(&c.RecheckInterval, "peer-recheck-interval", c.RecheckInterval, "how often the kubelet of a dead node is checked again")
+	fs.StringVar(&c.Delivery, "vote-delivery", c.Delivery, `how votes reach the coordinator: "coordinator" (sent to the Lease holder; peers pass on only votes about the holder) or "gossip" (flooded to every member)`)
 }
 
 // Validate names the flag and the bound.
@@ -65,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.RecheckInterval < 100*time.Millisecond || c.RecheckInterval > time.Minute {
 		return fmt.Errorf("agreement: --peer-recheck-interval (%s) must be between 100ms and 1m0s", c.RecheckInterval)
+	}
+	if c.Delivery != DeliveryCoordinator && c.Delivery != DeliveryGossip {
+		return fmt.Errorf("agreement: --vote-delivery (%q) must be %q or %q", c.Delivery, DeliveryCoordinator, DeliveryGossip)
 	}
 	return nil
 }
@@ -78,6 +97,7 @@ type Gossip interface {
 	Member(name string) (gossip.Member, bool)
 	Subscribe() *gossip.Subscription
 	Broadcast(kind byte, key string, payload []byte) error
+	SendTo(name string, kind byte, key string, payload []byte) error
 	Handle(kind byte, h gossip.Handler)
 }
 
@@ -99,6 +119,11 @@ type Deps struct {
 	// of the member's gossip address is used: with hostNetwork that is the
 	// node's address.
 	NodeAddress func(node string) (string, bool)
+	// Coordinator returns the member that holds the coordinator Lease, as
+	// last seen, or "" when unknown (this agent does not campaign, or no
+	// one holds it). When nil or "", votes are flooded to every member, as
+	// with DeliveryGossip.
+	Coordinator func() string
 }
 
 type opinion struct {
@@ -121,6 +146,7 @@ type Agreement struct {
 	log     *zap.Logger
 	clock   clock.WithTicker
 	addr    func(string) (string, bool)
+	holder  func() string
 	metrics *metrics
 
 	mu       sync.Mutex
@@ -153,7 +179,7 @@ func New(cfg Config, deps Deps) (*Agreement, error) {
 	}
 	a := &Agreement{
 		cfg: cfg, g: deps.Gossip, peer: deps.Peer, log: deps.Logger.Named("agreement"),
-		clock: deps.Clock, addr: deps.NodeAddress, metrics: m,
+		clock: deps.Clock, addr: deps.NodeAddress, holder: deps.Coordinator, metrics: m,
 		opinions: map[string]*opinion{}, ballots: failover.NewBallots(),
 		notices: map[string]heardNotice{}, sentNotice: map[string]time.Time{},
 	}
@@ -195,12 +221,26 @@ func (a *Agreement) receive(payload []byte) (bool, error) {
 	a.mu.Lock()
 	fresh := a.ballots.Add(v, a.clock.Now())
 	a.mu.Unlock()
-	if fresh {
-		a.metrics.received.WithLabelValues("fresh").Inc()
-	} else {
+	if !fresh {
 		a.metrics.received.WithLabelValues("duplicate").Inc()
+		return false, nil
 	}
-	return fresh, nil
+	a.metrics.received.WithLabelValues("fresh").Inc()
+	// Votes go to the coordinator directly; only those about the
+	// coordinator itself must reach every candidate.
+	if h := a.coordinator(); h != "" && v.Target != h {
+		return false, nil
+	}
+	return true, nil
+}
+
+// coordinator is the Lease holder votes are sent to, or "" when every vote
+// is flooded.
+func (a *Agreement) coordinator() string {
+	if a.cfg.Delivery != DeliveryCoordinator || a.holder == nil {
+		return ""
+	}
+	return a.holder()
 }
 
 // Run follows membership events until ctx ends.
@@ -490,11 +530,20 @@ func (a *Agreement) vote(target string, op failover.Opinion) {
 	}
 	a.ballots.Add(v, now)
 	a.mu.Unlock()
-	if err := a.g.Broadcast(VoteKind, broadcastKey(v.Voter, v.Target), v.Encode()); err != nil {
+	key, payload := broadcastKey(v.Voter, v.Target), v.Encode()
+	if err := a.g.Broadcast(VoteKind, key, payload); err != nil {
 		a.log.Error("broadcast vote", zap.String("node", target), zap.Error(err))
 		return
 	}
 	a.metrics.sent.WithLabelValues(op.String()).Inc()
+	if h := a.coordinator(); h != "" && h != v.Voter && h != target {
+		if err := a.g.SendTo(h, VoteKind, key, payload); err != nil {
+			a.metrics.direct.WithLabelValues("failure").Inc()
+			a.log.Debug("send vote to the coordinator", zap.String("coordinator", h), zap.Error(err))
+			return
+		}
+		a.metrics.direct.WithLabelValues("success").Inc()
+	}
 }
 
 // broadcastKey names a voter's vote about a target in the gossip queue, so a

@@ -10,6 +10,7 @@ import (
 
 	"github.com/haagent/haagent/internal/testlog"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/haagent/haagent/agent/failover"
@@ -50,6 +51,13 @@ func (n *node) stop() { n.cancel(); n.wg.Wait() }
 
 func startNodes(t *testing.T, count int, k *kubelets) []*node {
 	t.Helper()
+	return startNodesWith(t, count, k, nil)
+}
+
+// startNodesWith starts count agents whose agreement sees coordinator as
+// the Lease holder (nil: none).
+func startNodesWith(t *testing.T, count int, k *kubelets, coordinator func() string) []*node {
+	t.Helper()
 	nw := simnet.New()
 	var nodes []*node
 	for i := 1; i <= count; i++ {
@@ -69,8 +77,8 @@ func startNodes(t *testing.T, count int, k *kubelets) []*node {
 		if n.g, err = gossip.New(cfg, gossip.Deps{Logger: log, Registerer: prometheus.NewRegistry(), Transport: n.tr, Seeds: seeds}); err != nil {
 			t.Fatal(err)
 		}
-		acfg := Config{RepeatInterval: 300 * time.Millisecond, RecheckInterval: 300 * time.Millisecond}
-		if n.a, err = New(acfg, Deps{Gossip: n.g, Peer: k, Logger: log, Registerer: prometheus.NewRegistry()}); err != nil {
+		acfg := Config{RepeatInterval: 300 * time.Millisecond, RecheckInterval: 300 * time.Millisecond, Delivery: DeliveryCoordinator}
+		if n.a, err = New(acfg, Deps{Gossip: n.g, Peer: k, Logger: log, Registerer: prometheus.NewRegistry(), Coordinator: coordinator}); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -148,6 +156,28 @@ func TestAgreement_crashedNodeIsConfirmedDeadEverywhere(t *testing.T) {
 	for _, n := range nodes[:4] {
 		if op := n.a.Opinions()["n5"]; op != failover.OpinionDead {
 			t.Errorf("%s's opinion of n5 = %s, want dead", n.name, op)
+		}
+	}
+}
+
+// TestAgreement_votesReachTheCoordinator: with n1 as the Lease holder,
+// every survivor's dead vote reaches n1, which confirms n5 dead, and the
+// votes went to it directly.
+func TestAgreement_votesReachTheCoordinator(t *testing.T) {
+	k := &kubelets{down: map[string]bool{}}
+	nodes := startNodesWith(t, 5, k, func() string { return "n1" })
+	victim := nodes[4]
+	host, _, _ := net.SplitHostPort(victim.tr.Addr())
+	k.setDown(host)
+	victim.tr.Crash()
+	victim.stop()
+	waitFor(t, 20*time.Second, "n1 to confirm n5 dead with the votes of all four survivors", func() bool {
+		d := decide(nodes[0])
+		return len(d) == 1 && d[0].Action == failover.ActionStart && d[0].Target == "n5" && len(d[0].Tally.Dead) == 4
+	})
+	for _, n := range nodes[1:4] {
+		if got := testutil.ToFloat64(n.a.metrics.direct.WithLabelValues("success")); got == 0 {
+			t.Errorf("%s sent no vote to the coordinator", n.name)
 		}
 	}
 }

@@ -37,7 +37,8 @@ func (g *tableGossip) Member(name string) (gossip.Member, bool) {
 	m, ok := g.members[name]
 	return m, ok
 }
-func (g *tableGossip) Subscribe() *gossip.Subscription { return nil }
+func (g *tableGossip) Subscribe() *gossip.Subscription           { return nil }
+func (g *tableGossip) SendTo(string, byte, string, []byte) error { return nil }
 func (g *tableGossip) Broadcast(_ byte, _ string, payload []byte) error {
 	v, err := failover.DecodeVote(payload)
 	if err != nil {

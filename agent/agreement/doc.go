@@ -11,7 +11,12 @@
 // a dead or agent-down node is checked again every RecheckInterval.
 //
 // Votes received from peers, and this agent's own, are kept in a
-// failover.Ballots that the coordinator reads.
+// failover.Ballots that the coordinator reads. With DeliveryCoordinator,
+// a vote is sent straight to the holder of the coordinator Lease as well
+// as gossiped, and peers pass a gossiped vote on only when it is about the
+// holder: only the coordinator counts votes, except those about itself,
+// which every candidate counts to take the Lease from a dead holder. A
+// death then costs the group O(N) packets instead of O(N²).
 //
 // Once the coordinator has started a node's failover it reads no vote
 // about that node again, and says so: UnderWay gossips a failover.Notice

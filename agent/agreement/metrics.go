@@ -10,6 +10,7 @@ type metrics struct {
 	opinions *prometheus.GaugeVec
 	sent     *prometheus.CounterVec
 	received *prometheus.CounterVec
+	direct   *prometheus.CounterVec
 
 	suppressed  prometheus.Counter
 	noticesSent prometheus.Counter
@@ -31,6 +32,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "votes_received_total",
 			Help: "Votes received from peers: fresh (new, passed on) or duplicate.",
 		}, []string{"result"}),
+		direct: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "votes_sent_to_coordinator_total",
+			Help: "Votes this agent sent straight to the coordinator, by result (failure: the coordinator is not a live member here).",
+		}, []string{"result"}),
 		suppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "votes_suppressed_total",
 			Help: "Dead votes not sent because the coordinator said the node's failover is under way.",
@@ -44,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failover-under-way notices received: fresh (new, passed on) or duplicate.",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.opinions, m.sent, m.received, m.suppressed, m.noticesSent, m.notices} {
+	for _, c := range []prometheus.Collector{m.opinions, m.sent, m.received, m.direct, m.suppressed, m.noticesSent, m.notices} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -55,6 +60,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.received.WithLabelValues("fresh")
 	m.received.WithLabelValues("duplicate")
+	m.direct.WithLabelValues("success")
+	m.direct.WithLabelValues("failure")
 	m.notices.WithLabelValues("fresh")
 	m.notices.WithLabelValues("duplicate")
 	return m, nil

@@ -1,6 +1,7 @@
 package agreement
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ type sentMessage struct {
 	kind    byte
 	key     string
 	payload []byte
+	to      string // "" for a broadcast
 }
 
 func (f *fakeGossip) LocalName() string { return f.name }
@@ -42,7 +44,14 @@ func (f *fakeGossip) Member(name string) (gossip.Member, bool) {
 }
 func (f *fakeGossip) Subscribe() *gossip.Subscription { return nil }
 func (f *fakeGossip) Broadcast(kind byte, key string, payload []byte) error {
-	f.sent = append(f.sent, sentMessage{kind, key, payload})
+	f.sent = append(f.sent, sentMessage{kind, key, payload, ""})
+	return nil
+}
+func (f *fakeGossip) SendTo(name string, kind byte, key string, payload []byte) error {
+	if m, ok := f.members[name]; !ok || m.State != gossip.StateAlive {
+		return fmt.Errorf("gossip: %s is not a live member", name)
+	}
+	f.sent = append(f.sent, sentMessage{kind, key, payload, name})
 	return nil
 }
 func (f *fakeGossip) Handle(byte, gossip.Handler) {}
@@ -52,7 +61,7 @@ func (f *fakeGossip) votesAbout(t *testing.T, target string, mark int) int {
 	t.Helper()
 	n := 0
 	for _, m := range f.sent[mark:] {
-		if m.kind != VoteKind {
+		if m.kind != VoteKind || m.to != "" {
 			continue
 		}
 		v, err := failover.DecodeVote(m.payload)

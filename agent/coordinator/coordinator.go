@@ -141,6 +141,15 @@ type Coordinator struct {
 	back    map[string]time.Time            // since when a failed-over node is back
 	unready map[string]time.Time            // since when an alive node reports itself not ready
 	leading atomic.Bool
+	holder  atomic.Value // string: the Lease holder last observed
+}
+
+// Holder returns the holder of the coordinator Lease as this agent last
+// observed it while campaigning, or "" when it does not campaign (no
+// majority in sight, automatic failover off) or knows of no holder.
+func (c *Coordinator) Holder() string {
+	h, _ := c.holder.Load().(string)
+	return h
 }
 
 // New validates and builds the coordinator; it starts nothing.
@@ -182,6 +191,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		cfg: c.cfg.Lease, client: c.d.Client, namespace: c.d.Namespace, identity: c.d.Gossip.LocalName(),
 		majority: c.d.Gossip.SeesMajority, clock: c.clock, log: c.log,
 		onChange:   func(leading bool) { c.leading.Store(leading); c.metrics.leader.Set(boolFloat(leading)) },
+		onHolder:   func(identity string) { c.holder.Store(identity) },
 		holderDead: c.confirmedDead,
 	}
 	l.run(ctx, c.lead)

@@ -73,6 +73,9 @@ type leadership struct {
 	clock     clock.WithTicker
 	log       *zap.Logger
 	onChange  func(leading bool)
+	// onHolder, when set, hears the Lease holder this agent observes
+	// while it campaigns, and "" when it stops campaigning.
+	onHolder func(identity string)
 	// holderDead reports whether the node of a Lease holder is confirmed
 	// dead by a quorum. Nil never takes the Lease early.
 	holderDead func(holder string) bool
@@ -106,6 +109,10 @@ func (l *leadership) waitMajority(ctx context.Context) bool {
 func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if l.onHolder != nil {
+		// Out of the campaign, what we saw of the Lease grows stale.
+		defer l.onHolder("")
+	}
 	go func() {
 		t := l.clock.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
@@ -146,6 +153,11 @@ func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context
 			OnStoppedLeading: func() {
 				l.log.Info("stopped being coordinator")
 				l.onChange(false)
+			},
+			OnNewLeader: func(identity string) {
+				if l.onHolder != nil {
+					l.onHolder(identity)
+				}
 			},
 		},
 	})

@@ -150,15 +150,45 @@ func (m *Membership) Handle(kind byte, h Handler) {
 // The key (at most 255 bytes) travels with the message so that members
 // passing it on replace older messages with the same key too.
 func (m *Membership) Broadcast(kind byte, key string, payload []byte) error {
+	msg, err := frame(kind, key, payload)
+	if err != nil {
+		return err
+	}
+	m.queue.QueueBroadcast(&broadcast{name: string(msg[:2+len(key)]), msg: msg})
+	return nil
+}
+
+// SendTo sends an application message to one live member only, in one
+// packet, best effort: no retransmission, no relay by the sender. The
+// receiver's handler sees it as it sees a broadcast, and its answer decides
+// whether the receiver passes it on.
+func (m *Membership) SendTo(name string, kind byte, key string, payload []byte) error {
+	msg, err := frame(kind, key, payload)
+	if err != nil {
+		return err
+	}
+	mem, ok := m.Member(name)
+	if !ok || (mem.State != StateAlive && mem.State != StateSuspect) {
+		return fmt.Errorf("gossip: %s is not a live member", name)
+	}
+	ml := m.ml.Load()
+	if ml == nil {
+		return errors.New("gossip: not running")
+	}
+	return ml.SendToAddress(memberlist.Address{Addr: mem.Addr, Name: name}, msg)
+}
+
+// frame is the wire form of an application message: kind, key length,
+// key, payload.
+func frame(kind byte, key string, payload []byte) ([]byte, error) {
 	if len(key) > 255 {
-		return fmt.Errorf("gossip: broadcast key of %d bytes exceeds 255", len(key))
+		return nil, fmt.Errorf("gossip: broadcast key of %d bytes exceeds 255", len(key))
 	}
 	msg := make([]byte, 0, 2+len(key)+len(payload))
 	msg = append(msg, kind, byte(len(key)))
 	msg = append(msg, key...)
 	msg = append(msg, payload...)
-	m.queue.QueueBroadcast(&broadcast{name: string(msg[:2+len(key)]), msg: msg})
-	return nil
+	return msg, nil
 }
 
 // Subscribe returns a stream of membership events from now on. Close it

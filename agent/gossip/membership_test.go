@@ -564,6 +564,60 @@ func TestMembership_applicationMessages(t *testing.T) {
 	}
 }
 
+// TestMembership_sendToOneMember: a message sent to one member reaches it
+// and, its handler not asking for it, nobody else.
+func TestMembership_sendToOneMember(t *testing.T) {
+	nw := simnet.New()
+	var mu sync.Mutex
+	got := map[string]int{}
+	var agents []*testAgent
+	for i := 1; i <= 3; i++ {
+		cfg := testConfig(fmt.Sprintf("n%d", i))
+		tr := nw.NewTransport()
+		reg := prometheus.NewRegistry()
+		var seeds PeerSource
+		if i > 1 {
+			seeds = staticSeeds{agents[0].tr.Addr()}
+		}
+		m, err := New(cfg, Deps{Logger: zap.NewNop(), Registerer: reg, Transport: tr, Seeds: seeds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := cfg.NodeName
+		m.Handle(7, func(p []byte) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if string(p) == "for n2" {
+				got[name]++
+			}
+			return false, nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		a := &testAgent{m: m, tr: tr, reg: reg, cancel: cancel, done: make(chan error, 1)}
+		go func() { a.done <- m.Run(ctx) }()
+		t.Cleanup(a.stop)
+		agents = append(agents, a)
+	}
+	waitConverged(t, agents, 3)
+	if err := agents[0].m.SendTo("n2", 7, "k", []byte("for n2")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "n2 to receive the message", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got["n2"] == 1
+	})
+	time.Sleep(500 * time.Millisecond) // gossip rounds in which a relay would show
+	mu.Lock()
+	if got["n1"] != 0 || got["n3"] != 0 {
+		t.Errorf("received by n1 %d and n3 %d times, want only n2", got["n1"], got["n3"])
+	}
+	mu.Unlock()
+	if err := agents[0].m.SendTo("n9", 7, "k", nil); err == nil || err.Error() != "gossip: n9 is not a live member" {
+		t.Errorf("SendTo(unknown) error = %v", err)
+	}
+}
+
 // TestMembership_keyRotationWithoutRestart rotates the gossip key through
 // the keyring files of running agents: the new key added, made primary,
 // the old one removed. Nobody is suspected on the way; afterwards only the

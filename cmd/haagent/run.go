@@ -260,6 +260,15 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 			return err
 		}
 	}
+	// Votes go to the Lease holder the coordinator observes; coord is set
+	// below, before anything runs.
+	var coord *coordinator.Coordinator
+	agreeDeps.Coordinator = func() string {
+		if coord == nil {
+			return ""
+		}
+		return coord.Holder()
+	}
 	agree, err := agreement.New(o.agreement, agreeDeps)
 	if err != nil {
 		return err
@@ -268,7 +277,6 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return err
 	}
-	var coord *coordinator.Coordinator
 	if client != nil {
 		if coord, err = newCoordinator(ctx, o, restCfg, client, members, agree, log, reg); err != nil {
 			return err

@@ -145,7 +145,11 @@ func (c *cluster) start(i int) (*member, error) {
 		return nil, err
 	}
 	m.mg = &meteredGossip{Membership: m.g}
-	if m.a, err = agreement.New(agreement.DefaultConfig(), agreement.Deps{Gossip: m.mg, Peer: c.kubelets, Logger: log, Registerer: reg}); err != nil {
+	// The first member plays the coordinator (see coordinator), so it holds
+	// the Lease that votes are sent to.
+	holder := func() string { return memberName(0) }
+	if m.a, err = agreement.New(agreement.DefaultConfig(), agreement.Deps{Gossip: m.mg, Peer: c.kubelets, Logger: log, Registerer: reg,
+		Coordinator: holder}); err != nil {
 		return nil, err
 	}
 	m.sub = m.g.Subscribe()

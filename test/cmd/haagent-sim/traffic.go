@@ -69,8 +69,10 @@ func (c *meteredConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// meteredGossip is the membership as agreement sees it, counting the votes
-// agreement sends and the ones it receives, fresh or not.
+// meteredGossip is the membership as agreement sees it, counting the
+// messages agreement sends (votes and notices, gossiped or sent to the
+// coordinator) and the ones it receives, and of those the ones it passes
+// on ("fresh").
 type meteredGossip struct {
 	*gossip.Membership
 	votesSent, votesIn, votesFresh atomic.Int64
@@ -79,6 +81,11 @@ type meteredGossip struct {
 func (g *meteredGossip) Broadcast(kind byte, key string, payload []byte) error {
 	g.votesSent.Add(1)
 	return g.Membership.Broadcast(kind, key, payload)
+}
+
+func (g *meteredGossip) SendTo(name string, kind byte, key string, payload []byte) error {
+	g.votesSent.Add(1)
+	return g.Membership.SendTo(name, kind, key, payload)
 }
 
 func (g *meteredGossip) Handle(kind byte, h gossip.Handler) {
