@@ -483,7 +483,7 @@ func (a *Agreement) UnderWay(target string) {
 		CoordinatorEpoch: a.epoch, Seq: a.noticeSeq}
 	a.notices[target] = heardNotice{Notice: n, until: now.Add(NoticeTTL)}
 	a.mu.Unlock()
-	if err := a.g.Broadcast(NoticeKind, "notice/"+broadcastKey(n.Coordinator, n.Target), n.Encode()); err != nil {
+	if err := a.g.Broadcast(NoticeKind, broadcastKey(n.Coordinator, n.Target), n.Encode()); err != nil {
 		a.log.Error("broadcast failover notice", zap.String("node", target), zap.Error(err))
 		return
 	}
@@ -546,8 +546,11 @@ func (a *Agreement) vote(target string, op failover.Opinion) {
 	}
 }
 
-// broadcastKey names a voter's vote about a target in the gossip queue, so a
-// newer one replaces an older one still queued.
+// broadcastKey names a voter's vote (or a coordinator's notice) about a
+// target in the gossip queue, so a newer one replaces an older one still
+// queued. The queue tells votes and notices apart by their kind. Names of
+// up to 253 bytes each make keys longer than the 255 bytes gossip takes:
+// those are hashed.
 func broadcastKey(voter, target string) string {
 	k := voter + "/" + target
 	if len(k) > 255 {

@@ -3,6 +3,7 @@ package agreement
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,5 +259,24 @@ func TestNotice_reachesEveryVoter(t *testing.T) {
 	time.Sleep(5 * 300 * time.Millisecond) // five repeat intervals
 	if after := sent(); after != before {
 		t.Fatalf("survivors sent %g dead votes about n5 after the notice, want 0", after-before)
+	}
+}
+
+// TestUnderWay_longNames: a notice between two names of 253 bytes still
+// fits gossip's 255-byte key.
+func TestUnderWay_longNames(t *testing.T) {
+	long := strings.Repeat("n", 253)
+	g := &fakeGossip{name: long, members: map[string]gossip.Member{
+		long:       {Name: long, State: gossip.StateAlive, Local: true},
+		long + "x": {Name: long + "x", State: gossip.StateDead},
+	}}
+	a, err := New(DefaultConfig(), Deps{Gossip: g, Peer: &kubelets{down: map[string]bool{}}, Logger: testlog.New(t, zap.ErrorLevel),
+		Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.UnderWay(long + "x")
+	if len(g.notices(0)) != 1 || len(g.sent[0].key) > 255 {
+		t.Fatalf("notices %d, key of %d bytes", len(g.notices(0)), len(g.sent[0].key))
 	}
 }

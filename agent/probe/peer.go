@@ -35,14 +35,22 @@ type PeerConfig struct {
 	// SYN. Default 500ms, 10ms..10s.
 	Timeout time.Duration
 
-	// MaxConcurrent bounds the connects in flight at once (flag
+	// Attempts is how many connects one check makes at once (flag
+	// --peer-check-attempts); the peer is reachable when any succeeds. A single SYN
+	// or SYN-ACK lost on a lossy network fails a connect within the timeout (the kernel
+	// resends a SYN only after a second), and would make a live node look dead; the
+	// attempts run side by side, so a dead node costs no more time. Default 3, 1..10.
+	Attempts int
+
+	// MaxConcurrent bounds the checks in flight at once (flag
 	// --peer-check-max-concurrent); further calls wait for a slot. Default 16, at least 1.
 	MaxConcurrent int
 }
 
-// DefaultPeerConfig returns kubelet port 10250, a 500ms timeout and 16 connects at once.
+// DefaultPeerConfig returns kubelet port 10250, a 500ms timeout, 3 connects per check and
+// 16 checks at once.
 func DefaultPeerConfig() PeerConfig {
-	return PeerConfig{Port: 10250, Timeout: 500 * time.Millisecond, MaxConcurrent: 16}
+	return PeerConfig{Port: 10250, Timeout: 500 * time.Millisecond, Attempts: 3, MaxConcurrent: 16}
 }
 
 // Validate reports the first setting out of its bounds, naming its flag.
@@ -52,6 +60,8 @@ func (c PeerConfig) Validate() error {
 		return fmt.Errorf("probe: --peer-check-port (%d) must be between 1 and 65535", c.Port)
 	case c.Timeout < minPeerTimeout || c.Timeout > maxPeerTimeout:
 		return fmt.Errorf("probe: --peer-check-timeout (%s) must be between %s and %s", c.Timeout, minPeerTimeout, maxPeerTimeout)
+	case c.Attempts < 1 || c.Attempts > 10:
+		return fmt.Errorf("probe: --peer-check-attempts (%d) must be between 1 and 10", c.Attempts)
 	case c.MaxConcurrent < 1:
 		return fmt.Errorf("probe: --peer-check-max-concurrent (%d) must be at least 1", c.MaxConcurrent)
 	}
@@ -77,13 +87,15 @@ type PeerResult struct {
 }
 
 // PeerChecker checks whether a peer node's kubelet port accepts TCP connections. It is safe
-// for concurrent use, bounds its connects in flight, and starts no goroutines.
+// for concurrent use and bounds its checks in flight; when a check returns, the
+// goroutines of its attempts have ended or are cancelled and end at once.
 type PeerChecker struct {
 	cfg     PeerConfig
 	clock   clock.PassiveClock
 	metrics *peerMetrics
 	sem     chan struct{}
-	dialer  net.Dialer
+	// dial opens a connection; a net.Dialer's, replaced in tests.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // NewPeerChecker checks cfg and builds a PeerChecker. clk measures latency
@@ -105,6 +117,7 @@ func NewPeerChecker(cfg PeerConfig, clk clock.PassiveClock, reg prometheus.Regis
 		clock:   clk,
 		metrics: m,
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
+		dial:    (&net.Dialer{}).DialContext,
 	}, nil
 }
 
@@ -127,10 +140,9 @@ func (p *PeerChecker) Check(ctx context.Context, addr string) PeerResult {
 	dialCtx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	start := p.clock.Now()
-	conn, err := p.dialer.DialContext(dialCtx, "tcp", target)
+	err := p.dialAny(dialCtx, target)
 	latency := p.clock.Since(start)
 	if err == nil {
-		_ = conn.Close()
 		p.observe(peerReachable, latency)
 		return PeerResult{Addr: target, Reachable: true, Latency: latency}
 	}
@@ -145,6 +157,41 @@ func (p *PeerChecker) Check(ctx context.Context, addr string) PeerResult {
 	}
 	p.observe(peerUnreachable, latency)
 	return PeerResult{Addr: target, Latency: latency, Reason: truncate(reason, MaxReasonBytes)}
+}
+
+// dialAny makes Attempts connects to target at once and returns nil as soon as one
+// succeeds (the others are cancelled), or the first error when all fail.
+func (p *PeerChecker) dialAny(ctx context.Context, target string) error {
+	if p.cfg.Attempts <= 1 {
+		conn, err := p.dial(ctx, "tcp", target)
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, p.cfg.Attempts)
+	for range p.cfg.Attempts {
+		go func() {
+			conn, err := p.dial(ctx, "tcp", target)
+			if err == nil {
+				_ = conn.Close()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range p.cfg.Attempts {
+		err := <-errs
+		if err == nil {
+			return nil // the deferred cancel stops the others; they send into the buffer
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (p *PeerChecker) observe(result string, latency time.Duration) {

@@ -178,3 +178,59 @@ func TestNewPeerChecker_errors(t *testing.T) {
 		t.Fatalf("NewRunner next to a PeerChecker: %v", err)
 	}
 }
+
+// lossyDial fails every connect but the n-th (counting from 1; 0: all), as
+// lost SYNs would, and counts the connects.
+type lossyDial struct {
+	mu    sync.Mutex
+	calls int
+	ok    int
+}
+
+func (d *lossyDial) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.calls++
+	n := d.calls
+	d.mu.Unlock()
+	if n == d.ok {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	<-ctx.Done() // a lost SYN: nothing comes back before the timeout
+	return nil, ctx.Err()
+}
+
+func TestPeerChecker_anyAttemptMakesThePeerReachable(t *testing.T) {
+	host, port := kubeletListener(t)
+	for _, tc := range []struct {
+		attempts, ok int
+		reachable    bool
+	}{
+		{attempts: 3, ok: 3, reachable: true},  // two connects lost, the third answered
+		{attempts: 3, ok: 0, reachable: false}, // a dead node: all lost
+		{attempts: 1, ok: 2, reachable: false}, // one attempt, lost
+	} {
+		p, _ := newTestPeerChecker(t, port, 1)
+		p.cfg.Attempts = tc.attempts
+		p.cfg.Timeout = 200 * time.Millisecond
+		d := &lossyDial{ok: tc.ok}
+		p.dial = d.dial
+		res := p.Check(context.Background(), host)
+		if res.Reachable != tc.reachable || res.Inconclusive {
+			t.Errorf("%d attempts, connect %d answered: %+v, want reachable=%v", tc.attempts, tc.ok, res, tc.reachable)
+		}
+		if d.calls != tc.attempts {
+			t.Errorf("%d connects, want %d", d.calls, tc.attempts)
+		}
+		if !tc.reachable && res.Reason != "timed out after 200ms" {
+			t.Errorf("reason = %q", res.Reason)
+		}
+	}
+}
+
+func TestPeerConfig_attemptsBound(t *testing.T) {
+	cfg := DefaultPeerConfig()
+	cfg.Attempts = 11
+	if err := cfg.Validate(); err == nil || err.Error() != "probe: --peer-check-attempts (11) must be between 1 and 10" {
+		t.Fatalf("Validate() = %v", err)
+	}
+}

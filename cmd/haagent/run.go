@@ -91,6 +91,7 @@ func (o *runOptions) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.probe.NotReadyFailoverAfter, "not-ready-failover-after", o.probe.NotReadyFailoverAfter, "fail over a node alive on gossip but not ready this long (0: never)")
 	fs.IntVar(&o.peer.Port, "peer-check-port", o.peer.Port, "kubelet port checked on a node that gossip declares dead")
 	fs.DurationVar(&o.peer.Timeout, "peer-check-timeout", o.peer.Timeout, "timeout of one kubelet port check")
+	fs.IntVar(&o.peer.Attempts, "peer-check-attempts", o.peer.Attempts, "TCP connects of one kubelet port check, made at once; any that succeeds makes the node reachable")
 	fs.IntVar(&o.peer.MaxConcurrent, "peer-check-max-concurrent", o.peer.MaxConcurrent, "most kubelet port checks at once")
 	o.agreement.RegisterFlags(fs)
 	o.coordinator.RegisterFlags(fs)
