@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"opinion"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "votes_received_total",
-			Help: "Votes received from peers: fresh (new, passed on) or duplicate.",
+			Help: "Votes received from peers: fresh (newer than what this agent held) or duplicate.",
 		}, []string{"result"}),
 		direct: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "votes_sent_to_coordinator_total",

@@ -121,7 +121,8 @@ type traffic struct {
 	SentMsgsPerMemberS    float64 `json:"sent_messages_per_second_per_member"`
 	VotesSentPerMemberS   float64 `json:"votes_sent_per_second_per_member"`
 	VotesInPerMemberS     float64 `json:"votes_received_per_second_per_member"`
-	VotesFreshPerMemberS  float64 `json:"votes_received_fresh_per_second_per_member"`
+	// VotesFreshPerMemberS are the received votes passed on to peers.
+	VotesFreshPerMemberS float64 `json:"votes_received_fresh_per_second_per_member"`
 }
 
 func trafficBetween(phase string, ms []*member, before, after map[int]counters, d time.Duration) traffic {
@@ -193,22 +194,16 @@ type runResult struct {
 	WrongActions []wrongAction `json:"wrong_actions"`
 	WrongCount   int           `json:"wrong_action_count"`
 
-	Traffic         []traffic    `json:"traffic"`
-	Phases          []phaseUsage `json:"phases"`
-	RSSAtStartBytes uint64       `json:"rss_bytes_at_start"`
-	PeakRSSBytes    uint64       `json:"peak_rss_bytes"`
-	// AliveVotes is how many alive votes the group sends as it forms: every
-	// member votes alive about every other, N×(N-1). FirstMemberFresh is how
-	// many fresh votes the first member had received by the end of each
-	// phase: until it nears AliveVotes, the alive votes are still spreading.
-	AliveVotes       int                `json:"alive_votes"`
-	FirstMemberFresh map[string]float64 `json:"first_member_fresh_votes"`
-	PacketsDelivered int64              `json:"packets_delivered"`
-	PacketsDropped   int64              `json:"packets_dropped"`
-	DecideRounds     int                `json:"decide_rounds"`
-	DecideMeanMS     float64            `json:"decide_mean_ms"`
-	DecideMaxMS      float64            `json:"decide_max_ms"`
-	NotStopped       int                `json:"members_not_stopped_in_time"`
+	Traffic          []traffic    `json:"traffic"`
+	Phases           []phaseUsage `json:"phases"`
+	RSSAtStartBytes  uint64       `json:"rss_bytes_at_start"`
+	PeakRSSBytes     uint64       `json:"peak_rss_bytes"`
+	PacketsDelivered int64        `json:"packets_delivered"`
+	PacketsDropped   int64        `json:"packets_dropped"`
+	DecideRounds     int          `json:"decide_rounds"`
+	DecideMeanMS     float64      `json:"decide_mean_ms"`
+	DecideMaxMS      float64      `json:"decide_max_ms"`
+	NotStopped       int          `json:"members_not_stopped_in_time"`
 
 	// Load averages of the machine when the run started and ended.
 	LoadAtStart string `json:"load_average_at_start,omitempty"`
@@ -253,13 +248,11 @@ func newRunResult(o options, spec runSpec, p gossip.Profile) runResult {
 			SuspicionMult: p.SuspicionMult, IndirectChecks: p.IndirectChecks,
 			GossipIntervalS: p.GossipInterval.Seconds(), PushPullIntervalS: p.PushPullInterval.Seconds(),
 		},
-		DetectionBoundS:  cfg.DetectionBound(spec.n).Seconds(),
-		SuspicionMinS:    lo.Seconds(),
-		SuspicionMaxS:    hi.Seconds(),
-		Detection:        map[string]summary{},
-		AliveVotes:       spec.n * (spec.n - 1),
-		FirstMemberFresh: map[string]float64{},
-		False:            map[string]falseCounts{},
+		DetectionBoundS: cfg.DetectionBound(spec.n).Seconds(),
+		SuspicionMinS:   lo.Seconds(),
+		SuspicionMaxS:   hi.Seconds(),
+		Detection:       map[string]summary{},
+		False:           map[string]falseCounts{},
 	}
 }
 
@@ -506,8 +499,8 @@ func (r *runResult) notes() []string {
 			sec(f.P50), sec(f.Max), sec(d.Max), r.False[phaseCrash].Suspect, r.False[phaseCrash].Dead))
 	}
 	if q, ok := r.traffic(phaseQuiet); ok {
-		out = append(out, fmt.Sprintf("quiet period: votes received %.1f/s per member (%.1f fresh); the first member held %.0f fresh votes of the %d alive votes the group sent as it formed",
-			q.VotesInPerMemberS, q.VotesFreshPerMemberS, r.FirstMemberFresh[phaseQuiet], r.AliveVotes))
+		out = append(out, fmt.Sprintf("quiet period: votes received %.1f/s per member (%.1f passed on)",
+			q.VotesInPerMemberS, q.VotesFreshPerMemberS))
 	}
 	for _, p := range r.Phases {
 		if p.Starved {

@@ -152,13 +152,9 @@ func guardRSS(ctx context.Context, stop context.CancelCauseFunc, limitMiB int, p
 	}
 }
 
-// endPhase records what the phase cost, and how far the alive votes have
-// spread to the first member.
+// endPhase records what the phase cost.
 func (s *sim) endPhase(m *meter) {
 	s.r.Phases = append(s.r.Phases, m.end())
-	if len(s.c.members) > 0 {
-		s.r.FirstMemberFresh[m.name] = s.c.members[0].counters().votesFresh
-	}
 }
 
 // waitUntil polls cond until it holds, the deadline passes or ctx ends,
