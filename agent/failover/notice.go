@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 )
 
 // Notice is a coordinator's word to the group that the failover of Target
@@ -75,20 +74,12 @@ func DecodeNotice(b []byte) (Notice, error) {
 		return n, fmt.Errorf("failover: notice version %d is not supported", b[0])
 	}
 	rest := b[1:]
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"coordinator", &n.Coordinator}, {"target", &n.Target}} {
-		l, k := binary.Uvarint(rest)
-		if k <= 0 || l == 0 || l > maxNameBytes || l > uint64(len(rest)-k) {
-			return Notice{}, fmt.Errorf("failover: notice %s name is malformed", f.name)
-		}
-		s := rest[k : k+int(l)]
-		if !utf8.Valid(s) {
-			return Notice{}, fmt.Errorf("failover: notice %s name is not UTF-8", f.name)
-		}
-		*f.dst = string(s)
-		rest = rest[k+int(l):]
+	var err error
+	if n.Coordinator, rest, err = decodeName(rest, "notice", "coordinator"); err != nil {
+		return Notice{}, err
+	}
+	if n.Target, rest, err = decodeName(rest, "notice", "target"); err != nil {
+		return Notice{}, err
 	}
 	var k int
 	if n.TargetEpoch, k = binary.Varint(rest); k <= 0 {

@@ -136,20 +136,12 @@ func DecodeVote(b []byte) (Vote, error) {
 		return Vote{}, fmt.Errorf("failover: vote opinion %d is unknown", b[1])
 	}
 	rest := b[2:]
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"voter", &v.Voter}, {"target", &v.Target}} {
-		l, n := binary.Uvarint(rest)
-		if n <= 0 || l == 0 || l > maxNameBytes || l > uint64(len(rest)-n) {
-			return Vote{}, fmt.Errorf("failover: vote %s name is malformed", f.name)
-		}
-		s := rest[n : n+int(l)]
-		if !utf8.Valid(s) {
-			return Vote{}, fmt.Errorf("failover: vote %s name is not UTF-8", f.name)
-		}
-		*f.dst = string(s)
-		rest = rest[n+int(l):]
+	var err error
+	if v.Voter, rest, err = decodeName(rest, "vote", "voter"); err != nil {
+		return Vote{}, err
+	}
+	if v.Target, rest, err = decodeName(rest, "vote", "target"); err != nil {
+		return Vote{}, err
 	}
 	var ints [5]int64
 	for i := range ints {
@@ -169,6 +161,21 @@ func DecodeVote(b []byte) (Vote, error) {
 	v.VoterEpoch, v.Seq, v.TargetEpoch = ints[0], uint64(ints[1]), ints[2]
 	v.LastAck, v.At = fromMilli(ints[3]), fromMilli(ints[4])
 	return v, nil
+}
+
+// decodeName reads a length-prefixed member name from the front of b and
+// returns it and what follows; msg and field name the message and the field
+// in the error.
+func decodeName(b []byte, msg, field string) (string, []byte, error) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l == 0 || l > maxNameBytes || l > uint64(len(b)-n) {
+		return "", nil, fmt.Errorf("failover: %s %s name is malformed", msg, field)
+	}
+	s := b[n : n+int(l)]
+	if !utf8.Valid(s) {
+		return "", nil, fmt.Errorf("failover: %s %s name is not UTF-8", msg, field)
+	}
+	return string(s), b[n+int(l):], nil
 }
 
 // Ballots keeps the newest vote of each voter about each target, with the

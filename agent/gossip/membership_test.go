@@ -502,10 +502,11 @@ func TestMembership_readinessReachesPeers(t *testing.T) {
 	})
 }
 
-func TestMembership_applicationMessages(t *testing.T) {
+// startHandlingGroup starts three agents that handle message kind 7 with
+// the handler handler(name) returns, and waits until they see each other.
+func startHandlingGroup(t *testing.T, handler func(name string) Handler) []*testAgent {
+	t.Helper()
 	nw := simnet.New()
-	var mu sync.Mutex
-	got := map[string][]string{}
 	var agents []*testAgent
 	for i := 1; i <= 3; i++ {
 		cfg := testConfig(fmt.Sprintf("n%d", i))
@@ -519,8 +520,22 @@ func TestMembership_applicationMessages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := cfg.NodeName
-		m.Handle(7, func(p []byte) (bool, error) {
+		m.Handle(7, handler(cfg.NodeName))
+		ctx, cancel := context.WithCancel(context.Background())
+		a := &testAgent{m: m, tr: tr, reg: reg, cancel: cancel, done: make(chan error, 1)}
+		go func() { a.done <- m.Run(ctx) }()
+		t.Cleanup(a.stop)
+		agents = append(agents, a)
+	}
+	waitConverged(t, agents, 3)
+	return agents
+}
+
+func TestMembership_applicationMessages(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string][]string{}
+	agents := startHandlingGroup(t, func(name string) Handler {
+		return func(p []byte) (bool, error) {
 			if string(p) == "bad" {
 				return false, errors.New("bad payload")
 			}
@@ -533,14 +548,8 @@ func TestMembership_applicationMessages(t *testing.T) {
 			}
 			got[name] = append(got[name], string(p))
 			return true, nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		a := &testAgent{m: m, tr: tr, reg: reg, cancel: cancel, done: make(chan error, 1)}
-		go func() { a.done <- m.Run(ctx) }()
-		t.Cleanup(a.stop)
-		agents = append(agents, a)
-	}
-	waitConverged(t, agents, 3)
+		}
+	})
 
 	for _, b := range []struct {
 		kind         byte
@@ -567,38 +576,18 @@ func TestMembership_applicationMessages(t *testing.T) {
 // TestMembership_sendToOneMember: a message sent to one member reaches it
 // and, its handler not asking for it, nobody else.
 func TestMembership_sendToOneMember(t *testing.T) {
-	nw := simnet.New()
 	var mu sync.Mutex
 	got := map[string]int{}
-	var agents []*testAgent
-	for i := 1; i <= 3; i++ {
-		cfg := testConfig(fmt.Sprintf("n%d", i))
-		tr := nw.NewTransport()
-		reg := prometheus.NewRegistry()
-		var seeds PeerSource
-		if i > 1 {
-			seeds = staticSeeds{agents[0].tr.Addr()}
-		}
-		m, err := New(cfg, Deps{Logger: zap.NewNop(), Registerer: reg, Transport: tr, Seeds: seeds})
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := cfg.NodeName
-		m.Handle(7, func(p []byte) (bool, error) {
+	agents := startHandlingGroup(t, func(name string) Handler {
+		return func(p []byte) (bool, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if string(p) == "for n2" {
 				got[name]++
 			}
 			return false, nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		a := &testAgent{m: m, tr: tr, reg: reg, cancel: cancel, done: make(chan error, 1)}
-		go func() { a.done <- m.Run(ctx) }()
-		t.Cleanup(a.stop)
-		agents = append(agents, a)
-	}
-	waitConverged(t, agents, 3)
+		}
+	})
 	if err := agents[0].m.SendTo("n2", 7, "k", []byte("for n2")); err != nil {
 		t.Fatal(err)
 	}
