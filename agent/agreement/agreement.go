@@ -127,8 +127,16 @@ type Deps struct {
 }
 
 type opinion struct {
-	op       failover.Opinion
-	checking bool
+	op failover.Opinion
+}
+
+// kubeletCheck is the state of the kubelet checks of one member.
+type kubeletCheck struct {
+	running bool
+	// last is the newest conclusive check: when it started (zero: none)
+	// and whether the kubelet answered.
+	start     time.Time
+	reachable bool
 }
 
 // heardNotice is the newest failover notice about a target and until when
@@ -158,6 +166,12 @@ type Agreement struct {
 	seq     uint64
 	epoch   int64
 	checks  sync.WaitGroup
+	// kubelet holds the kubelet checks by member, made once gossip
+	// suspects a member (a peer's suspect vote is enough) or holds it dead;
+	// runCtx is the context of Run, which checks started outside it use.
+	kubelet map[string]*kubeletCheck
+	runCtx  context.Context
+	stopped bool
 	// notices are the failovers under way, by target, as the coordinator
 	// said; sentNotice is when this agent, as coordinator, last said so.
 	notices    map[string]heardNotice
@@ -180,7 +194,7 @@ func New(cfg Config, deps Deps) (*Agreement, error) {
 	a := &Agreement{
 		cfg: cfg, g: deps.Gossip, peer: deps.Peer, log: deps.Logger.Named("agreement"),
 		clock: deps.Clock, addr: deps.NodeAddress, holder: deps.Coordinator, metrics: m,
-		opinions: map[string]*opinion{}, ballots: failover.NewBallots(),
+		opinions: map[string]*opinion{}, ballots: failover.NewBallots(), kubelet: map[string]*kubeletCheck{},
 		notices: map[string]heardNotice{}, sentNotice: map[string]time.Time{},
 	}
 	if a.clock == nil {
@@ -226,12 +240,38 @@ func (a *Agreement) receive(payload []byte) (bool, error) {
 		return false, nil
 	}
 	a.metrics.received.WithLabelValues("fresh").Inc()
+	if v.Opinion == failover.OpinionSuspect && a.precheckPeer(v.Target) {
+		// A peer suspects a member this agent holds alive: check its
+		// kubelet now, so that the answer is there when gossip declares
+		// it dead, and pass the vote on so that every voter does. Where
+		// the member is already suspect or dead the news is old, and the
+		// vote goes no further: a suspect vote a voter sends when gossip
+		// declares a member dead is not flooded.
+		return true, nil
+	}
 	// Votes go to the coordinator directly; only those about the
 	// coordinator itself must reach every candidate.
 	if h := a.coordinator(); h != "" && v.Target != h {
 		return false, nil
 	}
 	return true, nil
+}
+
+// precheckPeer starts the kubelet check of a member a peer suspects, when
+// this agent holds it alive and Run is running, and reports whether it held
+// it alive.
+func (a *Agreement) precheckPeer(target string) bool {
+	m, ok := a.g.Member(target)
+	if !ok || m.Local || m.State != gossip.StateAlive {
+		return false
+	}
+	a.mu.Lock()
+	ctx := a.runCtx
+	a.mu.Unlock()
+	if ctx != nil {
+		a.precheck(ctx, m)
+	}
+	return true
 }
 
 // coordinator is the Lease holder votes are sent to, or "" when every vote
@@ -247,6 +287,17 @@ func (a *Agreement) coordinator() string {
 func (a *Agreement) Run(ctx context.Context) error {
 	sub := a.g.Subscribe()
 	defer sub.Close()
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
+	defer func() {
+		// No check starts after this: check adds to a.checks under mu,
+		// and only while not stopped.
+		a.mu.Lock()
+		a.runCtx, a.stopped = nil, true
+		a.mu.Unlock()
+		a.checks.Wait()
+	}()
 	for _, m := range a.g.Members() {
 		if m.Local {
 			a.mu.Lock()
@@ -258,7 +309,6 @@ func (a *Agreement) Run(ctx context.Context) error {
 	defer repeat.Stop()
 	recheck := a.clock.NewTicker(a.cfg.RecheckInterval)
 	defer recheck.Stop()
-	defer a.checks.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -286,18 +336,25 @@ func (a *Agreement) onEvent(ctx context.Context, e gossip.Event) {
 	name := e.Member.Name
 	switch e.Type {
 	case gossip.EventAlive:
+		a.mu.Lock()
+		delete(a.kubelet, name) // the checks of its suspicion are moot
+		a.mu.Unlock()
 		a.set(name, failover.OpinionAlive)
 	case gossip.EventSuspect:
 		a.set(name, failover.OpinionSuspect)
+		a.precheck(ctx, e.Member)
 	case gossip.EventDead:
-		a.set(name, failover.OpinionSuspect) // until the kubelet check says
-		a.check(ctx, e.Member)
+		if !a.applyFreshCheck(name) {
+			a.set(name, failover.OpinionSuspect) // until the kubelet check says
+			a.check(ctx, e.Member)
+		}
 	case gossip.EventLeft:
 		a.mu.Lock()
 		if o := a.opinions[name]; o != nil {
 			a.counts[o.op]--
 		}
 		delete(a.opinions, name)
+		delete(a.kubelet, name)
 		a.ballots.Forget(name)
 		delete(a.notices, name)
 		delete(a.sentNotice, name)
@@ -306,38 +363,95 @@ func (a *Agreement) onEvent(ctx context.Context, e gossip.Event) {
 	}
 }
 
-// check runs the kubelet check of a member gossip holds dead, in the
-// background, and sets the opinion from its result.
+// precheck checks the kubelet of a member gossip suspects, unless a check
+// is running or one started within half of RecheckInterval: when the member
+// is declared dead the answer is already there, and the connect timeout on
+// a node that is gone does not delay the vote. The result only waits for
+// that; it changes no opinion while the member is not dead.
+func (a *Agreement) precheck(ctx context.Context, m gossip.Member) {
+	a.mu.Lock()
+	kc := a.kubelet[m.Name]
+	recent := kc != nil && !kc.start.IsZero() && a.clock.Since(kc.start) <= a.cfg.RecheckInterval/2
+	a.mu.Unlock()
+	if recent {
+		return
+	}
+	a.metrics.prechecks.Inc()
+	a.check(ctx, m)
+}
+
+// applyFreshCheck sets the opinion of a member gossip just declared dead
+// from the kubelet check made while it was suspect, when that check started
+// within RecheckInterval, and reports whether it did. When a check is still
+// running, it sets the opinion to suspect until that check ends and sets
+// it, and reports true too. Otherwise the caller checks now.
+func (a *Agreement) applyFreshCheck(name string) bool {
+	a.mu.Lock()
+	kc := a.kubelet[name]
+	if kc == nil {
+		a.mu.Unlock()
+		return false
+	}
+	running, start, reachable := kc.running, kc.start, kc.reachable
+	a.mu.Unlock()
+	if running {
+		a.set(name, failover.OpinionSuspect)
+		return true
+	}
+	if start.IsZero() || a.clock.Since(start) > a.cfg.RecheckInterval {
+		return false
+	}
+	a.metrics.earlyVerdicts.Inc()
+	a.verdict(name, reachable)
+	return true
+}
+
+// verdict sets the opinion of a member gossip holds dead from a kubelet
+// check: an answer means only its agent is down.
+func (a *Agreement) verdict(name string, reachable bool) {
+	if reachable {
+		a.set(name, failover.OpinionAgentDown)
+	} else {
+		a.set(name, failover.OpinionDead)
+	}
+}
+
+// check runs a kubelet check of a member in the background, unless one is
+// running, and keeps its result; when gossip holds the member dead by the
+// time the check ends, the result sets the opinion.
 func (a *Agreement) check(ctx context.Context, m gossip.Member) {
 	a.mu.Lock()
-	o := a.opinions[m.Name]
-	if o == nil || o.checking {
+	kc := a.kubelet[m.Name]
+	if kc == nil {
+		kc = &kubeletCheck{}
+		a.kubelet[m.Name] = kc
+	}
+	if kc.running || a.stopped || ctx.Err() != nil {
 		a.mu.Unlock()
 		return
 	}
-	o.checking = true
+	kc.running = true
+	a.checks.Add(1) // under mu: Run's exit clears runCtx under mu, then waits
 	a.mu.Unlock()
 	addr := a.kubeletAddr(m)
-	a.checks.Add(1)
 	go func() {
 		defer a.checks.Done()
+		start := a.clock.Now()
 		res := a.peer.Check(ctx, addr)
+		conclusive := ctx.Err() == nil && !res.Inconclusive
 		a.mu.Lock()
-		if o := a.opinions[m.Name]; o != nil {
-			o.checking = false
+		// kc may have been dropped (the member came back or left) while
+		// this check ran; then its result is moot.
+		kc.running = false
+		current := a.kubelet[m.Name] == kc
+		if conclusive {
+			kc.start, kc.reachable = start, res.Reachable
 		}
 		a.mu.Unlock()
-		if ctx.Err() != nil || res.Inconclusive {
-			return
+		if !conclusive || !current || !a.stillDead(m.Name) {
+			return // still only suspect (the result waits), back, or gone
 		}
-		if !a.stillDead(m.Name) {
-			return // it came back while we checked
-		}
-		if res.Reachable {
-			a.set(m.Name, failover.OpinionAgentDown)
-		} else {
-			a.set(m.Name, failover.OpinionDead)
-		}
+		a.verdict(m.Name, res.Reachable)
 	}()
 }
 
@@ -359,10 +473,13 @@ func (a *Agreement) stillDead(name string) bool {
 	return ok && m.State == gossip.StateDead
 }
 
-// recheck checks again every member that gossip holds dead. Only a member
-// with a non-alive opinion can be one (its dead event set the opinion, and
-// check ignores members without an opinion), so the others are not looked
-// up.
+// recheck checks again every member that gossip holds dead, whose result
+// may change its opinion, or suspect (this agent's probe failed), whose
+// result must stay fresh for when it is declared dead: gossip's suspicion
+// can outlast RecheckInterval. Only a member with a non-alive opinion can
+// be either (its suspect or dead event set the opinion), so the others are
+// not looked up. It also drops the old checks of members gossip holds
+// alive, which a peer's suspicion caused.
 func (a *Agreement) recheck(ctx context.Context) {
 	var names []string
 	a.mu.Lock()
@@ -371,10 +488,22 @@ func (a *Agreement) recheck(ctx context.Context) {
 			names = append(names, name)
 		}
 	}
+	for name, kc := range a.kubelet {
+		if o := a.opinions[name]; (o == nil || o.op == failover.OpinionAlive) && !kc.running && a.clock.Since(kc.start) > a.cfg.RecheckInterval {
+			delete(a.kubelet, name)
+		}
+	}
 	a.mu.Unlock()
 	for _, name := range names {
-		if m, ok := a.g.Member(name); ok && m.State == gossip.StateDead && !m.Local {
+		m, ok := a.g.Member(name)
+		if !ok || m.Local {
+			continue
+		}
+		switch m.State {
+		case gossip.StateDead:
 			a.check(ctx, m)
+		case gossip.StateSuspect:
+			a.precheck(ctx, m)
 		}
 	}
 }

@@ -5,6 +5,16 @@
 // member dead, a check of the node itself (a TCP connect to its kubelet
 // port): no answer makes the opinion "dead", an answer makes it
 // "agent-down" — the agent died, the node did not (rule 1 of the design).
+//
+// The check is made early, while gossip only suspects the member: when
+// this agent's own probe fails, or when a peer's suspect vote tells of a
+// member this agent holds alive (such a vote is passed on, so every voter
+// hears it). Its result changes no opinion then; it waits for the death,
+// and a death within RecheckInterval of the check's start is voted at once
+// from it. A node that is gone does not answer, so the check runs into its
+// timeout; made early, that timeout is spent during gossip's suspicion
+// instead of after it. A result that old or older is not used: the death
+// is checked anew.
 // Opinions are broadcast as failover.Vote messages; non-alive opinions are
 // repeated every RepeatInterval, so a vote that stops coming (its voter
 // died or changed its mind) ages out at the coordinator, and the kubelet of

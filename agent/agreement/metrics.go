@@ -12,9 +12,11 @@ type metrics struct {
 	received *prometheus.CounterVec
 	direct   *prometheus.CounterVec
 
-	suppressed  prometheus.Counter
-	noticesSent prometheus.Counter
-	notices     *prometheus.CounterVec
+	suppressed    prometheus.Counter
+	earlyVerdicts prometheus.Counter
+	prechecks     prometheus.Counter
+	noticesSent   prometheus.Counter
+	notices       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,6 +42,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "votes_suppressed_total",
 			Help: "Dead votes not sent because the coordinator said the node's failover is under way.",
 		}),
+		earlyVerdicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "early_verdicts_total",
+			Help: "Members declared dead by gossip whose opinion came at once from the kubelet check made while they were suspect.",
+		}),
+		prechecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "prechecks_total",
+			Help: "Kubelet checks of members gossip suspects (this agent's probe or a peer's suspect vote), made before they are declared dead.",
+		}),
 		noticesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "notices_sent_total",
 			Help: "Failover-under-way notices this agent sent as coordinator.",
@@ -49,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failover-under-way notices received: fresh (new, passed on) or duplicate.",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.opinions, m.sent, m.received, m.direct, m.suppressed, m.noticesSent, m.notices} {
+	for _, c := range []prometheus.Collector{m.opinions, m.sent, m.received, m.direct, m.suppressed, m.earlyVerdicts, m.prechecks, m.noticesSent, m.notices} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
