@@ -241,12 +241,13 @@ func (a *Agreement) receive(payload []byte) (bool, error) {
 	}
 	a.metrics.received.WithLabelValues("fresh").Inc()
 	if v.Opinion == failover.OpinionSuspect && a.precheckPeer(v.Target) {
-		// A peer suspects a member this agent holds alive: check its
-		// kubelet now, so that the answer is there when gossip declares
-		// it dead, and pass the vote on so that every voter does. Where
-		// the member is already suspect or dead the news is old, and the
-		// vote goes no further: a suspect vote a voter sends when gossip
-		// declares a member dead is not flooded.
+		// A peer suspects a member this agent holds alive, and this is
+		// the first it hears of it: check its kubelet now, so that the
+		// answer is there when gossip declares it dead, and pass the vote
+		// on so that every voter does. Old news (a check already made or
+		// running, or the member already suspect or dead here) goes no
+		// further: the suspect votes of the other probers, and those
+		// voters send when gossip declares a member dead, are not flooded.
 		return true, nil
 	}
 	// Votes go to the coordinator directly; only those about the
@@ -258,8 +259,8 @@ func (a *Agreement) receive(payload []byte) (bool, error) {
 }
 
 // precheckPeer starts the kubelet check of a member a peer suspects, when
-// this agent holds it alive and Run is running, and reports whether it held
-// it alive.
+// this agent holds it alive and Run is running, and reports whether it
+// started one.
 func (a *Agreement) precheckPeer(target string) bool {
 	m, ok := a.g.Member(target)
 	if !ok || m.Local || m.State != gossip.StateAlive {
@@ -268,10 +269,7 @@ func (a *Agreement) precheckPeer(target string) bool {
 	a.mu.Lock()
 	ctx := a.runCtx
 	a.mu.Unlock()
-	if ctx != nil {
-		a.precheck(ctx, m)
-	}
-	return true
+	return ctx != nil && a.precheck(ctx, m)
 }
 
 // coordinator is the Lease holder votes are sent to, or "" when every vote
@@ -368,16 +366,18 @@ func (a *Agreement) onEvent(ctx context.Context, e gossip.Event) {
 // is declared dead the answer is already there, and the connect timeout on
 // a node that is gone does not delay the vote. The result only waits for
 // that; it changes no opinion while the member is not dead.
-func (a *Agreement) precheck(ctx context.Context, m gossip.Member) {
+//
+// It reports whether it started one: whether the suspicion was news here.
+func (a *Agreement) precheck(ctx context.Context, m gossip.Member) bool {
 	a.mu.Lock()
 	kc := a.kubelet[m.Name]
-	recent := kc != nil && !kc.start.IsZero() && a.clock.Since(kc.start) <= a.cfg.RecheckInterval/2
+	recent := kc != nil && (kc.running || !kc.start.IsZero() && a.clock.Since(kc.start) <= a.cfg.RecheckInterval/2)
 	a.mu.Unlock()
-	if recent {
-		return
+	if recent || !a.check(ctx, m) {
+		return false
 	}
 	a.metrics.prechecks.Inc()
-	a.check(ctx, m)
+	return true
 }
 
 // applyFreshCheck sets the opinion of a member gossip just declared dead
@@ -418,8 +418,9 @@ func (a *Agreement) verdict(name string, reachable bool) {
 
 // check runs a kubelet check of a member in the background, unless one is
 // running, and keeps its result; when gossip holds the member dead by the
-// time the check ends, the result sets the opinion.
-func (a *Agreement) check(ctx context.Context, m gossip.Member) {
+// time the check ends, the result sets the opinion. It reports whether it
+// started one.
+func (a *Agreement) check(ctx context.Context, m gossip.Member) bool {
 	a.mu.Lock()
 	kc := a.kubelet[m.Name]
 	if kc == nil {
@@ -428,7 +429,7 @@ func (a *Agreement) check(ctx context.Context, m gossip.Member) {
 	}
 	if kc.running || a.stopped || ctx.Err() != nil {
 		a.mu.Unlock()
-		return
+		return false
 	}
 	kc.running = true
 	a.checks.Add(1) // under mu: Run's exit clears runCtx under mu, then waits
@@ -453,6 +454,7 @@ func (a *Agreement) check(ctx context.Context, m gossip.Member) {
 		}
 		a.verdict(m.Name, res.Reachable)
 	}()
+	return true
 }
 
 func (a *Agreement) kubeletAddr(m gossip.Member) string {

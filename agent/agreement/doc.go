@@ -8,8 +8,8 @@
 //
 // The check is made early, while gossip only suspects the member: when
 // this agent's own probe fails, or when a peer's suspect vote tells of a
-// member this agent holds alive (such a vote is passed on, so every voter
-// hears it). Its result changes no opinion then; it waits for the death,
+// member this agent holds alive (the first such vote an agent hears is
+// passed on, so every voter hears of the suspicion). Its result changes no opinion then; it waits for the death,
 // and a death within RecheckInterval of the check's start is voted at once
 // from it. A node that is gone does not answer, so the check runs into its
 // timeout; made early, that timeout is spent during gossip's suspicion

@@ -116,14 +116,19 @@ func TestPrecheck_peerSuspicionChecksEarlyAndDeathVotesAtOnce(t *testing.T) {
 	}
 
 	// A second suspect vote (another voter, or a repeat) within half the
-	// recheck interval checks nothing again.
+	// recheck interval checks nothing again, and is not passed on: only the
+	// first news of a suspicion floods.
 	clk.Step(200 * time.Millisecond)
-	if _, err := a.receive(suspectVote(2, clk.Now())); err != nil {
+	relay, err = a.receive(suspectVote(2, clk.Now()))
+	if err != nil {
 		t.Fatal(err)
 	}
 	a.checks.Wait()
 	if got := k.count(); got != 1 {
 		t.Fatalf("kubelet checks after a repeated suspicion = %d, want still 1", got)
+	}
+	if relay {
+		t.Error("a suspect vote about a member checked a moment ago was passed on")
 	}
 
 	// Gossip declares x dead 1 s after the check began: the vote is dead
