@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -468,6 +469,18 @@ func jitter(d time.Duration) time.Duration {
 // hold the loop for long.
 const maxJoinPerRound = 3
 
+// repairEvery is how many rejoin rounds, on average, one repair exchange
+// with a peer already seen takes in a group of n: 1 up to 32 members, then
+// one more for each doubling, as memberlist scales its push-pull interval
+// (for example 5 at 500 members, 6 at 1000).
+func repairEvery(n int) int {
+	const threshold = 32
+	if n <= threshold {
+		return 1
+	}
+	return int(math.Ceil(math.Log2(float64(n))-math.Log2(threshold))) + 1
+}
+
 // joinRound asks the seeds for peers and joins those not seen alive. It
 // reports true when this member is part of a group afterwards, or when
 // there is nobody else to join.
@@ -499,8 +512,11 @@ func (m *Membership) joinRound(ctx context.Context) bool {
 	}
 	// One state exchange with a peer we already see, too: it repairs
 	// views that gossip left apart, such as a member that came back at a
-	// new address while some peers still held the old one.
-	if len(seen) > 0 {
+	// new address while some peers still held the old one. A state
+	// exchange costs O(N) bytes, so in a large group it is made only in one
+	// round of repairEvery(N), as memberlist spaces out its own push-pulls:
+	// otherwise it would cost the group O(N²) every RejoinInterval.
+	if len(seen) > 0 && rand.N(repairEvery(len(known))) == 0 {
 		todo = append(todo, seen[rand.N(len(seen))])
 	}
 	if len(todo) == 0 {
@@ -712,12 +728,16 @@ func (m *Membership) setStateLocked(mem *Member, s State, now time.Time) {
 func (m *Membership) countsChangedLocked() {
 	m.alive.Store(int64(m.counts[StateAlive] + m.counts[StateSuspect]))
 	for i, c := range m.counts {
-		m.metrics.members.WithLabelValues(stateNames[i]).Set(float64(c))
+		m.metrics.byState[i].Set(float64(c))
 	}
 }
 
 func (m *Membership) publishLocked(t EventType, mem *Member, now time.Time) {
-	m.metrics.events.WithLabelValues(t.String()).Inc()
+	if t >= 0 && int(t) < len(m.metrics.byEvent) {
+		m.metrics.byEvent[t].Inc()
+	} else {
+		m.metrics.events.WithLabelValues(t.String()).Inc()
+	}
 	m.bus.publish(Event{Type: t, Member: *mem, Time: now})
 }
 

@@ -5,8 +5,12 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the gossip component's Prometheus metrics. Label values come
 // from fixed sets: states, event types, transport kinds, reasons.
 type metrics struct {
-	members          *prometheus.GaugeVec
-	events           *prometheus.CounterVec
+	members *prometheus.GaugeVec
+	events  *prometheus.CounterVec
+	// byState and byEvent are the series of members and events, looked up
+	// once: they change with every membership event.
+	byState          [len(stateNames)]prometheus.Gauge
+	byEvent          [len(eventNames)]prometheus.Counter
 	probeRTT         prometheus.Histogram
 	healthScore      prometheus.Gauge
 	messagesSent     *prometheus.CounterVec
@@ -87,11 +91,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	// Start every series of a fixed set at zero so dashboards and rate()
 	// see them before the first change.
-	for _, s := range stateNames {
-		m.members.WithLabelValues(s)
+	for i, s := range stateNames {
+		m.byState[i] = m.members.WithLabelValues(s)
 	}
-	for _, e := range eventNames {
-		m.events.WithLabelValues(e)
+	for i, e := range eventNames {
+		m.byEvent[i] = m.events.WithLabelValues(e)
 	}
 	for _, t := range []string{transportPacket, transportStream} {
 		m.messagesSent.WithLabelValues(t)

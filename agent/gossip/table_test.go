@@ -82,3 +82,16 @@ func TestMembership_stateCountsFollowTheTable(t *testing.T) {
 		t.Error("Members() returned the table's entries, not copies")
 	}
 }
+
+// The repair exchange of the rejoin round is spaced out as memberlist
+// spaces its push-pulls: every round up to 32 members, then one round more
+// per doubling.
+func TestRepairEvery(t *testing.T) {
+	for _, c := range []struct{ n, want int }{
+		{1, 1}, {7, 1}, {20, 1}, {32, 1}, {33, 2}, {64, 2}, {65, 3}, {100, 3}, {250, 4}, {500, 5}, {1000, 6}, {5000, 9},
+	} {
+		if got := repairEvery(c.n); got != c.want {
+			t.Errorf("repairEvery(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
+}

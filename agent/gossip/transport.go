@@ -15,18 +15,31 @@ import (
 // in-memory one of the tests.
 type countingTransport struct {
 	memberlist.NodeAwareTransport
-	m       *metrics
-	packets chan *memberlist.Packet
-	streams chan net.Conn
-	done    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	// The series are looked up once: a lookup by label value hashes the
+	// label and takes the vector's lock, on every packet.
+	packetsIn, packetBytesIn   prometheus.Counter
+	packetsOut, packetBytesOut prometheus.Counter
+	streamsIn, streamsOut      prometheus.Counter
+	streamBytesIn              prometheus.Counter
+	streamBytesOut             prometheus.Counter
+	packets                    chan *memberlist.Packet
+	streams                    chan net.Conn
+	done                       chan struct{}
+	once                       sync.Once
+	wg                         sync.WaitGroup
 }
 
 func newCountingTransport(inner memberlist.NodeAwareTransport, m *metrics) *countingTransport {
 	t := &countingTransport{
 		NodeAwareTransport: inner,
-		m:                  m,
+		packetsIn:          m.messagesReceived.WithLabelValues(transportPacket),
+		packetBytesIn:      m.bytesReceived.WithLabelValues(transportPacket),
+		packetsOut:         m.messagesSent.WithLabelValues(transportPacket),
+		packetBytesOut:     m.bytesSent.WithLabelValues(transportPacket),
+		streamsIn:          m.messagesReceived.WithLabelValues(transportStream),
+		streamsOut:         m.messagesSent.WithLabelValues(transportStream),
+		streamBytesIn:      m.bytesReceived.WithLabelValues(transportStream),
+		streamBytesOut:     m.bytesSent.WithLabelValues(transportStream),
 		packets:            make(chan *memberlist.Packet),
 		streams:            make(chan net.Conn),
 		done:               make(chan struct{}),
@@ -43,8 +56,8 @@ func (t *countingTransport) relayPackets() {
 	for {
 		select {
 		case p := <-in:
-			t.m.messagesReceived.WithLabelValues(transportPacket).Inc()
-			t.m.bytesReceived.WithLabelValues(transportPacket).Add(float64(len(p.Buf)))
+			t.packetsIn.Inc()
+			t.packetBytesIn.Add(float64(len(p.Buf)))
 			select {
 			case t.packets <- p:
 			case <-t.done:
@@ -62,7 +75,7 @@ func (t *countingTransport) relayStreams() {
 	for {
 		select {
 		case c := <-in:
-			t.m.messagesReceived.WithLabelValues(transportStream).Inc()
+			t.streamsIn.Inc()
 			select {
 			case t.streams <- t.count(c):
 			case <-t.done:
@@ -78,8 +91,8 @@ func (t *countingTransport) relayStreams() {
 func (t *countingTransport) count(c net.Conn) net.Conn {
 	return &countingConn{
 		Conn: c,
-		sent: t.m.bytesSent.WithLabelValues(transportStream),
-		recv: t.m.bytesReceived.WithLabelValues(transportStream),
+		sent: t.streamBytesOut,
+		recv: t.streamBytesIn,
 	}
 }
 
@@ -97,8 +110,8 @@ func (t *countingTransport) WriteToAddress(b []byte, addr memberlist.Address) (t
 }
 
 func (t *countingTransport) sentPacket(n int) {
-	t.m.messagesSent.WithLabelValues(transportPacket).Inc()
-	t.m.bytesSent.WithLabelValues(transportPacket).Add(float64(n))
+	t.packetsOut.Inc()
+	t.packetBytesOut.Add(float64(n))
 }
 
 func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
@@ -106,7 +119,7 @@ func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net
 	if err != nil {
 		return nil, err
 	}
-	t.m.messagesSent.WithLabelValues(transportStream).Inc()
+	t.streamsOut.Inc()
 	return t.count(c), nil
 }
 
@@ -115,7 +128,7 @@ func (t *countingTransport) DialAddressTimeout(addr memberlist.Address, timeout 
 	if err != nil {
 		return nil, err
 	}
-	t.m.messagesSent.WithLabelValues(transportStream).Inc()
+	t.streamsOut.Inc()
 	return t.count(c), nil
 }
 

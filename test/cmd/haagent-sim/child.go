@@ -35,6 +35,7 @@ func (o options) childArgs(spec runSpec, timeout time.Duration, out string) []st
 		"-timeout", timeout.String(),
 		"-batch", strconv.Itoa(o.batch),
 		"-discovery", o.discovery,
+		"-pace", o.pace,
 		"-converge-timeout", o.convergeTimeout.String(),
 		"-crash-timeout", o.crashTimeout.String(),
 		"-decide-tick", o.decideTick.String(),

@@ -8,8 +8,9 @@
 // rate (-loss, and 5 % too with -loss-sweep), one run:
 //
 //  1. starts the members in batches of -batch, each with gossip
-//     (agent/gossip) and agreement (agent/agreement), and measures how long
-//     until every member sees every other;
+//     (agent/gossip) and agreement (agent/agreement), a batch once the group
+//     has taken in the last (-pace), and measures how long until every
+//     member sees every other;
 //  2. watches a quiet period (-quiet) in which nothing fails: suspicions and
 //     deaths of live members, gossip bytes and messages per second per
 //     member;
@@ -78,6 +79,7 @@ type options struct {
 	jsonPath        string
 	batch           int
 	discovery       string
+	pace            string
 	convergeTimeout time.Duration
 	crashTimeout    time.Duration
 	decideTick      time.Duration
@@ -119,14 +121,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.quiet, "quiet", 20*time.Second, "quiet period in which false suspicions and traffic are measured")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "hard deadline of the whole simulation")
 	fs.StringVar(&o.jsonPath, "json", "haagent-sim.json", "file to write every sample and summary to, as JSON (empty: none)")
-	fs.IntVar(&o.batch, "batch", 50, "members started at once; the next batch starts when the seed sees this one")
+	fs.IntVar(&o.batch, "batch", 50, "members started at once; the next batch starts when this one is seen (see -pace)")
+	fs.StringVar(&o.pace, "pace", "all", `when the next batch starts: "all" (every member started so far sees the last batch: the group has taken it in) or "seed" (the first member sees it)`)
 	fs.StringVar(&o.discovery, "discovery", "all", `peers each member is given to join: "all" (every member started so far, as the Kubernetes pod list) or "seed" (the first member only)`)
 	fs.DurationVar(&o.convergeTimeout, "converge-timeout", 5*time.Minute, "how long a group may take to converge before the run is given up")
 	fs.DurationVar(&o.crashTimeout, "crash-timeout", 0, "how long to wait for each crash to be seen and decided; 0 derives it from the profile's suspicion timeout")
 	fs.DurationVar(&o.decideTick, "decide-tick", 250*time.Millisecond, "how often the decision core runs, as the coordinator's tick")
 	fs.IntVar(&o.maxRSSMiB, "max-rss-mib", 8192, "stop a run when the process's resident memory exceeds this many MiB")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each run to this file, suffixed with the run's size, profile and loss")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of each run's quiet period to this file, suffixed like -cpuprofile")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of each run's quiet period to this file, suffixed like -cpuprofile, and one at the end of its start-up (converged or stopped) to the same name + .converge")
 	fs.StringVar(&o.runOne, "run-one", "", "internal: run the single size, profile and loss given, in this process, and write its result as JSON to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -174,6 +177,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-timeout (%s) must be positive", o.timeout)
 	case o.batch < 1:
 		return o, fmt.Errorf("-batch (%d) must be at least 1", o.batch)
+	case o.pace != "all" && o.pace != "seed":
+		return o, fmt.Errorf(`-pace (%q) must be "all" or "seed"`, o.pace)
 	case o.discovery != "all" && o.discovery != "seed":
 		return o, fmt.Errorf(`-discovery (%q) must be "all" or "seed"`, o.discovery)
 	case o.convergeTimeout <= 0:

@@ -229,6 +229,19 @@ func (r *recorder) minKnown(count int) int {
 	return least
 }
 
+// fullViews is how many of the first count members see all of them.
+func (r *recorder) fullViews(count int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	full := 0
+	for _, k := range r.known[:count] {
+		if k >= count {
+			full++
+		}
+	}
+	return full
+}
+
 // deadSeen is how many survivors have seen crashed member idx dead.
 func (r *recorder) deadSeen(idx int) int {
 	r.mu.Lock()

@@ -34,7 +34,7 @@ type results struct {
 func (o options) export() map[string]any {
 	return map[string]any{
 		"n": o.sizes, "profiles": o.profiles, "loss": o.losses, "delay": o.delay.String(), "crashes": o.crashes,
-		"quiet": o.quiet.String(), "timeout": o.timeout.String(), "batch": o.batch, "discovery": o.discovery,
+		"quiet": o.quiet.String(), "timeout": o.timeout.String(), "batch": o.batch, "discovery": o.discovery, "pace": o.pace,
 		"converge_timeout": o.convergeTimeout.String(), "crash_timeout": o.crashTimeout.String(),
 		"decide_tick": o.decideTick.String(), "max_rss_mib": o.maxRSSMiB,
 		"budget": o.budget.String(), "loss_sizes": o.lossSizes, "run_timeout": o.runTimeout.String(), "gc_percent": o.gcPercent,
