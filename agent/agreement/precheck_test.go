@@ -96,15 +96,32 @@ func (f *fakeGossip) setState(name string, s gossip.State) {
 	f.members[name] = m
 }
 
+// gossipSays puts x in the state of the event in the table and hands the
+// event to a, as the membership would.
+func gossipSays(a *Agreement, g *fakeGossip, t gossip.EventType, s gossip.State) {
+	g.setState("x", s)
+	a.onEvent(context.Background(), gossip.Event{Type: t, Member: g.members["x"]})
+}
+
+// hearSuspicion hands a p's suspect vote about x, waits for the checks it
+// started and returns whether a passes the vote on.
+func hearSuspicion(t *testing.T, a *Agreement, seq uint64, at time.Time) bool {
+	t.Helper()
+	relay, err := a.receive(suspectVote(seq, at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.checks.Wait()
+	return relay
+}
+
 func TestPrecheck_peerSuspicionChecksEarlyAndDeathVotesAtOnce(t *testing.T) {
 	k := &scriptedKubelet{}
 	a, g, clk := newPrecheckAgreement(t, k)
 
-	relay, err := a.receive(suspectVote(1, clk.Now()))
-	if err != nil || !relay {
-		t.Fatalf("suspect vote about a member held alive: relay=%v err=%v, want passed on so every voter checks early", relay, err)
+	if !hearSuspicion(t, a, 1, clk.Now()) {
+		t.Fatal("suspect vote about a member held alive not passed on: every voter must hear of it to check early")
 	}
-	a.checks.Wait()
 	if got := k.count(); got != 1 {
 		t.Fatalf("kubelet checks after a peer's suspicion = %d, want 1", got)
 	}
@@ -119,11 +136,7 @@ func TestPrecheck_peerSuspicionChecksEarlyAndDeathVotesAtOnce(t *testing.T) {
 	// recheck interval checks nothing again, and is not passed on: only the
 	// first news of a suspicion floods.
 	clk.Step(200 * time.Millisecond)
-	relay, err = a.receive(suspectVote(2, clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.checks.Wait()
+	relay := hearSuspicion(t, a, 2, clk.Now())
 	if got := k.count(); got != 1 {
 		t.Fatalf("kubelet checks after a repeated suspicion = %d, want still 1", got)
 	}
@@ -134,8 +147,7 @@ func TestPrecheck_peerSuspicionChecksEarlyAndDeathVotesAtOnce(t *testing.T) {
 	// Gossip declares x dead 1 s after the check began: the vote is dead
 	// at once, from the check already made, with no suspect vote first.
 	clk.Step(800 * time.Millisecond)
-	g.setState("x", gossip.StateDead)
-	a.onEvent(context.Background(), gossip.Event{Type: gossip.EventDead, Member: g.members["x"]})
+	gossipSays(a, g, gossip.EventDead, gossip.StateDead)
 	a.checks.Wait()
 	if got := k.count(); got != 1 {
 		t.Errorf("kubelet checks after the death = %d, want 1 (the early one)", got)
@@ -154,10 +166,7 @@ func TestPrecheck_peerSuspicionChecksEarlyAndDeathVotesAtOnce(t *testing.T) {
 func TestPrecheck_staleResultIsCheckedAgain(t *testing.T) {
 	k := &scriptedKubelet{reachable: true}
 	a, g, clk := newPrecheckAgreement(t, k)
-	if _, err := a.receive(suspectVote(1, clk.Now())); err != nil {
-		t.Fatal(err)
-	}
-	a.checks.Wait()
+	hearSuspicion(t, a, 1, clk.Now())
 
 	// The kubelet answered, but that was longer ago than the recheck
 	// interval: the death is checked anew, and this time nothing answers.
@@ -165,8 +174,7 @@ func TestPrecheck_staleResultIsCheckedAgain(t *testing.T) {
 	k.mu.Lock()
 	k.reachable = false
 	k.mu.Unlock()
-	g.setState("x", gossip.StateDead)
-	a.onEvent(context.Background(), gossip.Event{Type: gossip.EventDead, Member: g.members["x"]})
+	gossipSays(a, g, gossip.EventDead, gossip.StateDead)
 	a.checks.Wait()
 	if got := k.count(); got != 2 {
 		t.Fatalf("kubelet checks = %d, want 2 (the stale result is not used)", got)
@@ -185,13 +193,9 @@ func TestPrecheck_staleResultIsCheckedAgain(t *testing.T) {
 func TestPrecheck_reachableKubeletMakesAgentDown(t *testing.T) {
 	k := &scriptedKubelet{reachable: true}
 	a, g, clk := newPrecheckAgreement(t, k)
-	if _, err := a.receive(suspectVote(1, clk.Now())); err != nil {
-		t.Fatal(err)
-	}
-	a.checks.Wait()
+	hearSuspicion(t, a, 1, clk.Now())
 	clk.Step(time.Second)
-	g.setState("x", gossip.StateDead)
-	a.onEvent(context.Background(), gossip.Event{Type: gossip.EventDead, Member: g.members["x"]})
+	gossipSays(a, g, gossip.EventDead, gossip.StateDead)
 	a.checks.Wait()
 	if got := a.Opinions()["x"]; got != failover.OpinionAgentDown {
 		t.Fatalf("opinion of x = %s, want agent-down: its kubelet answered while it was suspect", got)
@@ -209,8 +213,7 @@ func TestPrecheck_deathDuringTheCheckWaitsForIt(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the early check to start", func() bool { return k.count() == 1 })
 
-	g.setState("x", gossip.StateDead)
-	a.onEvent(context.Background(), gossip.Event{Type: gossip.EventDead, Member: g.members["x"]})
+	gossipSays(a, g, gossip.EventDead, gossip.StateDead)
 	if got := a.Opinions()["x"]; got != failover.OpinionSuspect {
 		t.Fatalf("opinion of x while its check runs = %s, want suspect", got)
 	}
@@ -230,12 +233,7 @@ func TestPrecheck_oldNewsIsNotPassedOn(t *testing.T) {
 			k := &scriptedKubelet{}
 			a, g, clk := newPrecheckAgreement(t, k)
 			g.setState("x", state)
-			relay, err := a.receive(suspectVote(1, clk.Now()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.checks.Wait()
-			if relay {
+			if hearSuspicion(t, a, 1, clk.Now()) {
 				t.Errorf("suspect vote about a member held %s was passed on: every voter's suspect vote at a death would flood", state)
 			}
 			if got := k.count(); got != 0 {
@@ -249,19 +247,16 @@ func TestPrecheck_comingBackDropsTheResult(t *testing.T) {
 	k := &scriptedKubelet{}
 	a, g, clk := newPrecheckAgreement(t, k)
 	// This agent's own probe fails: suspect, and the kubelet is checked.
-	g.setState("x", gossip.StateSuspect)
-	a.onEvent(context.Background(), gossip.Event{Type: gossip.EventSuspect, Member: g.members["x"]})
+	gossipSays(a, g, gossip.EventSuspect, gossip.StateSuspect)
 	a.checks.Wait()
 	if got := k.count(); got != 1 {
 		t.Fatalf("kubelet checks after this agent's suspicion = %d, want 1", got)
 	}
 	// It refutes, is suspected again at once and dies: the result of the
 	// earlier suspicion is gone, so the death is checked anew.
-	g.setState("x", gossip.StateAlive)
-	a.onEvent(context.Background(), gossip.Event{Type: gossip.EventAlive, Member: g.members["x"]})
+	gossipSays(a, g, gossip.EventAlive, gossip.StateAlive)
 	clk.Step(100 * time.Millisecond)
-	g.setState("x", gossip.StateDead)
-	a.onEvent(context.Background(), gossip.Event{Type: gossip.EventDead, Member: g.members["x"]})
+	gossipSays(a, g, gossip.EventDead, gossip.StateDead)
 	a.checks.Wait()
 	if got := k.count(); got != 2 {
 		t.Fatalf("kubelet checks = %d, want 2", got)
@@ -275,8 +270,7 @@ func TestPrecheck_recheckKeepsSuspectFreshAndForgetsOldOnes(t *testing.T) {
 	k := &scriptedKubelet{}
 	a, g, clk := newPrecheckAgreement(t, k)
 	g.members["y"] = gossip.Member{Name: "y", State: gossip.StateAlive}
-	g.setState("x", gossip.StateSuspect)
-	a.onEvent(context.Background(), gossip.Event{Type: gossip.EventSuspect, Member: g.members["x"]})
+	gossipSays(a, g, gossip.EventSuspect, gossip.StateSuspect)
 	if _, err := a.receive(failover.Vote{Voter: "p", Target: "y", Opinion: failover.OpinionSuspect, VoterEpoch: 1, Seq: 1, At: clk.Now()}.Encode()); err != nil {
 		t.Fatal(err)
 	}
