@@ -133,8 +133,8 @@ type opinion struct {
 // kubeletCheck is the state of the kubelet checks of one member.
 type kubeletCheck struct {
 	running bool
-	// last is the newest conclusive check: when it started (zero: none)
-	// and whether the kubelet answered.
+	// start and reachable are of the newest conclusive check: when it
+	// started (zero: none yet) and whether the kubelet answered.
 	start     time.Time
 	reachable bool
 }
