@@ -14,12 +14,6 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 )
 
 // MaxReasonBytes bounds every failure reason, so that it fits in the gossip metadata.
@@ -65,6 +59,8 @@ type prober struct {
 	// http sends httpGet requests: no proxy, no keep-alive, no certificate checks, and only
 	// same-host redirects, like kubelet's prober.
 	http *http.Client
+	// grpc sends grpc health calls (see grpc.go).
+	grpc *http.Client
 	// apiBase and api serve apiServer checks; api is nil when no API server was given.
 	apiBase string
 	api     *http.Client
@@ -82,6 +78,7 @@ func newProber(api *APIServer) *prober {
 	}
 	p := &prober{
 		http: &http.Client{Transport: transport, CheckRedirect: sameHostRedirects},
+		grpc: newGRPCClient(),
 	}
 	if api != nil {
 		p.apiBase = strings.TrimSuffix(api.URL, "/")
@@ -114,7 +111,7 @@ func (p *prober) run(ctx context.Context, c *Check) Result {
 	case c.Exec != nil:
 		return execCheck(ctx, c.Exec.Command)
 	case c.GRPC != nil:
-		return grpcCheck(ctx, c.GRPC)
+		return p.grpcCheck(ctx, c.GRPC)
 	case c.APIServer != nil:
 		return p.apiServerCheck(ctx, c.APIServer)
 	}
@@ -184,34 +181,6 @@ func dialCheck(ctx context.Context, network, addr string) Result {
 		return failure("%s", describeErr(ctx, err))
 	}
 	_ = conn.Close()
-	return success()
-}
-
-func grpcCheck(ctx context.Context, a *GRPCAction) Result {
-	target := "passthrough:///" + net.JoinHostPort(defaultHost, strconv.Itoa(int(a.Port)))
-	conn, err := grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUserAgent(userAgent))
-	if err != nil {
-		return failure("grpc: %v", err)
-	}
-	defer conn.Close()
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: a.Service})
-	if err != nil {
-		if ctx.Err() != nil {
-			return failure("%s", describeErr(ctx, ctx.Err()))
-		}
-		switch status.Code(err) {
-		case codes.NotFound:
-			return failure("grpc: unknown service %q", a.Service)
-		case codes.Unimplemented:
-			return failure("grpc: server has no grpc.health.v1 service")
-		}
-		return failure("grpc: %s: %s", status.Code(err), status.Convert(err).Message())
-	}
-	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		return failure("grpc: status %s", resp.GetStatus())
-	}
 	return success()
 }
 

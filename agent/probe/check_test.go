@@ -12,10 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // Timeouts of the real-I/O tests: generous for runs that should succeed or fail at once, so
@@ -305,50 +301,6 @@ func TestUnixSocket(t *testing.T) {
 			checkResult(t, got, tc.wantOK, tc.wantReason)
 		})
 	}
-}
-
-func TestGRPC(t *testing.T) {
-	hs := health.NewServer()
-	hs.SetServingStatus("good", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus("bad", healthpb.HealthCheckResponse_NOT_SERVING)
-	port := serveGRPC(t, func(s *grpc.Server) { healthpb.RegisterHealthServer(s, hs) })
-	bare := serveGRPC(t, func(*grpc.Server) {})
-	tests := []struct {
-		name       string
-		action     GRPCAction
-		wantOK     bool
-		wantReason string
-	}{
-		{name: "whole server serving", action: GRPCAction{Port: port}, wantOK: true},
-		{name: "service serving", action: GRPCAction{Port: port, Service: "good"}, wantOK: true},
-		{name: "service not serving", action: GRPCAction{Port: port, Service: "bad"}, wantReason: "grpc: status NOT_SERVING"},
-		{name: "unknown service", action: GRPCAction{Port: port, Service: "nope"}, wantReason: `grpc: unknown service "nope"`},
-		{name: "no health service", action: GRPCAction{Port: bare}, wantReason: "grpc: server has no grpc.health.v1 service"},
-		{name: "closed port", action: GRPCAction{Port: closedPort(t)}, wantReason: "grpc: Unavailable"},
-	}
-	p := newProber(nil)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			action := tc.action
-			got := runCheck(t, p, Check{Name: "grpc", GRPC: &action}, generousTimeout)
-			checkResult(t, got, tc.wantOK, tc.wantReason)
-		})
-	}
-}
-
-// serveGRPC starts a gRPC server on a loopback port and returns the port.
-func serveGRPC(t *testing.T, register func(*grpc.Server)) int32 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	register(s)
-	go func() { _ = s.Serve(l) }()
-	t.Cleanup(s.Stop)
-	_, port := hostPort(t, l.Addr().String())
-	return port
 }
 
 func TestTruncate(t *testing.T) {
