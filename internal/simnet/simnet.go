@@ -26,8 +26,12 @@ import (
 )
 
 // packetQueue is each host's receive buffer, in packets; beyond it packets
-// are dropped, as a kernel socket buffer would.
-const packetQueue = 4096
+// are dropped, as a kernel socket buffer would. Linux's default limit of a
+// UDP socket's buffer (net.core.rmem_max, which caps memberlist's request
+// for 2 MiB) holds about 180 full-sized gossip packets; 256 is of that
+// order. A deeper buffer only turns an overloaded receiver's backlog into
+// seconds of delay and, with hundreds of hosts in one process, gigabytes.
+const packetQueue = 256
 
 // Network connects Transports. The zero value is not usable; use New.
 type Network struct {
@@ -36,10 +40,12 @@ type Network struct {
 	next    int
 	loss    float64
 	delay   time.Duration
+	queue   int // receive buffer of hosts added from now on, in packets
 	blocked map[[2]string]bool
 
-	dropped   atomic.Int64
-	delivered atomic.Int64
+	dropped    atomic.Int64
+	delivered  atomic.Int64
+	overflowed atomic.Int64
 
 	// line holds the delayed packets in the order they were sent: every
 	// packet has the same delay, so that is also the order they are due.
@@ -61,7 +67,7 @@ type delayed struct {
 
 // New returns an empty network.
 func New() *Network {
-	return &Network{hosts: map[string]*Transport{}, blocked: map[[2]string]bool{}}
+	return &Network{hosts: map[string]*Transport{}, blocked: map[[2]string]bool{}, queue: packetQueue}
 }
 
 // addr is a host address on the network.
@@ -98,12 +104,20 @@ func (n *Network) addLocked(ip string, port int) *Transport {
 		ip:      net.ParseIP(ip),
 		port:    port,
 		addr:    net.JoinHostPort(ip, strconv.Itoa(port)),
-		packets: make(chan *memberlist.Packet, packetQueue),
+		packets: make(chan *memberlist.Packet, n.queue),
 		streams: make(chan net.Conn, 16),
 		done:    make(chan struct{}),
 	}
 	n.hosts[t.addr] = t
 	return t
+}
+
+// SetReceiveBuffer sets the receive buffer, in packets, of the hosts added
+// from now on (packetQueue by default).
+func (n *Network) SetReceiveBuffer(packets int) {
+	n.mu.Lock()
+	n.queue = max(packets, 1)
+	n.mu.Unlock()
 }
 
 // SetLoss makes each packet be lost with probability p (0 to 1). Streams
@@ -143,10 +157,15 @@ func (n *Network) Heal() {
 	n.mu.Unlock()
 }
 
-// Stats returns packets delivered and dropped so far.
+// Stats returns packets delivered and dropped so far. Dropped counts those
+// lost on the way and those that found their receiver's buffer full.
 func (n *Network) Stats() (delivered, dropped int64) {
 	return n.delivered.Load(), n.dropped.Load()
 }
+
+// Overflowed returns the packets dropped so far because their receiver's
+// buffer was full: a receiver that falls behind.
+func (n *Network) Overflowed() int64 { return n.overflowed.Load() }
 
 // route returns the destination if a packet or stream from src may reach
 // dst now, and the delay to apply.
@@ -287,6 +306,9 @@ func (t *Transport) deliver(p *memberlist.Packet) {
 	select {
 	case t.packets <- p:
 	default: // receive buffer full: dropped
+		t.net.delivered.Add(-1)
+		t.net.dropped.Add(1)
+		t.net.overflowed.Add(1)
 	}
 }
 

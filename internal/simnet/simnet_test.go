@@ -22,8 +22,9 @@ func TestNetwork_delayedPacketsArriveInOrderAfterTheDelay(t *testing.T) {
 	nw := New()
 	const delay = 20 * time.Millisecond
 	nw.SetDelay(delay)
-	a, b := nw.NewTransport(), nw.NewTransport()
 	const count = 3000 // more than the line keeps before it compacts
+	nw.SetReceiveBuffer(count)
+	a, b := nw.NewTransport(), nw.NewTransport()
 	start := time.Now()
 	for i := range count {
 		if _, err := a.WriteTo([]byte{byte(i), byte(i >> 8)}, b.Addr()); err != nil {
@@ -59,7 +60,7 @@ func TestNetwork_lossAndCrash(t *testing.T) {
 	nw := New()
 	nw.SetLoss(0.5)
 	a, b := nw.NewTransport(), nw.NewTransport()
-	const count = 2000
+	const count = 400 // about 200 arrive: within b's receive buffer
 	for range count {
 		if _, err := a.WriteTo([]byte("x"), b.Addr()); err != nil {
 			t.Fatal(err)
@@ -79,5 +80,29 @@ func TestNetwork_lossAndCrash(t *testing.T) {
 	}
 	if _, err := b.WriteTo([]byte("z"), a.Addr()); err == nil {
 		t.Fatal("a crashed host could send")
+	}
+}
+
+func TestNetwork_fullReceiveBufferDrops(t *testing.T) {
+	nw := New()
+	nw.SetReceiveBuffer(10)
+	a, b := nw.NewTransport(), nw.NewTransport()
+	for range 15 {
+		if _, err := a.WriteTo([]byte("x"), b.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, l := nw.Stats(); d != 10 || l != 5 || nw.Overflowed() != 5 {
+		t.Fatalf("delivered %d, dropped %d, overflowed %d; want 10, 5, 5", d, l, nw.Overflowed())
+	}
+	for range 10 {
+		recvPacket(t, b, 5*time.Second)
+	}
+	// Read, the buffer takes packets again.
+	if _, err := a.WriteTo([]byte("y"), b.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvPacket(t, b, 5*time.Second); string(p.Buf) != "y" {
+		t.Fatalf("got %q, want y", p.Buf)
 	}
 }

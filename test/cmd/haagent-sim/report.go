@@ -200,10 +200,13 @@ type runResult struct {
 	PeakRSSBytes     uint64       `json:"peak_rss_bytes"`
 	PacketsDelivered int64        `json:"packets_delivered"`
 	PacketsDropped   int64        `json:"packets_dropped"`
-	DecideRounds     int          `json:"decide_rounds"`
-	DecideMeanMS     float64      `json:"decide_mean_ms"`
-	DecideMaxMS      float64      `json:"decide_max_ms"`
-	NotStopped       int          `json:"members_not_stopped_in_time"`
+	// PacketsOverflowed of PacketsDropped found their receiver's buffer
+	// full: members that fell behind (see simnet's packetQueue).
+	PacketsOverflowed int64   `json:"packets_overflowed"`
+	DecideRounds      int     `json:"decide_rounds"`
+	DecideMeanMS      float64 `json:"decide_mean_ms"`
+	DecideMaxMS       float64 `json:"decide_max_ms"`
+	NotStopped        int     `json:"members_not_stopped_in_time"`
 
 	// Load averages of the machine when the run started and ended.
 	LoadAtStart string `json:"load_average_at_start,omitempty"`
@@ -501,6 +504,10 @@ func (r *runResult) notes() []string {
 	if q, ok := r.traffic(phaseQuiet); ok {
 		out = append(out, fmt.Sprintf("quiet period: votes received %.1f/s per member (%.1f passed on)",
 			q.VotesInPerMemberS, q.VotesFreshPerMemberS))
+	}
+	if r.PacketsOverflowed > 0 {
+		out = append(out, fmt.Sprintf("receivers fell behind: %d of %d packets dropped at a full receive buffer",
+			r.PacketsOverflowed, r.PacketsDelivered+r.PacketsDropped))
 	}
 	for _, p := range r.Phases {
 		if p.Starved {

@@ -124,6 +124,7 @@ func simulate(parent context.Context, o options, spec runSpec, p *progress) runR
 	r.WrongCount = len(r.WrongActions)
 	r.False, r.FalseSamples = s.c.rec.falseByPhase()
 	r.PacketsDelivered, r.PacketsDropped = s.c.net.Stats()
+	r.PacketsOverflowed = s.c.net.Overflowed()
 	r.PeakRSSBytes = peakRSS.Load()
 	p.printf("%s: stopping %d members", spec, len(s.c.members))
 	r.NotStopped = s.c.stop(30 * time.Second)
