@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,6 +55,12 @@ type Config struct {
 	// RepeatInterval is how often non-alive opinions are sent again. It
 	// must be well under the coordinator's vote maximum age.
 	RepeatInterval time.Duration
+	// RepeatMax bounds the opinions sent again in one repeat round; the
+	// rest wait for the next rounds, those sent longest ago first. Dead and
+	// agent-down opinions, which make decisions, go before suspect ones.
+	// It bounds what a mass suspicion (an overloaded or cut-off agent that
+	// sees hundreds of peers as suspect) sends every round.
+	RepeatMax int
 	// RecheckInterval is how often the kubelet of a node held dead or
 	// agent-down is checked again.
 	RecheckInterval time.Duration
@@ -61,15 +68,18 @@ type Config struct {
 	Delivery string
 }
 
-// DefaultConfig repeats and rechecks every 2 s, and sends votes to the
-// coordinator.
+// DefaultConfig repeats at most 16 opinions and rechecks every 2 s, and
+// sends votes to the coordinator. 16 opinions every 2 s keep the votes
+// about up to 64 non-alive members within the coordinator's default vote
+// maximum age (10 s).
 func DefaultConfig() Config {
-	return Config{RepeatInterval: 2 * time.Second, RecheckInterval: 2 * time.Second, Delivery: DeliveryCoordinator}
+	return Config{RepeatInterval: 2 * time.Second, RepeatMax: 16, RecheckInterval: 2 * time.Second, Delivery: DeliveryCoordinator}
 }
 
 // RegisterFlags binds the flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RepeatInterval, "vote-repeat-interval", c.RepeatInterval, "how often non-alive opinions are gossiped again")
+	fs.IntVar(&c.RepeatMax, "vote-repeat-max", c.RepeatMax, "most non-alive opinions gossiped again each --vote-repeat-interval (dead and agent-down first, then those sent longest ago)")
 	fs.DurationVar(&c.RecheckInterval, "peer-recheck-interval", c.RecheckInterval, "how often the kubelet of a dead node is checked again")
 	fs.StringVar(&c.Delivery, "vote-delivery", c.Delivery, `how votes reach the coordinator: "coordinator" (sent to the Lease holder; peers pass on only votes about the holder) or "gossip" (flooded to every member)`)
 }
@@ -78,6 +88,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c Config) Validate() error {
 	if c.RepeatInterval < 100*time.Millisecond || c.RepeatInterval > time.Minute {
 		return fmt.Errorf("agreement: --vote-repeat-interval (%s) must be between 100ms and 1m0s", c.RepeatInterval)
+	}
+	if c.RepeatMax < 1 || c.RepeatMax > 10000 {
+		return fmt.Errorf("agreement: --vote-repeat-max (%d) must be between 1 and 10000", c.RepeatMax)
 	}
 	if c.RecheckInterval < 100*time.Millisecond || c.RecheckInterval > time.Minute {
 		return fmt.Errorf("agreement: --peer-recheck-interval (%s) must be between 100ms and 1m0s", c.RecheckInterval)
@@ -128,6 +141,8 @@ type Deps struct {
 
 type opinion struct {
 	op failover.Opinion
+	// sent is when it was last voted: repeat sends those waiting longest first.
+	sent time.Time
 }
 
 // kubeletCheck is the state of the kubelet checks of one member.
@@ -555,6 +570,7 @@ func (a *Agreement) repeat() {
 	type pending struct {
 		target string
 		op     failover.Opinion
+		sent   time.Time
 	}
 	var todo []pending
 	now := a.clock.Now()
@@ -566,16 +582,33 @@ func (a *Agreement) repeat() {
 	}
 	for target, o := range a.opinions {
 		if o.op != failover.OpinionAlive {
-			todo = append(todo, pending{target, o.op})
+			todo = append(todo, pending{target, o.op, o.sent})
 		}
 	}
 	a.mu.Unlock()
-	for _, p := range todo {
+	// Dead and agent-down first: they make decisions; suspect votes only
+	// inform. Then the longest waiting.
+	slices.SortFunc(todo, func(x, y pending) int {
+		if xs, ys := x.op == failover.OpinionSuspect, y.op == failover.OpinionSuspect; xs != ys {
+			if xs {
+				return 1
+			}
+			return -1
+		}
+		return x.sent.Compare(y.sent)
+	})
+	sent := 0
+	for i, p := range todo {
 		if p.op == failover.OpinionDead && a.underWay(p.target) {
 			a.metrics.suppressed.Inc()
 			continue
 		}
+		if sent == a.cfg.RepeatMax {
+			a.metrics.deferred.Add(float64(len(todo) - i))
+			return
+		}
 		a.vote(p.target, p.op)
+		sent++
 	}
 }
 
@@ -654,6 +687,9 @@ func (a *Agreement) vote(target string, op failover.Opinion) {
 	now := a.clock.Now()
 	a.mu.Lock()
 	a.seq++
+	if o := a.opinions[target]; o != nil {
+		o.sent = now
+	}
 	v := failover.Vote{
 		Voter: a.g.LocalName(), Target: target, Opinion: op,
 		VoterEpoch: a.epoch, Seq: a.seq, TargetEpoch: member.Meta.StartEpoch,

@@ -77,7 +77,8 @@ func startNodesWith(t *testing.T, count int, k *kubelets, coordinator func() str
 		if n.g, err = gossip.New(cfg, gossip.Deps{Logger: log, Registerer: prometheus.NewRegistry(), Transport: n.tr, Seeds: seeds}); err != nil {
 			t.Fatal(err)
 		}
-		acfg := Config{RepeatInterval: 300 * time.Millisecond, RecheckInterval: 300 * time.Millisecond, Delivery: DeliveryCoordinator}
+		acfg := DefaultConfig()
+		acfg.RepeatInterval, acfg.RecheckInterval = 300*time.Millisecond, 300*time.Millisecond
 		if n.a, err = New(acfg, Deps{Gossip: n.g, Peer: k, Logger: log, Registerer: prometheus.NewRegistry(), Coordinator: coordinator}); err != nil {
 			t.Fatal(err)
 		}
@@ -235,6 +236,11 @@ func TestConfigValidate(t *testing.T) {
 	c := DefaultConfig()
 	c.RepeatInterval = time.Millisecond
 	if err := c.Validate(); err == nil || err.Error() != "agreement: --vote-repeat-interval (1ms) must be between 100ms and 1m0s" {
+		t.Fatalf("Validate() = %v", err)
+	}
+	c = DefaultConfig()
+	c.RepeatMax = 0
+	if err := c.Validate(); err == nil || err.Error() != "agreement: --vote-repeat-max (0) must be between 1 and 10000" {
 		t.Fatalf("Validate() = %v", err)
 	}
 	c = DefaultConfig()

@@ -18,7 +18,11 @@
 // Opinions are broadcast as failover.Vote messages; non-alive opinions are
 // repeated every RepeatInterval, so a vote that stops coming (its voter
 // died or changed its mind) ages out at the coordinator, and the kubelet of
-// a dead or agent-down node is checked again every RecheckInterval.
+// a dead or agent-down node is checked again every RecheckInterval. A round
+// repeats at most RepeatMax opinions, dead and agent-down first, then those
+// sent longest ago: an agent that suspects hundreds of peers at once (it is
+// overloaded or cut off) sends a bounded stream, not hundreds of votes a
+// round.
 //
 // Votes received from peers, and this agent's own, are kept in a
 // failover.Ballots that the coordinator reads. With DeliveryCoordinator,

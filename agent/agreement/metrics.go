@@ -13,6 +13,7 @@ type metrics struct {
 	direct   *prometheus.CounterVec
 
 	suppressed    prometheus.Counter
+	deferred      prometheus.Counter
 	earlyVerdicts prometheus.Counter
 	prechecks     prometheus.Counter
 	noticesSent   prometheus.Counter
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "votes_suppressed_total",
 			Help: "Dead votes not sent because the coordinator said the node's failover is under way.",
 		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "repeats_deferred_total",
+			Help: "Non-alive opinions left for a later repeat round because a round sends at most --vote-repeat-max.",
+		}),
 		earlyVerdicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "early_verdicts_total",
 			Help: "Members declared dead by gossip whose opinion came at once from the kubelet check made while they were suspect.",
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failover-under-way notices received: fresh (new, passed on) or duplicate.",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.opinions, m.sent, m.received, m.direct, m.suppressed, m.earlyVerdicts, m.prechecks, m.noticesSent, m.notices} {
+	for _, c := range []prometheus.Collector{m.opinions, m.sent, m.received, m.direct, m.suppressed, m.deferred, m.earlyVerdicts, m.prechecks, m.noticesSent, m.notices} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
