@@ -57,10 +57,11 @@ func (f *fakeGossip) SendTo(name string, kind byte, key string, payload []byte) 
 }
 func (f *fakeGossip) Handle(byte, gossip.Handler) {}
 
-// votesAbout counts the votes about target broadcast since the mark.
-func (f *fakeGossip) votesAbout(t *testing.T, target string, mark int) int {
+// voteTargets returns the targets of the votes broadcast since the mark, in
+// the order they were sent.
+func (f *fakeGossip) voteTargets(t *testing.T, mark int) []string {
 	t.Helper()
-	n := 0
+	var out []string
 	for _, m := range f.sent[mark:] {
 		if m.kind != VoteKind || m.to != "" {
 			continue
@@ -69,7 +70,17 @@ func (f *fakeGossip) votesAbout(t *testing.T, target string, mark int) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.Target == target {
+		out = append(out, v.Target)
+	}
+	return out
+}
+
+// votesAbout counts the votes about target broadcast since the mark.
+func (f *fakeGossip) votesAbout(t *testing.T, target string, mark int) int {
+	t.Helper()
+	n := 0
+	for _, got := range f.voteTargets(t, mark) {
+		if got == target {
 			n++
 		}
 	}

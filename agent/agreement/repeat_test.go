@@ -39,26 +39,12 @@ func TestRepeat_boundedRoundsDeadFirstThenOldest(t *testing.T) {
 	g.members["d"] = gossip.Member{Name: "d", State: gossip.StateDead}
 	a.set("d", failover.OpinionDead)
 
-	targets := func(mark int) []string {
-		var out []string
-		for _, m := range g.sent[mark:] {
-			if m.kind != VoteKind || m.to != "" {
-				continue
-			}
-			v, err := failover.DecodeVote(m.payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, v.Target)
-		}
-		return out
-	}
 	sentTimes := map[string]int{}
 	for round := range 3 {
 		clk.Step(cfg.RepeatInterval)
 		mark := len(g.sent)
 		a.repeat()
-		got := targets(mark)
+		got := g.voteTargets(t, mark)
 		if len(got) != cfg.RepeatMax {
 			t.Fatalf("round %d sent %d votes %v, want RepeatMax = %d", round, len(got), got, cfg.RepeatMax)
 		}
@@ -89,7 +75,7 @@ func TestRepeat_boundedRoundsDeadFirstThenOldest(t *testing.T) {
 	clk.Step(cfg.RepeatInterval)
 	mark := len(g.sent)
 	a.repeat()
-	if got := targets(mark); len(got) != 4 || got[1] != suspects[len(suspects)-1] {
+	if got := g.voteTargets(t, mark); len(got) != 4 || got[1] != suspects[len(suspects)-1] {
 		t.Errorf("4th round sent %v, want d then %s, the one left waiting", got, suspects[len(suspects)-1])
 	}
 }

@@ -158,7 +158,8 @@ func (n *Network) Heal() {
 }
 
 // Stats returns packets delivered and dropped so far. Dropped counts those
-// lost on the way and those that found their receiver's buffer full.
+// lost on the way, those whose receiver was down when they arrived and
+// those that found its buffer full; delayed packets count when they arrive.
 func (n *Network) Stats() (delivered, dropped int64) {
 	return n.delivered.Load(), n.dropped.Load()
 }
@@ -184,9 +185,6 @@ func (n *Network) route(src, dst string, packet bool) (*Transport, time.Duration
 	if packet && loss > 0 && rand.Float64() < loss {
 		n.dropped.Add(1)
 		return nil, 0, false
-	}
-	if packet {
-		n.delivered.Add(1)
 	}
 	return t, delay, true
 }
@@ -298,15 +296,18 @@ func (t *Transport) WriteTo(b []byte, a string) (time.Time, error) {
 	return now, nil
 }
 
+// deliver puts p in t's receive buffer, and counts it delivered or dropped:
+// t may have crashed while p was delayed, or its buffer may be full.
 func (t *Transport) deliver(p *memberlist.Packet) {
 	if t.isDown() {
+		t.net.dropped.Add(1)
 		return
 	}
 	p.Timestamp = time.Now()
 	select {
 	case t.packets <- p:
+		t.net.delivered.Add(1)
 	default: // receive buffer full: dropped
-		t.net.delivered.Add(-1)
 		t.net.dropped.Add(1)
 		t.net.overflowed.Add(1)
 	}
