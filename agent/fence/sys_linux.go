@@ -1,0 +1,46 @@
+//go:build linux
+
+package fence
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ownProcessGroup makes cmd the leader of a new process group, killed as a
+// whole when its context ends, so that a shell's children die with it.
+func ownProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// A negative pid names the process group, whose id is the leader's pid.
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// setWatchdogTimeout asks the watchdog for a timeout in seconds and returns
+// the one it reports back: drivers round to what the hardware supports.
+func setWatchdogTimeout(dog *os.File, seconds int) (int, error) {
+	rc, err := dog.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var got int
+	var ioctlErr error
+	err = rc.Control(func(fd uintptr) {
+		if err := unix.IoctlSetPointerInt(int(fd), unix.WDIOC_SETTIMEOUT, seconds); err != nil {
+			ioctlErr = fmt.Errorf("WDIOC_SETTIMEOUT: %w", err)
+			return
+		}
+		if got, err = unix.IoctlGetInt(int(fd), unix.WDIOC_GETTIMEOUT); err != nil {
+			ioctlErr = fmt.Errorf("WDIOC_GETTIMEOUT: %w", err)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return got, ioctlErr
+}
