@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/haagent/haagent/agent/nodecache"
 )
 
 func TestChecker_admitsOnlyNodesAtTheirAddress(t *testing.T) {
@@ -19,13 +21,14 @@ func TestChecker_admitsOnlyNodesAtTheirAddress(t *testing.T) {
 			{Type: corev1.NodeInternalIP, Address: "10.0.0.1"},
 		}},
 	})
-	c := New(client)
+	nodes := nodecache.New(client, "HAAgentReady")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c.Start(ctx)
-	if !c.WaitForSync(ctx, 10*time.Second) {
+	go func() { _ = nodes.Run(ctx) }()
+	if !nodes.WaitForSync(ctx, 10*time.Second) {
 		t.Fatal("node cache never synced")
 	}
+	c := New(nodes)
 	cases := []struct {
 		name, ip, want string
 	}{
@@ -41,7 +44,7 @@ func TestChecker_admitsOnlyNodesAtTheirAddress(t *testing.T) {
 }
 
 func TestChecker_admitsAllBeforeTheFirstList(t *testing.T) {
-	c := New(fake.NewClientset())
+	c := New(nodecache.New(fake.NewClientset(), "HAAgentReady"))
 	if got := c.Admit("anyone", net.ParseIP("10.0.0.9")); got != "" {
 		t.Fatalf("Admit before sync = %q, want admitted", got)
 	}

@@ -34,6 +34,12 @@ type Profile struct {
 	PushPullInterval time.Duration
 	// TCPTimeout bounds a stream (join, push/pull, TCP fallback probe).
 	TCPTimeout time.Duration
+	// IsolationTimeout is how long a member may go without a packet from
+	// a majority of the expected group before it counts itself isolated.
+	// Unlike memberlist's suspicion, which Lifeguard stretches on the
+	// side that hears nothing, it is a fixed local bound: the fence bound
+	// is built on it.
+	IsolationTimeout time.Duration
 }
 
 // Profiles are the named tuning profiles. "default" is memberlist's LAN
@@ -49,6 +55,7 @@ var profiles = map[string]Profile{
 		GossipInterval:   200 * time.Millisecond,
 		PushPullInterval: 30 * time.Second,
 		TCPTimeout:       5 * time.Second,
+		IsolationTimeout: 5 * time.Second,
 	},
 	"fast": {
 		ProbeInterval:    200 * time.Millisecond,
@@ -58,6 +65,7 @@ var profiles = map[string]Profile{
 		GossipInterval:   100 * time.Millisecond,
 		PushPullInterval: 15 * time.Second,
 		TCPTimeout:       2 * time.Second,
+		IsolationTimeout: 2 * time.Second,
 	},
 }
 
@@ -114,6 +122,12 @@ type Config struct {
 	IndirectChecks int
 	// GossipInterval overrides the profile's gossip interval.
 	GossipInterval time.Duration
+	// IsolationTimeout overrides the profile's isolation timeout. Shorter
+	// lets the fence bound, and so the recovery of stateful pods, be
+	// shorter; too short for the group's size makes a member that is in
+	// touch count itself isolated (it then pings more peers to stay in
+	// touch, up to isolationPingsPerRound each quarter of the timeout).
+	IsolationTimeout time.Duration
 
 	// RejoinInterval is how often, with jitter, the agent asks its seed
 	// sources for peers it does not see as alive and joins them, so that the
@@ -175,6 +189,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SuspicionMult, "suspicion-mult", c.SuspicionMult, "override the profile's suspicion multiplier")
 	fs.IntVar(&c.IndirectChecks, "indirect-checks", c.IndirectChecks, "override the profile's number of indirect probes")
 	fs.DurationVar(&c.GossipInterval, "gossip-interval", c.GossipInterval, "override the profile's gossip interval")
+	fs.DurationVar(&c.IsolationTimeout, "isolation-timeout", c.IsolationTimeout, "override the profile's isolation timeout: no packet from a majority of the expected group for this long means isolated")
 	fs.DurationVar(&c.RejoinInterval, "rejoin-interval", c.RejoinInterval, "how often to rejoin seeds not seen alive (0 disables)")
 	fs.DurationVar(&c.LeaveTimeout, "leave-timeout", c.LeaveTimeout, "upper bound of a graceful leave at shutdown")
 	fs.DurationVar(&c.DeadNodeReclaimTime, "dead-node-reclaim-time", c.DeadNodeReclaimTime, "how long after its death a member's name may be taken from a new address")
@@ -201,6 +216,13 @@ func (c Config) Effective() Profile {
 	}
 	if c.GossipInterval != 0 {
 		p.GossipInterval = c.GossipInterval
+	}
+	if c.IsolationTimeout != 0 {
+		p.IsolationTimeout = c.IsolationTimeout
+	} else {
+		// A longer probe interval than the profile's stretches the
+		// profile's isolation timeout with it.
+		p.IsolationTimeout = max(p.IsolationTimeout, 4*p.ProbeInterval)
 	}
 	return p
 }
@@ -256,6 +278,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gossip: --indirect-checks (%d) must be between 0 and 16", p.IndirectChecks)
 	case p.GossipInterval < 10*time.Millisecond || p.GossipInterval > 10*time.Second:
 		return fmt.Errorf("gossip: --gossip-interval (%s) must be between 10ms and 10s", p.GossipInterval)
+	case p.IsolationTimeout < 4*p.ProbeInterval || p.IsolationTimeout > 5*time.Minute:
+		// Four probe rounds: time for the member's own probes, the probes
+		// it receives and a round of pings to be heard back.
+		return fmt.Errorf("gossip: --isolation-timeout (%s) must be between 4 x --probe-interval (%s) and 5m0s", p.IsolationTimeout, 4*p.ProbeInterval)
 	}
 	if c.RejoinInterval != 0 && c.RejoinInterval < time.Second {
 		return fmt.Errorf("gossip: --rejoin-interval (%s) must be 0 (off) or at least 1s", c.RejoinInterval)

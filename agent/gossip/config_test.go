@@ -33,6 +33,8 @@ func TestConfigValidate(t *testing.T) {
 		{"suspicion mult", func(c *Config) { c.SuspicionMult = 21 }, "gossip: --suspicion-mult (21) must be between 1 and 20"},
 		{"indirect checks", func(c *Config) { c.IndirectChecks = 17 }, "gossip: --indirect-checks (17) must be between 0 and 16"},
 		{"gossip interval", func(c *Config) { c.GossipInterval = time.Minute }, "gossip: --gossip-interval (1m0s) must be between 10ms and 10s"},
+		{"isolation timeout below 4 probe intervals", func(c *Config) { c.IsolationTimeout = 3 * time.Second }, "gossip: --isolation-timeout (3s) must be between 4 x --probe-interval (4s) and 5m0s"},
+		{"isolation timeout too long", func(c *Config) { c.IsolationTimeout = time.Hour }, "gossip: --isolation-timeout (1h0m0s) must be between 4 x --probe-interval (4s) and 5m0s"},
 		{"rejoin interval", func(c *Config) { c.RejoinInterval = time.Millisecond }, "gossip: --rejoin-interval (1ms) must be 0 (off) or at least 1s"},
 		{"leave timeout", func(c *Config) { c.LeaveTimeout = 0 }, "gossip: --leave-timeout (0s) must be between 100ms and 1m0s"},
 		{"reclaim time", func(c *Config) { c.DeadNodeReclaimTime = -time.Second }, "gossip: --dead-node-reclaim-time (-1s) must not be negative"},
@@ -72,5 +74,24 @@ func TestDetectionBound(t *testing.T) {
 	want := 20*time.Second + time.Duration(6*4*1.30103*float64(time.Second))
 	if d := got - want; d < -time.Millisecond || d > time.Millisecond {
 		t.Fatalf("DetectionBound(20) = %s, want %s", got, want)
+	}
+}
+
+func TestConfig_isolationTimeoutFollowsTheProbeInterval(t *testing.T) {
+	c := DefaultConfig()
+	c.NodeName = "n1"
+	if got := c.Effective().IsolationTimeout; got != 5*time.Second {
+		t.Errorf("default profile: isolation timeout %s, want 5s", got)
+	}
+	c.ProbeInterval = 2 * time.Second
+	if got := c.Effective().IsolationTimeout; got != 8*time.Second {
+		t.Errorf("--probe-interval 2s: isolation timeout %s, want 8s (4 probe intervals)", got)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("a longer probe interval alone is valid: %v", err)
+	}
+	c.IsolationTimeout = 20 * time.Second
+	if got := c.Effective().IsolationTimeout; got != 20*time.Second {
+		t.Errorf("explicit --isolation-timeout: %s, want 20s", got)
 	}
 }

@@ -54,6 +54,10 @@ type Deps struct {
 	// or the reason of a refusal (a short fixed word, used as a metric
 	// label). Nil admits every peer that has the key and the label.
 	Admit func(name string, ip net.IP) (refusal string)
+	// Nodes is the API's word on which Nodes exist and which have run an
+	// agent: it sets the expected group that the majority tests count
+	// against. Nil counts the members seen in gossip only.
+	Nodes NodeSource
 }
 
 // Membership is one agent's gossip membership.
@@ -71,6 +75,9 @@ type Membership struct {
 	queue   *memberlist.TransmitLimitedQueue
 
 	handlers map[byte]Handler
+	nodes    NodeSource
+	contacts *contacts
+	joined   atomic.Bool // has seen another member alive
 
 	keyringReload time.Duration
 
@@ -105,6 +112,8 @@ func New(cfg Config, deps Deps) (*Membership, error) {
 		inner:     deps.Transport,
 		bus:       newEventBus(),
 		handlers:  map[byte]Handler{},
+		nodes:     deps.Nodes,
+		contacts:  newContacts(),
 		members:   map[string]*Member{},
 		suspected: map[string]time.Time{},
 		refusedAt: map[string]time.Time{},
@@ -290,7 +299,7 @@ func (m *Membership) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	counting := newCountingTransport(transport, m.metrics)
+	counting := newCountingTransport(transport, m.metrics, func(from string) { m.contacts.heard(from, m.clock.Now()) })
 	ml, err := memberlist.Create(m.memberlistConfig(counting, port))
 	if err != nil {
 		_ = counting.Shutdown()
@@ -309,9 +318,10 @@ func (m *Membership) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	loops, stop := context.WithCancel(context.Background())
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); m.joinLoop(loops) }()
 	go func() { defer wg.Done(); m.housekeeping(loops) }()
+	go func() { defer wg.Done(); m.keepInTouch(loops) }()
 	if m.keyring != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.watchKeyring(loops) }()
@@ -649,6 +659,9 @@ func (m *Membership) onJoin(n *memberlist.Node) {
 	defer m.mu.Unlock()
 	mem := m.upsertLocked(n)
 	delete(m.suspected, n.Name)
+	if !mem.Local {
+		m.joined.Store(true)
+	}
 	if mem.State != StateAlive || mem.Since.IsZero() {
 		m.setStateLocked(mem, StateAlive, now)
 	}
@@ -695,7 +708,10 @@ func (m *Membership) upsertLocked(n *memberlist.Node) *Member {
 		m.counts[StateAlive]++
 		m.countsChangedLocked()
 	}
-	mem.Addr = n.Address()
+	if addr := n.Address(); addr != mem.Addr {
+		m.contacts.moved(n.Name, mem.Addr, addr)
+		mem.Addr = addr
+	}
 	meta, err := DecodeMeta(n.Meta)
 	if err != nil {
 		m.metrics.metaErrors.Inc()
@@ -861,22 +877,3 @@ func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
 func (b *broadcast) Name() string    { return b.name }
 func (b *broadcast) Message() []byte { return b.msg }
 func (b *broadcast) Finished()       {}
-
-// SeesMajority reports whether this member sees a strict majority of the
-// known members (alive, suspect or dead; not left) alive or suspect,
-// itself included.
-func (m *Membership) SeesMajority() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	known, alive := 0, 0
-	for _, mem := range m.members {
-		if mem.State == StateLeft {
-			continue
-		}
-		known++
-		if mem.State == StateAlive || mem.State == StateSuspect {
-			alive++
-		}
-	}
-	return known > 0 && alive > known/2
-}

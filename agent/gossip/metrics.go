@@ -22,6 +22,9 @@ type metrics struct {
 	joins            *prometheus.CounterVec
 	keyringReloads   *prometheus.CounterVec
 	refusals         *prometheus.CounterVec
+	expected         prometheus.Gauge
+	inTouch          prometheus.Gauge
+	isolationPings   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -80,10 +83,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "admission_refusals_total",
 			Help: "Alive messages of peers refused by the admission check, by reason.",
 		}, []string{"reason"}),
+		expected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "expected_members",
+			Help: "Size of the expected group that majorities are counted against: members seen and Nodes an agent ran on, less those left or deleted.",
+		}),
+		inTouch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "in_touch_members",
+			Help: "Members of the expected group heard from directly within the isolation timeout, this agent included.",
+		}),
+		isolationPings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "isolation_pings_total",
+			Help: "Pings sent to stay in touch with a majority of the group, by result.",
+		}, []string{"result"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.members, m.events, m.probeRTT, m.healthScore, m.messagesSent, m.messagesReceived,
 		m.bytesSent, m.bytesReceived, m.metaErrors, m.malformed, m.joins, m.keyringReloads, m.refusals,
+		m.expected, m.inTouch, m.isolationPings,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -108,6 +124,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.joins.WithLabelValues(r)
+	}
+	for _, r := range []string{"answered", "no_answer", "error"} {
+		m.isolationPings.WithLabelValues(r)
 	}
 	m.keyringReloads.WithLabelValues("changed")
 	m.keyringReloads.WithLabelValues("failure")

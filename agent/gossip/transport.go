@@ -22,14 +22,16 @@ type countingTransport struct {
 	streamsIn, streamsOut      prometheus.Counter
 	streamBytesIn              prometheus.Counter
 	streamBytesOut             prometheus.Counter
-	packets                    chan *memberlist.Packet
-	streams                    chan net.Conn
-	done                       chan struct{}
-	once                       sync.Once
-	wg                         sync.WaitGroup
+	// heard is told the source address of every packet received.
+	heard   func(from string)
+	packets chan *memberlist.Packet
+	streams chan net.Conn
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
 }
 
-func newCountingTransport(inner memberlist.NodeAwareTransport, m *metrics) *countingTransport {
+func newCountingTransport(inner memberlist.NodeAwareTransport, m *metrics, heard func(from string)) *countingTransport {
 	t := &countingTransport{
 		NodeAwareTransport: inner,
 		packetsIn:          m.messagesReceived.WithLabelValues(transportPacket),
@@ -40,6 +42,7 @@ func newCountingTransport(inner memberlist.NodeAwareTransport, m *metrics) *coun
 		streamsOut:         m.messagesSent.WithLabelValues(transportStream),
 		streamBytesIn:      m.bytesReceived.WithLabelValues(transportStream),
 		streamBytesOut:     m.bytesSent.WithLabelValues(transportStream),
+		heard:              heard,
 		packets:            make(chan *memberlist.Packet),
 		streams:            make(chan net.Conn),
 		done:               make(chan struct{}),
@@ -58,6 +61,9 @@ func (t *countingTransport) relayPackets() {
 		case p := <-in:
 			t.packetsIn.Inc()
 			t.packetBytesIn.Add(float64(len(p.Buf)))
+			if p.From != nil {
+				t.heard(p.From.String())
+			}
 			select {
 			case t.packets <- p:
 			case <-t.done:

@@ -36,6 +36,7 @@ import (
 	"github.com/haagent/haagent/agent/evict"
 	"github.com/haagent/haagent/agent/fence"
 	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/nodecache"
 	"github.com/haagent/haagent/agent/nodestatus"
 	"github.com/haagent/haagent/agent/probe"
 	"github.com/haagent/haagent/agent/record"
@@ -231,13 +232,19 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		peerSource = seeds
 	}
 	gossipDeps := gossip.Deps{Logger: log, Registerer: reg, Seeds: peerSource}
-	if client != nil && o.admission {
-		checker := admission.New(client)
-		checker.Start(ctx)
-		if !checker.WaitForSync(ctx, 30*time.Second) {
-			log.Warn("the Node list did not arrive within 30s: admitting gossip peers unchecked until it does")
+	var nodes *nodecache.Cache
+	if client != nil {
+		// One watch of the Nodes serves admission and the expected group
+		// that majorities are counted against.
+		nodes = nodecache.New(client, nodestatus.ConditionType)
+		go func() { _ = nodes.Run(ctx) }()
+		if !nodes.WaitForSync(ctx, 30*time.Second) {
+			log.Warn("the Node list did not arrive within 30s: admitting gossip peers unchecked and counting majorities against the members seen, until it does")
 		}
-		gossipDeps.Admit = checker.Admit
+		gossipDeps.Nodes = nodes
+		if o.admission {
+			gossipDeps.Admit = admission.New(nodes).Admit
+		}
 	}
 	members, err := gossip.New(o.gossip, gossipDeps)
 	if err != nil {
@@ -274,7 +281,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return err
 	}
-	fencer, err := fence.New(o.fence, fence.Signals{Majority: members.SeesMajority, APIReachable: apiReachable(runner)}, nil, log, reg)
+	fencer, err := fence.New(o.fence, fence.Signals{Majority: members.InTouch, APIReachable: apiReachable(runner)}, nil, log, reg)
 	if err != nil {
 		return err
 	}

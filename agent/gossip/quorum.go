@@ -1,0 +1,275 @@
+package gossip
+
+import (
+	"context"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// This file holds the two majority tests that safety rests on, and what
+// they count.
+//
+// The expected group is the denominator of both. It is every member this
+// agent has seen that has not left gracefully, and every Node on which an
+// agent has run (NodeSource.AgentNodes), less the Nodes the API says no
+// longer exist. So:
+//   - an agent that restarts alone on a cut-off node still counts the group
+//     from the cached Node list, or, with no API at all, has joined nobody:
+//     an agent that has never seen another member alive is never in a
+//     majority, whatever it counts;
+//   - dead members stay in the denominator until their Node is deleted:
+//     only the API's word (a Node gone) or the member's own (a graceful
+//     leave) shrinks the group. A minority cut off from the majority cannot
+//     shrink its denominator by itself: it hears neither the majority's
+//     leaves nor, while it cannot reach the API, of deletions, and the
+//     cached Node list it keeps still names the majority's Nodes.
+
+// NodeSource is the Kubernetes API's word on the group, read from a cache
+// that outlives an API outage.
+type NodeSource interface {
+	// Synced reports whether the Node list has arrived at least once.
+	Synced() bool
+	// Exists reports whether a Node of that name exists in the last list.
+	Exists(name string) bool
+	// AgentNodes lists the Nodes on which a haagent agent has run.
+	AgentNodes() []string
+}
+
+// isolationPingsPerRound bounds the pings one round of keepInTouch sends.
+// A round runs every quarter of the isolation timeout, so up to 128 peers a
+// timeout are pinged on top of the ones SWIM's own probes reach: enough for
+// a group of about 250 with no help from SWIM. Larger groups need a longer
+// --isolation-timeout, which haagent_gossip_in_touch_members shows.
+const isolationPingsPerRound = 32
+
+// contacts records when each member was last heard from directly: a
+// packet whose source is the member's gossip address. It has its own lock:
+// it is written for every packet received.
+type contacts struct {
+	mu     sync.Mutex
+	byAddr map[string]string    // gossip address -> member name
+	last   map[string]time.Time // member name -> last packet
+}
+
+func newContacts() *contacts {
+	return &contacts{byAddr: map[string]string{}, last: map[string]time.Time{}}
+}
+
+// heard records a packet from addr; addresses of no member are ignored, so
+// the table stays as large as the membership.
+func (c *contacts) heard(addr string, now time.Time) {
+	c.mu.Lock()
+	if name, ok := c.byAddr[addr]; ok {
+		c.last[name] = now
+	}
+	c.mu.Unlock()
+}
+
+// moved records a member's address.
+func (c *contacts) moved(name, oldAddr, newAddr string) {
+	c.mu.Lock()
+	if c.byAddr[oldAddr] == name {
+		delete(c.byAddr, oldAddr)
+	}
+	c.byAddr[newAddr] = name
+	c.mu.Unlock()
+}
+
+// lastHeard returns when each of names was last heard from.
+func (c *contacts) lastHeard(names []string) []time.Time {
+	out := make([]time.Time, len(names))
+	c.mu.Lock()
+	for i, n := range names {
+		out[i] = c.last[n]
+	}
+	c.mu.Unlock()
+	return out
+}
+
+// QuorumView is what this agent knows of its group, for the majority tests
+// and for people.
+type QuorumView struct {
+	// Joined is whether this agent has ever seen another member alive.
+	Joined bool `json:"joined"`
+	// Expected is the size of the expected group, this agent included.
+	Expected int `json:"expected"`
+	// Live is how many of them gossip holds alive or suspect.
+	Live int `json:"live"`
+	// InTouch is how many of them this agent heard from directly within
+	// the isolation timeout, itself included.
+	InTouch int `json:"inTouch"`
+}
+
+// SeesMajority reports whether the gossip view holds a strict majority of
+// the expected group alive or suspect.
+func (v QuorumView) SeesMajority() bool { return v.Joined && v.Live > v.Expected/2 }
+
+// HasContact reports whether a strict majority of the expected group was
+// heard from directly within the isolation timeout. It does not wait for
+// memberlist's suspicion timers, which Lifeguard stretches on a member that
+// hears nothing: a cut-off agent loses it within the isolation timeout of
+// the cut.
+func (v QuorumView) HasContact() bool { return v.Joined && v.InTouch > v.Expected/2 }
+
+// Quorum returns this agent's view of its group now.
+func (m *Membership) Quorum() QuorumView {
+	names, live := m.expected()
+	v := QuorumView{Joined: m.joined.Load(), Expected: len(names), Live: live, InTouch: 1}
+	now := m.clock.Now()
+	for i, t := range m.contacts.lastHeard(names) {
+		if names[i] != m.cfg.NodeName && !t.IsZero() && now.Sub(t) < m.timing.IsolationTimeout {
+			v.InTouch++
+		}
+	}
+	m.metrics.expected.Set(float64(v.Expected))
+	m.metrics.inTouch.Set(float64(v.InTouch))
+	return v
+}
+
+// SeesMajority reports whether this agent's gossip view holds a strict
+// majority of the expected group alive or suspect, itself included. An
+// agent that has joined nobody never does.
+func (m *Membership) SeesMajority() bool { return m.Quorum().SeesMajority() }
+
+// InTouch reports whether this agent heard directly from a strict majority
+// of the expected group within the isolation timeout. An agent that has
+// joined nobody never is.
+func (m *Membership) InTouch() bool { return m.Quorum().HasContact() }
+
+// IsolationTimeout is the isolation timeout in force.
+func (m *Membership) IsolationTimeout() time.Duration { return m.timing.IsolationTimeout }
+
+// expected returns the names of the expected group, sorted, and how many
+// of them gossip holds alive or suspect.
+func (m *Membership) expected() (names []string, live int) {
+	synced := m.nodes != nil && m.nodes.Synced()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	names = make([]string, 0, len(m.members)+1)
+	for name, mem := range m.members {
+		if mem.State == StateLeft || (synced && !mem.Local && !m.nodes.Exists(name)) {
+			continue
+		}
+		names = append(names, name)
+		if mem.State == StateAlive || mem.State == StateSuspect {
+			live++
+		}
+	}
+	if _, ok := m.members[m.cfg.NodeName]; !ok {
+		// Before memberlist has announced this agent to itself.
+		names = append(names, m.cfg.NodeName)
+		live++
+	}
+	if synced {
+		for _, name := range m.nodes.AgentNodes() {
+			if _, ok := m.members[name]; !ok && name != m.cfg.NodeName {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), live
+}
+
+// keepInTouch pings, every quarter of the isolation timeout, the members of
+// the expected group heard from least recently, when fewer than a majority
+// were heard from within half the timeout: SWIM alone reaches about two
+// peers a probe interval, too few to hear from a majority in time in a
+// larger group. A member with nothing to add (a healthy small group) sends
+// nothing more.
+func (m *Membership) keepInTouch(ctx context.Context) {
+	period := m.timing.IsolationTimeout / 4
+	t := m.clock.NewTicker(period)
+	defer t.Stop()
+	wasInTouch := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		targets := m.pingTargets()
+		var wg sync.WaitGroup
+		for _, mem := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.ping(mem)
+			}()
+		}
+		wg.Wait()
+		v := m.Quorum()
+		if v.HasContact() != wasInTouch {
+			wasInTouch = v.HasContact()
+			fields := []zap.Field{zap.Int("in_touch", v.InTouch), zap.Int("expected", v.Expected), zap.Bool("joined", v.Joined),
+				zap.Duration("isolation_timeout", m.timing.IsolationTimeout)}
+			if wasInTouch {
+				m.log.Info("in touch with a majority of the group", fields...)
+			} else {
+				m.log.Warn("no packet from a majority of the group within the isolation timeout", fields...)
+			}
+		}
+	}
+}
+
+// pingTargets picks the members to ping this round.
+func (m *Membership) pingTargets() []Member {
+	names, _ := m.expected()
+	quorum := len(names)/2 + 1
+	now := m.clock.Now()
+	fresh := 1
+	type cand struct {
+		mem  Member
+		last time.Time
+	}
+	var stale []cand
+	heard := m.contacts.lastHeard(names)
+	for i, name := range names {
+		if name == m.cfg.NodeName {
+			continue
+		}
+		if !heard[i].IsZero() && now.Sub(heard[i]) < m.timing.IsolationTimeout/2 {
+			fresh++
+			continue
+		}
+		mem, ok := m.Member(name)
+		if !ok || mem.Addr == "" || mem.State == StateLeft {
+			continue // known from the API only: no address to ping
+		}
+		stale = append(stale, cand{mem, heard[i]})
+	}
+	if fresh >= quorum {
+		return nil
+	}
+	slices.SortFunc(stale, func(a, b cand) int { return a.last.Compare(b.last) })
+	// A few more than the shortfall: some of them will not answer.
+	n := min(len(stale), quorum-fresh+2, isolationPingsPerRound)
+	out := make([]Member, n)
+	for i := range out {
+		out[i] = stale[i].mem
+	}
+	return out
+}
+
+// ping sends one memberlist ping; its ack, a packet from the member's
+// address, is what counts as contact.
+func (m *Membership) ping(mem Member) {
+	ml := m.ml.Load()
+	if ml == nil {
+		return
+	}
+	addr, err := net.ResolveUDPAddr("udp", mem.Addr)
+	if err != nil {
+		m.metrics.isolationPings.WithLabelValues("error").Inc()
+		return
+	}
+	if _, err := ml.Ping(mem.Name, addr); err != nil {
+		m.metrics.isolationPings.WithLabelValues("no_answer").Inc()
+		return
+	}
+	m.metrics.isolationPings.WithLabelValues("answered").Inc()
+}
