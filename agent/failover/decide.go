@@ -257,17 +257,27 @@ func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 		}
 	}
 
-	pause = DeadFractionGuard(d.cfg, members)
+	clusterPause, zonePause := deadFractionGuards(d.cfg, members)
+	pause = clusterPause
 	optOut := map[string]bool{}
+	zoneOf := map[string]string{}
 	for _, m := range members {
 		optOut[m.Name] = m.OptOut
+		zoneOf[m.Name] = m.Zone
+		if pause == "" && zonePause[m.Zone] != "" {
+			pause = zonePause[m.Zone]
+		}
 	}
 	for _, c := range confirmed {
 		switch {
 		case in.Paused:
 			c.Action, c.Reason = ActionHold, "failover paused by the operator"
-		case pause != "":
-			c.Action, c.Reason = ActionHold, pause
+		case clusterPause != "":
+			c.Action, c.Reason = ActionHold, clusterPause
+		case zonePause[zoneOf[c.Target]] != "":
+			// A zone losing most of its nodes points at that zone's
+			// network or power: the other zones' failovers go on.
+			c.Action, c.Reason = ActionHold, zonePause[zoneOf[c.Target]]
 		case optOut[c.Target]:
 			c.Action, c.Reason = ActionHold, "node opted out of automatic failover"
 		case d.tokens < 1:
@@ -293,21 +303,45 @@ func (d *Decider) refill(now time.Time) {
 
 // DeadFractionGuard reports why automatic failover must pause, or "":
 // more than MaxDeadFraction of the known members dead (by gossip), in the
-// whole cluster or in a zone of at least ZoneMinNodes. Every agent can
-// compute it from its own view, so the alert fires even when no agent
-// sees a majority and nobody coordinates.
+// whole cluster or in a zone of at least ZoneMinNodes (the first such zone
+// by name). Every agent can compute it from its own view, so the alert
+// fires even when no agent sees a majority and nobody coordinates.
+//
+// The cluster-wide guard never holds back a confirmed death by itself at a
+// fraction of a half or more: a confirmation needs a strict majority of
+// the known members alive to vote, so with more than half dead nothing is
+// confirmed. It is there for the alert, for fractions below a half, and as
+// the rule's statement, in case the quorum rule changes.
 func DeadFractionGuard(cfg Config, members []Member) string {
+	cluster, zones := deadFractionGuards(cfg, members)
+	if cluster != "" {
+		return cluster
+	}
+	names := make([]string, 0, len(zones))
+	for z := range zones {
+		names = append(names, z)
+	}
+	sort.Strings(names)
+	if len(names) > 0 {
+		return zones[names[0]]
+	}
+	return ""
+}
+
+// deadFractionGuards returns the cluster-wide reason to pause, or "", and
+// the reason of each zone over the fraction.
+func deadFractionGuards(cfg Config, members []Member) (cluster string, zones map[string]string) {
 	type counts struct{ known, dead int }
 	all := counts{}
-	zones := map[string]*counts{}
+	byZone := map[string]*counts{}
 	for _, m := range members {
 		if m.State == gossip.StateLeft {
 			continue
 		}
-		z := zones[m.Zone]
+		z := byZone[m.Zone]
 		if z == nil {
 			z = &counts{}
-			zones[m.Zone] = z
+			byZone[m.Zone] = z
 		}
 		all.known++
 		z.known++
@@ -318,19 +352,15 @@ func DeadFractionGuard(cfg Config, members []Member) string {
 	}
 	over := func(c counts) bool { return c.known > 0 && float64(c.dead) > cfg.MaxDeadFraction*float64(c.known) }
 	if over(all) {
-		return fmt.Sprintf("%d of %d nodes dead, more than %.0f%%", all.dead, all.known, 100*cfg.MaxDeadFraction)
+		cluster = fmt.Sprintf("%d of %d nodes dead, more than %.0f%%", all.dead, all.known, 100*cfg.MaxDeadFraction)
 	}
-	names := make([]string, 0, len(zones))
-	for z := range zones {
-		names = append(names, z)
-	}
-	sort.Strings(names)
-	for _, z := range names {
-		if c := *zones[z]; z != "" && c.known >= cfg.ZoneMinNodes && over(c) {
-			return fmt.Sprintf("zone %s: %d of %d nodes dead, more than %.0f%%", z, c.dead, c.known, 100*cfg.MaxDeadFraction)
+	zones = map[string]string{}
+	for z, c := range byZone {
+		if z != "" && c.known >= cfg.ZoneMinNodes && over(*c) {
+			zones[z] = fmt.Sprintf("zone %s: %d of %d nodes dead, more than %.0f%%", z, c.dead, c.known, 100*cfg.MaxDeadFraction)
 		}
 	}
-	return ""
+	return cluster, zones
 }
 
 // ConfirmedDead reports whether target is dead in gossip and a quorum of
