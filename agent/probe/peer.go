@@ -2,9 +2,11 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,8 +74,10 @@ func (c PeerConfig) Validate() error {
 type PeerResult struct {
 	// Addr is the host:port that was dialled.
 	Addr string
-	// Reachable is true when the TCP connect succeeded: the node's kernel and kubelet are
-	// up, whatever its agent says.
+	// Reachable is true when the peer's host answered the TCP connect: it accepted it (the
+	// kernel and the kubelet are up) or refused it (ECONNREFUSED: the kernel is up, the
+	// port closed). Either way the node lives, whatever its agent says. Silence (a
+	// timeout) and an unreachable host or network are no answer.
 	Reachable bool
 	// Inconclusive is true when no connect attempt finished because the caller's context
 	// ended first (also while waiting for a free slot). Reachable is then false, but that
@@ -86,7 +90,7 @@ type PeerResult struct {
 	Reason string
 }
 
-// PeerChecker checks whether a peer node's kubelet port accepts TCP connections. It is safe
+// PeerChecker checks whether a peer node answers TCP connects to its kubelet port. It is safe
 // for concurrent use and bounds its checks in flight; when a check returns, the
 // goroutines of its attempts have ended or are cancelled and end at once.
 type PeerChecker struct {
@@ -121,7 +125,8 @@ func NewPeerChecker(cfg PeerConfig, clk clock.PassiveClock, reg prometheus.Regis
 	}, nil
 }
 
-// Check opens a TCP connection to addr and closes it at once. addr is a host (an IP or a
+// Check opens a TCP connection to addr and closes it at once; a refused connect is an answer
+// too (see PeerResult.Reachable). addr is a host (an IP or a
 // name), to which the configured port is added; an addr that already has a port
 // ("10.0.0.5:10250", "[fd00::5]:10250") is dialled as it is. The connect is bounded by
 // the configured timeout and by ctx.
@@ -159,27 +164,17 @@ func (p *PeerChecker) Check(ctx context.Context, addr string) PeerResult {
 	return PeerResult{Addr: target, Latency: latency, Reason: truncate(reason, MaxReasonBytes)}
 }
 
-// dialAny makes Attempts connects to target at once and returns nil as soon as one
-// succeeds (the others are cancelled), or the first error when all fail.
+// dialAny makes Attempts connects to target at once and returns nil as soon as the host
+// answers one (the others are cancelled), or the first error when none is answered.
 func (p *PeerChecker) dialAny(ctx context.Context, target string) error {
 	if p.cfg.Attempts <= 1 {
-		conn, err := p.dial(ctx, "tcp", target)
-		if err == nil {
-			_ = conn.Close()
-		}
-		return err
+		return p.dialOnce(ctx, target)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, p.cfg.Attempts)
 	for range p.cfg.Attempts {
-		go func() {
-			conn, err := p.dial(ctx, "tcp", target)
-			if err == nil {
-				_ = conn.Close()
-			}
-			errs <- err
-		}()
+		go func() { errs <- p.dialOnce(ctx, target) }()
 	}
 	var first error
 	for range p.cfg.Attempts {
@@ -192,6 +187,23 @@ func (p *PeerChecker) dialAny(ctx context.Context, target string) error {
 		}
 	}
 	return first
+}
+
+// dialOnce makes one connect and returns nil when the host answered it. A refusal
+// (ECONNREFUSED, the kernel's RST to a SYN for a closed port) is an answer: a host that is
+// down or cut off cannot send one, and a crashed kubelet on a live node must not make the
+// node look dead (the node's pods still run). A timeout, EHOSTUNREACH (no ARP or NDP
+// answer, or an ICMP host unreachable from a router) and ENETUNREACH are no answer.
+func (p *PeerChecker) dialOnce(ctx context.Context, target string) error {
+	conn, err := p.dial(ctx, "tcp", target)
+	if err == nil {
+		_ = conn.Close()
+		return nil
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
+	return err
 }
 
 func (p *PeerChecker) observe(result string, latency time.Duration) {

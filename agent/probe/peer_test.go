@@ -3,9 +3,12 @@ package probe
 import (
 	"context"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,8 +65,9 @@ func TestPeerChecker_Check(t *testing.T) {
 	}{
 		{name: "host gets the configured port", configPort: open, addr: host, wantAddr: openAddr, wantReachable: true},
 		{name: "host:port is dialled as given", configPort: closed, addr: openAddr, wantAddr: openAddr, wantReachable: true},
-		{name: "closed port", configPort: closed, addr: host, wantAddr: closedAddr, wantReason: "connection refused"},
-		{name: "closed host:port", configPort: open, addr: closedAddr, wantAddr: closedAddr, wantReason: "connection refused"},
+		// A refusal is an answer from the host's kernel: the node is up.
+		{name: "closed port", configPort: closed, addr: host, wantAddr: closedAddr, wantReachable: true},
+		{name: "closed host:port", configPort: open, addr: closedAddr, wantAddr: closedAddr, wantReachable: true},
 		{
 			name: "unresolvable host", configPort: open, addr: "no_such!host",
 			wantAddr: "no_such!host:" + strconv.Itoa(int(open)), wantReason: "cannot resolve host no_such!host",
@@ -118,6 +122,8 @@ func TestPeerChecker_concurrentUse(t *testing.T) {
 	host, open := kubeletListener(t)
 	closedHost := net.JoinHostPort(host, strconv.Itoa(int(closedPort(t))))
 	p, reg := newTestPeerChecker(t, open, 3)
+	// closedHost stands for a dead node here: its connects find no route.
+	p.dial = failingDial(map[string]error{closedHost: dialError(syscall.EHOSTUNREACH)})
 	const calls = 40
 	var wg sync.WaitGroup
 	results := make([]PeerResult, calls)
@@ -224,6 +230,98 @@ func TestPeerChecker_anyAttemptMakesThePeerReachable(t *testing.T) {
 		if !tc.reachable && res.Reason != "timed out after 200ms" {
 			t.Errorf("reason = %q", res.Reason)
 		}
+	}
+}
+
+// dialError is the error a failed connect returns, with errno inside.
+func dialError(errno syscall.Errno) error {
+	return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
+}
+
+// failingDial fails the connects to the addresses in fail with their
+// errors (nil: hangs until the context ends, as a dropped SYN does), and
+// dials the others.
+func failingDial(fail map[string]error) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		err, ok := fail[addr]
+		switch {
+		case !ok:
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		case err == nil:
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+}
+
+// TestPeerChecker_refusedIsAnAnswer: a refused connect (a TCP RST from
+// the peer's kernel) proves that the host is up, so it counts as reachable
+// ("agent down", no eviction) like an accepted one. Only silence (a
+// timeout) and unreachable hosts or networks count as no answer.
+func TestPeerChecker_refusedIsAnAnswer(t *testing.T) {
+	const addr = "192.0.2.7:10250"
+	tests := []struct {
+		name          string
+		err           error // nil: the connect hangs until the timeout
+		wantReachable bool
+		wantReason    string
+	}{
+		{name: "refused", err: dialError(syscall.ECONNREFUSED), wantReachable: true},
+		{name: "timeout", err: nil, wantReason: "timed out after 200ms"},
+		{name: "host unreachable", err: dialError(syscall.EHOSTUNREACH), wantReason: "no route to host"},
+		{name: "network unreachable", err: dialError(syscall.ENETUNREACH), wantReason: "network unreachable"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, reg := newTestPeerChecker(t, 10250, 1)
+			p.cfg.Timeout = 200 * time.Millisecond
+			p.dial = failingDial(map[string]error{addr: tc.err})
+			got := p.Check(context.Background(), addr)
+			if got.Reachable != tc.wantReachable || got.Reason != tc.wantReason || got.Inconclusive {
+				t.Fatalf("Check = %+v, want reachable %v reason %q", got, tc.wantReachable, tc.wantReason)
+			}
+			result := peerUnreachable
+			if tc.wantReachable {
+				result = peerReachable
+			}
+			if n := metricValue(t, reg, "haagent_probe_peer_checks_total", map[string]string{"result": result}); n != 1 {
+				t.Fatalf("haagent_probe_peer_checks_total{result=%q} = %v, want 1", result, n)
+			}
+		})
+	}
+}
+
+// TestPeerChecker_refusedEndsTheCheck: with several connects in flight, a
+// refused one answers for the peer at once; the others (lost SYNs) are not
+// waited for.
+func TestPeerChecker_refusedEndsTheCheck(t *testing.T) {
+	var calls atomic.Int32
+	p, _ := newTestPeerChecker(t, 10250, 1)
+	p.cfg.Timeout = 2 * time.Second
+	p.dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		if calls.Add(1) == 2 {
+			return nil, dialError(syscall.ECONNREFUSED)
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	got := p.Check(context.Background(), "192.0.2.7")
+	if !got.Reachable || got.Inconclusive || got.Reason != "" {
+		t.Fatalf("Check = %+v, want reachable", got)
+	}
+	if got.Latency >= time.Second {
+		t.Fatalf("latency %s: waited for the lost connects", got.Latency)
+	}
+}
+
+// TestPeerChecker_closedLoopbackPortIsReachable: the real thing, a port on
+// 127.0.0.1 that was taken and closed again answers with a RST.
+func TestPeerChecker_closedLoopbackPortIsReachable(t *testing.T) {
+	port := closedPort(t)
+	p, _ := newTestPeerChecker(t, port, 1)
+	if got := p.Check(context.Background(), "127.0.0.1"); !got.Reachable || got.Reason != "" {
+		t.Fatalf("Check(closed port %d) = %+v, want reachable", port, got)
 	}
 }
 
