@@ -36,6 +36,8 @@ func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, membe
 			c.fail(f, "the Node was deleted")
 		case errors.Is(err, evict.ErrOptedOut):
 			c.fail(f, "the Node was opted out of automatic failover during the failover")
+		case errors.Is(err, evict.ErrNodeRenewed), errors.Is(err, evict.ErrNodeReady):
+			c.fenceRefused(f, err)
 		case err != nil:
 			f.Status.Message = truncate(err.Error(), 512)
 			c.log.Warn("failover step failed; retrying", zap.String("node", f.Spec.Node),
@@ -54,6 +56,32 @@ func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, membe
 			return // failed, or still waiting in the same phase
 		}
 	}
+}
+
+// Messages of a record that the fence guards hold in AwaitingFence.
+const (
+	msgNodeRenewed = "the node's kubelet renewed its Lease after the failover was confirmed: it is not fenced; " +
+		"its stateful pods stay until it is back or a person acts"
+	msgNodeReady = "the node is Ready: it is not fenced; its stateful pods stay until it is back or a person acts"
+)
+
+// fenceRefused keeps the record waiting in AwaitingFence: the guards found
+// the node's kubelet alive, so the node is not fenced. It is no failure:
+// the record moves on when the node is back on gossip (Recovering, then the
+// hand-back), or a person steps in. Logged and counted once per refusal
+// spell, not on every tick.
+func (c *Coordinator) fenceRefused(f *record.NodeFailover, err error) {
+	reason, msg := fenceRefusedRenewed, msgNodeRenewed
+	if errors.Is(err, evict.ErrNodeReady) {
+		reason, msg = fenceRefusedReady, msgNodeReady
+	}
+	if f.Status.Message == msg {
+		return
+	}
+	f.Status.Message = msg
+	c.refusedFences.WithLabelValues(reason).Inc()
+	c.log.Warn("fence refused: the node's kubelet is alive; stateful pods stay", zap.String("node", f.Spec.Node),
+		zap.String("reason", reason), zap.Error(err))
 }
 
 func (c *Coordinator) fail(f *record.NodeFailover, why string) {
@@ -92,6 +120,7 @@ func (c *Coordinator) finish(ctx context.Context, f *record.NodeFailover) {
 	}
 	c.mu.Lock()
 	delete(c.active, f.Spec.Node)
+	delete(c.taken, f.Spec.Node)
 	if f.Status.Confirmed != nil {
 		c.history[f.Spec.Node] = append(c.history[f.Spec.Node], f.Status.Confirmed.Time)
 	}
@@ -104,7 +133,22 @@ func (c *Coordinator) finish(ctx context.Context, f *record.NodeFailover) {
 // stepRecord does the next thing the record's phase calls for.
 func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, members []failover.Member) error {
 	node, st, ev := f.Spec.Node, &f.Status, c.d.Evictor
-	now := c.clock.Now()
+	switch st.Phase {
+	case record.PhaseConfirmed, record.PhaseCordoned, record.PhaseTainted, record.PhasePodsNotReady, record.PhaseEvicting:
+		// Until the node is fully failed over, every action is checked
+		// against the current view: the record may have been resumed from
+		// the API long after it was decided, or this pass may have spent
+		// seconds on evictions. A node that is back ends the failover.
+		if f.Spec.Cause != record.CauseNotReady && c.aliveOnGossip(node, members) {
+			return c.abort(ctx, f)
+		}
+		// A record that only this agent holds must not act: should this
+		// agent lose the Lease, nobody could find the record to hand back
+		// what was done. The queued create goes out on a later pass.
+		if c.d.Store.PendingCreate(f.Name) {
+			return nil
+		}
+	}
 	switch st.Phase {
 	case record.PhaseConfirmed:
 		if _, err := ev.Cordon(ctx, node, f.Spec.Reason); err != nil {
@@ -171,7 +215,7 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 			st.Message = "stateful pods stay on the live node: move them by hand, or wait for the node to be ready"
 			return c.handBack(ctx, f, members)
 		}
-		if memberState(members, node) == gossip.StateAlive {
+		if c.aliveOnGossip(node, members) {
 			st.Message = "the node came back before it was fenced: its stateful pods stay with it"
 			return st.Advance(record.PhaseRecovering)
 		}
@@ -179,21 +223,39 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 			st.Message = "stateful pods wait for the node or a person: --fence-bound is 0"
 			return nil
 		}
-		if st.Confirmed == nil || now.Before(st.Confirmed.Add(c.cfg.FenceBound)) {
+		tk, err := c.takenOver(ctx, f)
+		if err != nil {
+			return err
+		}
+		// The bound runs on this agent's own monotonic clock, from when this
+		// term took the record over. st.Confirmed was stamped by the wall
+		// clock of whichever coordinator confirmed the node; against it, a
+		// successor whose clock runs ahead would cut the bound short, or
+		// skip it. The takeover came after the confirmation, so the bound
+		// timed from it never ends before the bound since confirmation has
+		// passed in real time, and no skew between machines can shorten it.
+		// A wall-clock condition on top could never end the wait sooner,
+		// only later when this clock runs behind the confirming one, so
+		// there is none.
+		if c.clock.Since(tk.at) < c.cfg.FenceBound {
 			return nil
+		}
+		fc := evict.FenceCheck{Lease: tk.lease}
+		if st.Confirmed != nil {
+			fc.Confirmed = st.Confirmed.Time
 		}
 		// The node counts as fenced from the moment the bound has passed
 		// and the out-of-service taint goes on: from then on Kubernetes
 		// itself may delete its pods.
 		fencedAt := c.clock.Now()
-		if _, err := ev.ApplyOutOfService(ctx, node); err != nil {
+		if _, err := ev.ApplyOutOfService(ctx, node, fc); err != nil {
 			return err
 		}
 		res, err := ev.EvictPods(ctx, node)
 		if err != nil {
 			return err
 		}
-		del, err := ev.ForceDeletePods(ctx, node, res.FencedOnly())
+		del, err := ev.ForceDeletePods(ctx, node, res.FencedOnly(), fc)
 		if err != nil {
 			return err
 		}
@@ -223,6 +285,72 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		return c.handBack(ctx, f, members)
 	}
 	return nil
+}
+
+// takenOver returns when this term took f over and the node's Lease then.
+// A Lease that could not be read at takeover is read now, and the takeover
+// moves to now, so that the bound runs entirely while the Lease is watched:
+// a renewal before this read would not show as a change.
+func (c *Coordinator) takenOver(ctx context.Context, f *record.NodeFailover) (takeover, error) {
+	node := f.Spec.Node
+	c.mu.Lock()
+	tk, ok := c.taken[node]
+	c.mu.Unlock()
+	if ok && tk.leaseRead {
+		return tk, nil
+	}
+	lease, err := c.d.Evictor.NodeLease(ctx, node)
+	if err != nil {
+		return takeover{}, err
+	}
+	tk = takeover{at: c.clock.Now(), lease: lease, leaseRead: true}
+	c.mu.Lock()
+	if c.taken == nil {
+		c.taken = map[string]takeover{}
+	}
+	c.taken[node] = tk
+	c.mu.Unlock()
+	return tk, nil
+}
+
+// aliveOnGossip reports whether the node is alive in the view this pass
+// decided on, or in gossip as it is now.
+func (c *Coordinator) aliveOnGossip(node string, members []failover.Member) bool {
+	if memberState(members, node) == gossip.StateAlive {
+		return true
+	}
+	for _, m := range c.d.Gossip.Members() {
+		if m.Name == node {
+			return m.State == gossip.StateAlive
+		}
+	}
+	return false
+}
+
+// abort ends a failover whose node came back before it was fully failed
+// over. It hands back what haagent added (Undo removes exactly that, and
+// nothing someone else set) and keeps the record, Aborted. The Ready
+// condition haagent set to Unknown is the kubelet's to write again, as it
+// does at its next status update; pods already evicted stay evicted.
+func (c *Coordinator) abort(ctx context.Context, f *record.NodeFailover) error {
+	node, st := f.Spec.Node, &f.Status
+	from := st.Phase
+	res, err := c.d.Evictor.Undo(ctx, node)
+	if err != nil {
+		return err
+	}
+	now := c.clock.Now()
+	if st.NodeReturned == nil {
+		st.NodeReturned = record.At(now)
+	}
+	st.Message = "the node came back before it was failed over: failover stopped, nothing had been done to the node yet"
+	if res.Changed {
+		st.Uncordoned = record.At(now)
+		st.Message = "the node came back before it was failed over: failover stopped, haagent's cordon and taints removed"
+	}
+	c.log.Warn("failover aborted: the node came back before it was failed over", zap.String("node", node),
+		zap.String("phase", string(from)), zap.Bool("uncordoned", res.Uncordoned), zap.Strings("taints_removed", res.TaintsRemoved))
+	return st.Advance(record.PhaseAborted)
 }
 
 // handBack ends the failover once the node has been back (alive on

@@ -70,9 +70,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Decide.Interval, "failover-interval", c.Decide.Interval, "one more failover may start each interval")
 }
 
-// Validate names the flag and the bound. fenceAfter is the agents'
-// --fence-after.
-func (c Config) Validate(fenceAfter time.Duration) error {
+// Validate names the flag and the bound. fence are the agents' settings
+// that bound how long a cut-off node may keep running its pods.
+func (c Config) Validate(fence FenceTerms) error {
 	if err := c.Lease.Validate(); err != nil {
 		return err
 	}
@@ -82,12 +82,10 @@ func (c Config) Validate(fenceAfter time.Duration) error {
 	switch {
 	case c.Tick < 10*time.Millisecond || c.Tick > 10*time.Second:
 		return fmt.Errorf("coordinator: --coordinator-tick (%s) must be between 10ms and 10s", c.Tick)
-	case c.FenceBound < 0 || (c.FenceBound > 0 && c.FenceBound <= fenceAfter):
-		return fmt.Errorf("coordinator: --fence-bound (%s) must be 0 (never) or more than --fence-after (%s)", c.FenceBound, fenceAfter)
 	case c.Stabilization < 0 || c.Stabilization > time.Hour:
 		return fmt.Errorf("coordinator: --stabilization (%s) must be between 0s and 1h0m0s", c.Stabilization)
 	}
-	return nil
+	return validateFenceBound(c.FenceBound, fence)
 }
 
 // Gossip is what the coordinator reads from the membership.
@@ -133,15 +131,34 @@ type Coordinator struct {
 	clock   clock.WithTicker
 	decider *failover.Decider
 	metrics *metrics
+	// refusedFences counts the refusal spells of the fence guards, by
+	// reason: fenceRefusedRenewed or fenceRefusedReady.
+	refusedFences *prometheus.CounterVec
 
 	mu      sync.Mutex
 	active  map[string]*record.NodeFailover // by node
+	taken   map[string]takeover             // by node, for the records in active
 	history map[string][]time.Time          // completed failovers by node
 	held    map[string]string               // last hold reason logged, by node
 	back    map[string]time.Time            // since when a failed-over node is back
 	unready map[string]time.Time            // since when an alive node reports itself not ready
 	leading atomic.Bool
 	holder  atomic.Value // string: the Lease holder last observed
+}
+
+// takeover is when this term of the coordinator took a record over (created
+// it, adopted it or loaded it from the API) and what the node's kubelet
+// Lease was then. The fence bound and guards are measured from it, never
+// from the record's timestamps: those were written by whichever coordinator
+// confirmed the node, by its wall clock.
+type takeover struct {
+	// at is from c.clock.Now() and keeps its monotonic reading: nothing
+	// may round it or change its zone.
+	at time.Time
+	// lease is valid when leaseRead is set; a Lease that could not be read
+	// at takeover is read before the fence bound starts.
+	lease     evict.NodeLease
+	leaseRead bool
 }
 
 // Holder returns the holder of the coordinator Lease as this agent last
@@ -153,8 +170,8 @@ func (c *Coordinator) Holder() string {
 }
 
 // New validates and builds the coordinator; it starts nothing.
-func New(cfg Config, fenceAfter time.Duration, d Deps) (*Coordinator, error) {
-	if err := cfg.Validate(fenceAfter); err != nil {
+func New(cfg Config, fence FenceTerms, d Deps) (*Coordinator, error) {
+	if err := cfg.Validate(fence); err != nil {
 		return nil, err
 	}
 	if d.Client == nil || d.Gossip == nil || d.Ballots == nil || d.Evictor == nil || d.Store == nil || d.Logger == nil || d.Registerer == nil {
@@ -171,12 +188,36 @@ func New(cfg Config, fenceAfter time.Duration, d Deps) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.failovers.WithLabelValues(string(record.OutcomeAborted))
+	refused, err := newFenceRefused(d.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	c := &Coordinator{cfg: cfg, d: d, log: d.Logger.Named("coordinator"), clock: d.Clock, decider: dec, metrics: m,
-		held: map[string]string{}, unready: map[string]time.Time{}}
+		refusedFences: refused, held: map[string]string{}, unready: map[string]time.Time{}}
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
 	return c, nil
+}
+
+// Values of the reason label of haagent_failover_fence_refused_total.
+const (
+	fenceRefusedRenewed = "node_renewed"
+	fenceRefusedReady   = "node_ready"
+)
+
+func newFenceRefused(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "haagent", Subsystem: "failover", Name: "fence_refused_total",
+		Help: "Times the fence guards found the kubelet of a node past its fence bound alive (node_renewed: it renewed its Lease after confirmation; node_ready: it is Ready), so its stateful pods stayed. Counted once per spell."},
+		[]string{"reason"})
+	if err := reg.Register(refused); err != nil {
+		return nil, err
+	}
+	for _, r := range []string{fenceRefusedRenewed, fenceRefusedReady} {
+		refused.WithLabelValues(r)
+	}
+	return refused, nil
 }
 
 // Run campaigns for the Lease and leads while it holds it, until ctx ends.
@@ -251,8 +292,9 @@ func (c *Coordinator) lead(ctx context.Context) {
 	// read again from the API, so that no failover is forgotten or started
 	// twice.
 	c.mu.Lock()
-	c.active = nil
+	c.active, c.taken = nil, nil
 	c.mu.Unlock()
+	defer c.stepDown()
 	t := c.clock.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	for {
@@ -269,6 +311,21 @@ func (c *Coordinator) lead(ctx context.Context) {
 		}
 		c.step(ctx)
 	}
+}
+
+// stepDown forgets what this term knew once the Lease is lost. Writes still
+// queued in the Store are dropped: they are this term's view of failovers
+// that another coordinator may have moved on since, and written late, when
+// this agent leads again perhaps days later, they would bring back a
+// failover of a node that is healthy by then. The next term resumes from
+// what the API holds.
+func (c *Coordinator) stepDown() {
+	if n := c.d.Store.DropPending(); n > 0 {
+		c.log.Warn("coordinator Lease lost: queued failover record writes dropped", zap.Int("writes", n))
+	}
+	c.mu.Lock()
+	c.active, c.taken = nil, nil
+	c.mu.Unlock()
 }
 
 // load reads the active records (to resume them) and the recent history
@@ -289,8 +346,11 @@ func (c *Coordinator) load(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
-	c.active, c.history, c.held = active, history, map[string]string{}
+	c.active, c.history, c.held, c.taken = active, history, map[string]string{}, map[string]takeover{}
 	c.mu.Unlock()
+	for _, f := range active {
+		c.takeOver(ctx, f, evict.NodeLease{}, false)
+	}
 	if len(active) > 0 {
 		names := make([]string, 0, len(active))
 		for n := range active {
@@ -403,8 +463,32 @@ func (c *Coordinator) hold(d failover.Decision) {
 }
 
 // start records a new failover. The record is the failover: once it is in
-// the API (or queued for it), any coordinator will carry it through.
+// the API, any coordinator will carry it through.
 func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.Time) {
+	// Never two active records for one node. The records were loaded when
+	// this term began; another coordinator may have written one since (two
+	// agents can both believe they hold the Lease for a moment). That one
+	// is carried on instead.
+	existing, err := c.d.Store.ActiveFor(ctx, d.Target)
+	if err != nil {
+		c.log.Warn("look up failover records of the node; not starting", zap.String("node", d.Target), zap.Error(err))
+		return
+	}
+	if existing != nil {
+		c.adopt(ctx, existing)
+		return
+	}
+	var lease evict.NodeLease
+	leaseRead := false
+	if !d.NotReady {
+		// Read at confirmation, before anything is done to the node: from
+		// here on, a renewal by its kubelet means it is not fenced.
+		if lease, err = c.d.Evictor.NodeLease(ctx, d.Target); err == nil {
+			leaseRead = true
+		} else {
+			c.log.Warn("read the node's Lease at confirmation", zap.String("node", d.Target), zap.Error(err))
+		}
+	}
 	reason := fmt.Sprintf("confirmed dead by %s", d.Tally)
 	if d.NotReady {
 		reason = d.Cause
@@ -452,10 +536,57 @@ func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.T
 	c.active[d.Target] = f
 	delete(c.held, d.Target)
 	c.mu.Unlock()
+	c.takeOver(ctx, f, lease, leaseRead)
 	c.metrics.failovers.WithLabelValues("started").Inc()
 	c.metrics.detection.Observe(now.Sub(lastHeard).Seconds())
 	c.log.Warn("failover started", zap.String("node", d.Target), zap.String("tally", d.Tally.String()),
 		zap.Duration("since_last_heard", now.Sub(lastHeard)), zap.Bool("dry_run", c.d.DryRun))
+}
+
+// adopt carries on a node's active record that this term did not load.
+func (c *Coordinator) adopt(ctx context.Context, f *record.NodeFailover) {
+	node := f.Spec.Node
+	c.mu.Lock()
+	c.active[node] = f
+	delete(c.held, node)
+	c.mu.Unlock()
+	c.takeOver(ctx, f, evict.NodeLease{}, false)
+	c.log.Warn("failover of the node already recorded: carrying it on instead of starting another",
+		zap.String("node", node), zap.String("nodefailover", f.Name), zap.String("phase", string(f.Status.Phase)))
+}
+
+// takeOver notes that this term now acts on f: the fence bound counts from
+// now on this agent's clock, and the guards compare the node's Lease with
+// how it is now. lease is passed when the caller has just read it (at
+// confirmation); otherwise it is read here if the record may still need
+// the fence.
+func (c *Coordinator) takeOver(ctx context.Context, f *record.NodeFailover, lease evict.NodeLease, leaseRead bool) {
+	node := f.Spec.Node
+	tk := takeover{at: c.clock.Now(), lease: lease, leaseRead: leaseRead}
+	if !leaseRead && f.Spec.Cause != record.CauseNotReady && beforeFence(f.Status.Phase) {
+		l, err := c.d.Evictor.NodeLease(ctx, node)
+		if err != nil {
+			c.log.Warn("read the node's Lease at takeover; read again before fencing", zap.String("node", node), zap.Error(err))
+		} else {
+			tk.lease, tk.leaseRead = l, true
+		}
+	}
+	c.mu.Lock()
+	if c.taken == nil {
+		c.taken = map[string]takeover{}
+	}
+	c.taken[node] = tk
+	c.mu.Unlock()
+}
+
+// beforeFence reports whether a record in phase p may still fence its node.
+func beforeFence(p record.Phase) bool {
+	switch p {
+	case record.PhaseConfirmed, record.PhaseCordoned, record.PhaseTainted, record.PhasePodsNotReady,
+		record.PhaseEvicting, record.PhaseAwaitingFence:
+		return true
+	}
+	return false
 }
 
 func boolFloat(b bool) float64 {

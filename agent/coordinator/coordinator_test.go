@@ -110,7 +110,7 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Stabilization = 10 * time.Second
 	notices := &fakeNotices{}
-	c, err := New(cfg, 10*time.Second, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
+	c, err := New(cfg, testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
 		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 	cfg.Stabilization = 0
 	cfg.Decide.NotReadyAfter = 30 * time.Second
 	notices := &fakeNotices{}
-	c, err := New(cfg, 10*time.Second, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{failover.NewBallots()},
+	c, err := New(cfg, testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{failover.NewBallots()},
 		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestCoordinator_newCoordinatorResumes(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		store, _ := record.NewStore(dyn, record.DefaultConfig())
 		evictor, _ := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
-		c, err := New(DefaultConfig(), 10*time.Second, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
+		c, err := New(DefaultConfig(), testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
 			Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
@@ -385,15 +385,18 @@ type testCoordinator struct {
 	ballots *failover.Ballots
 	clock   *clocktesting.FakeClock
 	store   *record.Store
+	dyn     *dynamicfake.FakeDynamicClient
 }
 
 func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runtime.Object) *testCoordinator {
 	t.Helper()
 	tc := &testCoordinator{client: fake.NewClientset(objs...), gossip: &fakeGossip{}, ballots: failover.NewBallots(),
 		clock: clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))}
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
+	tc.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
+	scfg := record.DefaultConfig()
+	scfg.Clock = tc.clock // queued writes come due as the test steps the clock
 	var err error
-	if tc.store, err = record.NewStore(dyn, record.DefaultConfig()); err != nil {
+	if tc.store, err = record.NewStore(tc.dyn, scfg); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
@@ -404,7 +407,7 @@ func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runt
 	for _, n := range members {
 		tc.gossip.members = append(tc.gossip.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1, Ready: true}})
 	}
-	if tc.Coordinator, err = New(cfg, 10*time.Second, Deps{Client: tc.client, Namespace: "haagent", Gossip: tc.gossip, Ballots: fakeBallots{tc.ballots},
+	if tc.Coordinator, err = New(cfg, testFenceTerms, Deps{Client: tc.client, Namespace: "haagent", Gossip: tc.gossip, Ballots: fakeBallots{tc.ballots},
 		Evictor: evictor, Store: tc.store, Clock: tc.clock, Logger: zap.NewNop(), Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,13 +23,15 @@
 //  6. Only once the node is known to be fenced (powered off, or self-fenced
 //     and the bound for that passed): ApplyOutOfService, then
 //     ForceDeletePods with the fenced-only pods. Doing this to a node that
-//     still runs its pods can run two copies of a stateful pod.
+//     still runs its pods can run two copies of a stateful pod. Both take a
+//     FenceCheck: the node's kubelet Lease as the coordinator read it when
+//     it took the failover over (NodeLease), and the confirmation time.
 //  7. When the node is back and stable: Undo removes the taints haagent
 //     added and the cordon it set, and nothing that someone else set.
 //
 // Errors: ErrNodeNotFound (nothing to fail over), ErrOptedOut (the node has
-// haagent.io/failover=disabled), ErrNodeReady and ErrNotOutOfService (the
-// fence guards refused). *APIError is any other API failure: retry with
+// haagent.io/failover=disabled), ErrNodeReady, ErrNodeRenewed and
+// ErrNotOutOfService (the fence guards refused). *APIError is any other API failure: retry with
 // backoff. Per-pod outcomes are in the results; a *PDBBlockedError there
 // means retry the eviction later, never delete the pod instead.
 //
@@ -39,7 +41,7 @@
 //
 // The package touches only the Kubernetes API through the client it is
 // given: Nodes (and nodes/status), Pods (list, pods/status, pods/eviction,
-// delete), PersistentVolumeClaims and DaemonSets (read), and Events through
-// the recorder. It keeps no state between calls and starts no goroutine
+// delete), PersistentVolumeClaims and DaemonSets (read), the kubelets'
+// Leases in kube-node-lease (read), and Events through the recorder. It keeps no state between calls and starts no goroutine
 // that outlives a call.
 package evict

@@ -16,6 +16,12 @@ var (
 	// posting status and the node cannot be fenced. ApplyOutOfService and
 	// ForceDeletePods refuse to run.
 	ErrNodeReady = errors.New("evict: node is Ready, so it is not fenced")
+	// ErrNodeRenewed: the node's kubelet renewed its Lease in
+	// kube-node-lease after the failover was taken over or confirmed, so
+	// the node runs and is not fenced, though its Ready condition is not
+	// True (haagent itself set it to Unknown). ApplyOutOfService and
+	// ForceDeletePods refuse to run.
+	ErrNodeRenewed = errors.New("evict: node's kubelet renewed its Lease, so it is not fenced")
 	// ErrNotOutOfService: ForceDeletePods was called on a node without the
 	// out-of-service taint; call ApplyOutOfService first.
 	ErrNotOutOfService = errors.New("evict: node has no out-of-service taint")

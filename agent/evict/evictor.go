@@ -115,7 +115,8 @@ func (e *Evictor) apiError(a Action, node string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, ErrOptedOut) || errors.Is(err, ErrNodeReady) || errors.Is(err, ErrNotOutOfService) || errors.Is(err, ErrNodeNotFound) {
+	if errors.Is(err, ErrOptedOut) || errors.Is(err, ErrNodeReady) || errors.Is(err, ErrNodeRenewed) ||
+		errors.Is(err, ErrNotOutOfService) || errors.Is(err, ErrNodeNotFound) {
 		return err
 	}
 	if apierrors.IsNotFound(err) {

@@ -20,11 +20,12 @@ const (
 	ActionForceDeletePods  Action = "force_delete_pods"
 	ActionUndo             Action = "undo"
 	ActionState            Action = "state"
+	ActionNodeLease        Action = "node_lease"
 )
 
 var allActions = []Action{
 	ActionCordon, ActionTaint, ActionMarkNodeNotReady, ActionMarkPodsNotReady, ActionEvictPods,
-	ActionOutOfService, ActionForceDeletePods, ActionUndo, ActionState,
+	ActionOutOfService, ActionForceDeletePods, ActionUndo, ActionState, ActionNodeLease,
 }
 
 // Results of an action call.

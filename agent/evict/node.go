@@ -73,7 +73,7 @@ func (e *Evictor) Cordon(ctx context.Context, node, reason string) (NodeResult, 
 // whose Ready condition is True; call MarkNodeNotReady first, or call Taint
 // again, which adds it back.
 func (e *Evictor) Taint(ctx context.Context, node string) (NodeResult, error) {
-	return e.addTaints(ctx, ActionTaint, node, ReasonTainted, false, deadTaint, unreachableTaint)
+	return e.addTaints(ctx, ActionTaint, node, ReasonTainted, nil, deadTaint, unreachableTaint)
 }
 
 // ApplyOutOfService adds node.kubernetes.io/out-of-service:NoExecute,
@@ -85,21 +85,29 @@ func (e *Evictor) Taint(ctx context.Context, node string) (NodeResult, error) {
 // force-deletes its terminating pods: if the node still runs its pods, two
 // copies of a stateful pod can write the same volume.
 //
-// As a last guard it refuses with ErrNodeReady a node whose Ready condition
-// is True, since a kubelet that posts status is not fenced.
-func (e *Evictor) ApplyOutOfService(ctx context.Context, node string) (NodeResult, error) {
-	return e.addTaints(ctx, ActionOutOfService, node, ReasonOutOfService, true, outOfServiceTaint)
+// As last guards it refuses a node whose kubelet shows signs of life, even
+// when the taint is already there: with ErrNodeReady a node whose Ready
+// condition is True, since a kubelet that posts status is not fenced, and
+// with ErrNodeRenewed a node whose kubelet renewed its Lease since fc.Lease
+// was read or, by its own clock, after fc.Confirmed.
+func (e *Evictor) ApplyOutOfService(ctx context.Context, node string, fc FenceCheck) (NodeResult, error) {
+	guard := func(n *corev1.Node) error { return e.fenced(ctx, ActionOutOfService, n, fc) }
+	return e.addTaints(ctx, ActionOutOfService, node, ReasonOutOfService, guard, outOfServiceTaint)
 }
 
-func (e *Evictor) addTaints(ctx context.Context, a Action, node, reason string, needNotReady bool, taints ...corev1.Taint) (NodeResult, error) {
+// addTaints adds the taints that are missing. guard, when not nil, may
+// refuse the node as read just before the write.
+func (e *Evictor) addTaints(ctx context.Context, a Action, node, reason string, guard func(*corev1.Node) error, taints ...corev1.Taint) (NodeResult, error) {
 	now := metav1.NewTime(e.clock.Now())
 	var added []string
 	n, changed, err := e.patchNode(ctx, a, node, "", func(n *corev1.Node) (bool, error) {
 		if OptedOut(n) {
 			return false, ErrOptedOut
 		}
-		if needNotReady && nodeReady(n) == corev1.ConditionTrue {
-			return false, ErrNodeReady
+		if guard != nil {
+			if err := guard(n); err != nil {
+				return false, err
+			}
 		}
 		added = nil
 		record := parseTaintsAdded(n.Annotations[AnnotationTaintsAdded])

@@ -217,7 +217,7 @@ func TestMarkNodeNotReady(t *testing.T) {
 func TestApplyOutOfService(t *testing.T) {
 	t.Run("refuses a ready node", func(t *testing.T) {
 		h := newHarness(t, DefaultConfig(), newNode("n1", corev1.ConditionTrue))
-		if _, err := h.e.ApplyOutOfService(ctx, "n1"); !errors.Is(err, ErrNodeReady) {
+		if _, err := h.e.ApplyOutOfService(ctx, "n1", FenceCheck{}); !errors.Is(err, ErrNodeReady) {
 			t.Errorf("err = %v, want ErrNodeReady", err)
 		}
 		if len(h.writes()) != 0 {
@@ -229,7 +229,7 @@ func TestApplyOutOfService(t *testing.T) {
 		if _, err := h.e.Taint(ctx, "n1"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.e.ApplyOutOfService(ctx, "n1"); err != nil {
+		if _, err := h.e.ApplyOutOfService(ctx, "n1", FenceCheck{}); err != nil {
 			t.Fatal(err)
 		}
 		n := h.node(t, "n1")
@@ -243,7 +243,7 @@ func TestApplyOutOfService(t *testing.T) {
 			t.Errorf("events = %v", got)
 		}
 		before := len(h.writes())
-		if res, err := h.e.ApplyOutOfService(ctx, "n1"); err != nil || res.Changed || len(h.writes()) != before {
+		if res, err := h.e.ApplyOutOfService(ctx, "n1", FenceCheck{}); err != nil || res.Changed || len(h.writes()) != before {
 			t.Errorf("second ApplyOutOfService = %+v, %v", res, err)
 		}
 	})
@@ -259,7 +259,7 @@ func TestUndo_leavesWhatOthersSet(t *testing.T) {
 		func() error { _, err := h.e.Cordon(ctx, "n1", "dead"); return err },
 		func() error { _, err := h.e.MarkNodeNotReady(ctx, "n1"); return err },
 		func() error { _, err := h.e.Taint(ctx, "n1"); return err },
-		func() error { _, err := h.e.ApplyOutOfService(ctx, "n1"); return err },
+		func() error { _, err := h.e.ApplyOutOfService(ctx, "n1", FenceCheck{}); return err },
 	} {
 		if err := step(); err != nil {
 			t.Fatal(err)
@@ -339,8 +339,8 @@ func TestOptedOut(t *testing.T) {
 		"MarkNodeNotReady":  func() error { _, err := h.e.MarkNodeNotReady(ctx, "n1"); return err },
 		"MarkPodsNotReady":  func() error { _, err := h.e.MarkPodsNotReady(ctx, "n1"); return err },
 		"EvictPods":         func() error { _, err := h.e.EvictPods(ctx, "n1"); return err },
-		"ApplyOutOfService": func() error { _, err := h.e.ApplyOutOfService(ctx, "n1"); return err },
-		"ForceDeletePods":   func() error { _, err := h.e.ForceDeletePods(ctx, "n1", nil); return err },
+		"ApplyOutOfService": func() error { _, err := h.e.ApplyOutOfService(ctx, "n1", FenceCheck{}); return err },
+		"ForceDeletePods":   func() error { _, err := h.e.ForceDeletePods(ctx, "n1", nil, FenceCheck{}); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, ErrOptedOut) {
@@ -365,7 +365,7 @@ func TestState(t *testing.T) {
 		func() error { _, err := h.e.Cordon(ctx, "n1", "dead"); return err },
 		func() error { _, err := h.e.MarkNodeNotReady(ctx, "n1"); return err },
 		func() error { _, err := h.e.Taint(ctx, "n1"); return err },
-		func() error { _, err := h.e.ApplyOutOfService(ctx, "n1"); return err },
+		func() error { _, err := h.e.ApplyOutOfService(ctx, "n1", FenceCheck{}); return err },
 	} {
 		if err := step(); err != nil {
 			t.Fatal(err)

@@ -310,10 +310,11 @@ func finished(p *corev1.Pod) bool {
 // CALL ONLY WHEN THE NODE IS KNOWN TO BE FENCED, after ApplyOutOfService: a
 // pod deleted here may still run on the node if it is not, and its
 // replacement would then be a second copy. As guards it refuses a Ready node
-// (ErrNodeReady) and, except in a dry run, a node without the out-of-service
-// taint (ErrNotOutOfService).
-func (e *Evictor) ForceDeletePods(ctx context.Context, node string, pods []PodRef) (PodsResult, error) {
-	res, err := e.forceDeletePods(ctx, node, pods)
+// (ErrNodeReady), a node whose kubelet renewed its Lease since fc.Lease was
+// read or, by its own clock, after fc.Confirmed (ErrNodeRenewed) and, except
+// in a dry run, a node without the out-of-service taint (ErrNotOutOfService).
+func (e *Evictor) ForceDeletePods(ctx context.Context, node string, pods []PodRef, fc FenceCheck) (PodsResult, error) {
+	res, err := e.forceDeletePods(ctx, node, pods, fc)
 	if err == nil && res.Count(PodFailed) > 0 {
 		e.finish(ActionForceDeletePods, res.Err())
 	} else {
@@ -325,14 +326,14 @@ func (e *Evictor) ForceDeletePods(ctx context.Context, node string, pods []PodRe
 	return res, err
 }
 
-func (e *Evictor) forceDeletePods(ctx context.Context, node string, want []PodRef) (PodsResult, error) {
+func (e *Evictor) forceDeletePods(ctx context.Context, node string, want []PodRef, fc FenceCheck) (PodsResult, error) {
 	res := PodsResult{Node: node, DryRun: e.cfg.DryRun}
 	n, err := e.failoverNode(ctx, ActionForceDeletePods, node)
 	if err != nil {
 		return res, err
 	}
-	if nodeReady(n) == corev1.ConditionTrue {
-		return res, ErrNodeReady
+	if err := e.fenced(ctx, ActionForceDeletePods, n, fc); err != nil {
+		return res, e.apiError(ActionForceDeletePods, node, err)
 	}
 	if !hasTaint(n, outOfServiceTaint) {
 		if !e.cfg.DryRun {

@@ -357,7 +357,7 @@ func TestForceDeletePods(t *testing.T) {
 	oos := withTaint(corev1.TaintNodeOutOfService, corev1.TaintEffectNoExecute)
 	t.Run("refuses without out-of-service taint", func(t *testing.T) {
 		h := newHarness(t, DefaultConfig(), newNode("n1", corev1.ConditionUnknown), newPod("db", "pg-0", "n1"))
-		if _, err := h.e.ForceDeletePods(ctx, "n1", []PodRef{{Namespace: "db", Name: "pg-0", UID: "uid-db-pg-0"}}); !errors.Is(err, ErrNotOutOfService) {
+		if _, err := h.e.ForceDeletePods(ctx, "n1", []PodRef{{Namespace: "db", Name: "pg-0", UID: "uid-db-pg-0"}}, FenceCheck{}); !errors.Is(err, ErrNotOutOfService) {
 			t.Errorf("err = %v", err)
 		}
 		if len(h.writes()) != 0 {
@@ -366,7 +366,7 @@ func TestForceDeletePods(t *testing.T) {
 	})
 	t.Run("refuses a ready node", func(t *testing.T) {
 		h := newHarness(t, DefaultConfig(), newNode("n1", corev1.ConditionTrue, oos))
-		if _, err := h.e.ForceDeletePods(ctx, "n1", nil); !errors.Is(err, ErrNodeReady) {
+		if _, err := h.e.ForceDeletePods(ctx, "n1", nil, FenceCheck{}); !errors.Is(err, ErrNodeReady) {
 			t.Errorf("err = %v", err)
 		}
 	})
@@ -381,7 +381,7 @@ func TestForceDeletePods(t *testing.T) {
 			{Namespace: "db", Name: "pg-0", UID: "uid-db-pg-0"},
 			{Namespace: "db", Name: "pg-1", UID: "uid-db-pg-1"}, // on another node
 			{Namespace: "db", Name: "pg-2"},                     // no UID
-		})
+		}, FenceCheck{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +415,7 @@ func TestForceDeletePods(t *testing.T) {
 			t.Errorf("events = %v", got)
 		}
 		before := len(h.writes())
-		if _, err := h.e.ForceDeletePods(ctx, "n1", res.With(PodDeleted)); err != nil || len(h.writes()) != before {
+		if _, err := h.e.ForceDeletePods(ctx, "n1", res.With(PodDeleted), FenceCheck{}); err != nil || len(h.writes()) != before {
 			t.Errorf("second call: %v, writes %d -> %d", err, before, len(h.writes()))
 		}
 	})
@@ -431,7 +431,7 @@ func TestForceDeletePods(t *testing.T) {
 		h.cs.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 			return true, &corev1.PodList{Items: []corev1.Pod{*old}}, nil
 		})
-		res, err := h.e.ForceDeletePods(ctx, "n1", []PodRef{refOf(old)})
+		res, err := h.e.ForceDeletePods(ctx, "n1", []PodRef{refOf(old)}, FenceCheck{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -468,9 +468,9 @@ func TestDryRun(t *testing.T) {
 		{"Taint", func() (bool, error) { r, err := h.e.Taint(ctx, "n1"); return r.Changed, err }},
 		{"MarkPodsNotReady", func() (bool, error) { r, err := h.e.MarkPodsNotReady(ctx, "n1"); return r.Marked == 1, err }},
 		{"EvictPods", func() (bool, error) { r, err := h.e.EvictPods(ctx, "n1"); return r.Count(PodEvicted) == 1, err }},
-		{"ApplyOutOfService", func() (bool, error) { r, err := h.e.ApplyOutOfService(ctx, "n2"); return r.Changed, err }},
+		{"ApplyOutOfService", func() (bool, error) { r, err := h.e.ApplyOutOfService(ctx, "n2", FenceCheck{}); return r.Changed, err }},
 		{"ForceDeletePods", func() (bool, error) {
-			r, err := h.e.ForceDeletePods(ctx, "n2", []PodRef{{Namespace: "a", Name: "pg-0", UID: "uid-a-pg-0"}})
+			r, err := h.e.ForceDeletePods(ctx, "n2", []PodRef{{Namespace: "a", Name: "pg-0", UID: "uid-a-pg-0"}}, FenceCheck{})
 			return r.Count(PodDeleted) == 1, err
 		}},
 		{"Undo", func() (bool, error) { r, err := h.e.Undo(ctx, "n2"); return r.Changed && r.Uncordoned, err }},
@@ -544,10 +544,10 @@ func TestFailover_repeatable(t *testing.T) {
 		if err != nil || !res.Done() {
 			t.Fatalf("EvictPods = %v, %v", outcomes(res), err)
 		}
-		if _, err := h.e.ApplyOutOfService(ctx, "n1"); err != nil {
+		if _, err := h.e.ApplyOutOfService(ctx, "n1", FenceCheck{}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.e.ForceDeletePods(ctx, "n1", res.FencedOnly()); err != nil {
+		if _, err := h.e.ForceDeletePods(ctx, "n1", res.FencedOnly(), FenceCheck{}); err != nil {
 			t.Fatal(err)
 		}
 	}

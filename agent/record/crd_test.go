@@ -74,7 +74,7 @@ func TestCRD(t *testing.T) {
 	}
 	wantEnums := map[string][]any{
 		"phase":   phases,
-		"outcome": {"", "completed", "failed", "paused", "dry-run"},
+		"outcome": {"", "completed", "failed", "paused", "dry-run", "aborted"},
 	}
 	for field, want := range wantEnums {
 		if got := prop(t, status, field)["enum"]; !reflect.DeepEqual(got, want) {

@@ -28,17 +28,24 @@ func (s *NodeFailoverStatus) Derive() {
 
 // ToAvailability returns what internal/availability needs of the record.
 // Missing timestamps become zero times. Dry-run records count too: the node
-// was down whether or not haagent acted.
+// was down whether or not haagent acted. An aborted failover ends its outage
+// when the node came back (NodeReturned).
 func (f *NodeFailover) ToAvailability() availability.Failover {
 	return f.Status.toAvailability(f.Spec.Node)
 }
 
 func (s *NodeFailoverStatus) toAvailability(node string) availability.Failover {
+	recovered := timeOf(s.WorkloadsRecovered)
+	if s.Phase == PhaseAborted && recovered.IsZero() {
+		// Its workloads were never moved: they were back with the node.
+		// Without this the outage would count as lasting for ever.
+		recovered = timeOf(s.NodeReturned)
+	}
 	return availability.Failover{
 		Node:      node,
 		LastHeard: timeOf(s.LastHeard),
 		Confirmed: timeOf(s.Confirmed),
-		Recovered: timeOf(s.WorkloadsRecovered),
+		Recovered: recovered,
 	}
 }
 

@@ -43,6 +43,10 @@
 // with a retryable error (API server down, overloaded or slow) are queued in
 // memory and Flush retries them with exponential backoff, so no record is
 // lost to an API outage. Reads through the Store include the queued writes.
+// When the coordinator loses the Lease it calls store.DropPending(): a
+// queued write written late, perhaps days later, would bring back a stale
+// failover. Before it creates a record it asks store.ActiveFor(ctx, node),
+// so that a node never has two active records.
 //
 // # What it touches
 //

@@ -34,7 +34,7 @@ func randomRecord(r *rand.Rand) *NodeFailover {
 		return At(when())
 	}
 	phases := Phases()
-	outcomes := []Outcome{OutcomeNone, OutcomeCompleted, OutcomeFailed, OutcomePaused, OutcomeDryRun}
+	outcomes := []Outcome{OutcomeNone, OutcomeCompleted, OutcomeFailed, OutcomePaused, OutcomeDryRun, OutcomeAborted}
 	opinions := []Opinion{OpinionAlive, OpinionSuspect, OpinionDead, OpinionAgentDown}
 
 	f := &NodeFailover{

@@ -35,6 +35,8 @@ type storeMetrics struct {
 	pending  prometheus.Gauge
 	retries  prometheus.Counter
 	dropped  *prometheus.CounterVec
+	// pendingDropped counts the queued writes DropPending forgot.
+	pendingDropped prometheus.Counter
 }
 
 func newStoreMetrics(reg prometheus.Registerer) (*storeMetrics, error) {
@@ -59,6 +61,11 @@ func newStoreMetrics(reg prometheus.Registerer) (*storeMetrics, error) {
 			Name: "dropped_writes_total",
 			Help: "Queued failover record writes given up: the record was deleted, or the API server rejected the write as invalid.",
 		}, []string{"reason"}),
+		pendingDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+			Name: "pending_dropped_total",
+			Help: "Queued failover record writes forgotten when this agent lost the coordinator Lease: a stale write must not bring back a failover.",
+		}),
 	}
 	for _, op := range []string{opCreate, opGet, opList, opUpdate, opUpdateStatus} {
 		for _, r := range []string{resultOK, resultNotFound, resultAlreadyExists, resultConflict, resultRetryable, resultError} {
@@ -70,7 +77,7 @@ func newStoreMetrics(reg prometheus.Registerer) (*storeMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	cs := []prometheus.Collector{m.requests, m.pending, m.retries, m.dropped}
+	cs := []prometheus.Collector{m.requests, m.pending, m.retries, m.dropped, m.pendingDropped}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

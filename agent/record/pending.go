@@ -26,7 +26,8 @@ import (
 // haagent_record_dropped_writes_total. A conflict is resolved by reading the
 // record and merging the queued status into it (see Merge).
 //
-// The queue is in memory. If the process dies with writes queued, the next
+// The queue is in memory. If the process dies with writes queued, or the
+// coordinator loses the Lease and drops them (DropPending), the next
 // coordinator resumes from what the API holds, which is behind by at most
 // those writes.
 func (s *Store) Flush(ctx context.Context) error {
@@ -59,6 +60,41 @@ func (s *Store) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.pending)
+}
+
+// PendingCreate reports whether the named record's create is queued: the
+// record is not in the API yet, so no other coordinator could find it.
+func (s *Store) PendingCreate(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pending[name]
+	return ok && p.create
+}
+
+// DropPending forgets every queued write and returns how many there were,
+// counted in haagent_record_pending_dropped_total. The coordinator calls it
+// when it loses the Lease: a queued write is this coordinator's view of a
+// failover, and once another agent may lead, or days later when this one
+// leads again, that view is stale. Written late, it would bring back a
+// failover of a node that may be healthy by then. What the API holds is
+// what the next coordinator resumes from.
+func (s *Store) DropPending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.pending)
+	if n == 0 {
+		return 0
+	}
+	names := make([]string, 0, n)
+	for name := range s.pending {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	clear(s.pending)
+	s.metrics.pending.Set(0)
+	s.metrics.pendingDropped.Add(float64(n))
+	s.log.Warn("queued failover record writes dropped", zap.Strings("nodefailovers", names))
+	return n
 }
 
 // enqueue queues a copy of f after a failed first attempt. Callers hold

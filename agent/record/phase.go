@@ -1,11 +1,12 @@
 package record
 
-// Phases returns every phase in forward order, PhaseFailed last.
+// Phases returns every phase in forward order, the final ones (Completed,
+// Aborted, Failed) last and PhaseFailed last of all.
 func Phases() []Phase {
 	return []Phase{
 		PhaseConfirmed, PhaseCordoned, PhaseTainted, PhasePodsNotReady,
 		PhaseEvicting, PhaseAwaitingFence, PhaseFenced, PhaseRecovering,
-		PhaseRecovered, PhaseNodeReturned, PhaseCompleted, PhaseFailed,
+		PhaseRecovered, PhaseNodeReturned, PhaseCompleted, PhaseAborted, PhaseFailed,
 	}
 }
 
@@ -26,17 +27,18 @@ func (p Phase) rank() int {
 // Valid reports whether p is one of the defined phases.
 func (p Phase) Valid() bool { return p.rank() > 0 }
 
-// Final reports whether p is Completed or Failed: nothing follows it.
-func (p Phase) Final() bool { return p == PhaseCompleted || p == PhaseFailed }
+// Final reports whether p is Completed, Aborted or Failed: nothing follows
+// it.
+func (p Phase) Final() bool { return p == PhaseCompleted || p == PhaseAborted || p == PhaseFailed }
 
 // Advance moves the failover to phase to. Moving to the current phase is a
 // no-op, so that a coordinator that resumes a half-done failover can replay
-// its steps. Phases may be skipped but never revisited; Failed may follow any
-// phase that is not final, and nothing follows a final phase. A refused move
-// returns a *PhaseError and leaves s unchanged.
+// its steps. Phases may be skipped but never revisited; Aborted and Failed
+// may follow any phase that is not final, and nothing follows a final phase.
+// A refused move returns a *PhaseError and leaves s unchanged.
 //
-// Reaching Completed sets the outcome to completed unless it is dry-run;
-// reaching Failed sets it to failed.
+// Reaching Completed or Aborted sets the outcome to completed or aborted
+// unless it is dry-run; reaching Failed sets it to failed.
 func (s *NodeFailoverStatus) Advance(to Phase) error {
 	from := s.Phase
 	switch {
@@ -55,6 +57,8 @@ func (s *NodeFailoverStatus) Advance(to Phase) error {
 	switch {
 	case to == PhaseCompleted && s.Outcome != OutcomeDryRun:
 		s.Outcome = OutcomeCompleted
+	case to == PhaseAborted && s.Outcome != OutcomeDryRun:
+		s.Outcome = OutcomeAborted
 	case to == PhaseFailed:
 		s.Outcome = OutcomeFailed
 	}

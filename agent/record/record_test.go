@@ -37,6 +37,10 @@ func TestAdvance(t *testing.T) {
 		{name: "completed", from: PhaseNodeReturned, to: PhaseCompleted, wantOutcome: OutcomeCompleted},
 		{name: "completed after pause", from: PhaseRecovered, outcome: OutcomePaused, to: PhaseCompleted, wantOutcome: OutcomeCompleted},
 		{name: "completed dry run", from: PhaseConfirmed, outcome: OutcomeDryRun, to: PhaseCompleted, wantOutcome: OutcomeDryRun},
+		{name: "aborted early", from: PhaseCordoned, to: PhaseAborted, wantOutcome: OutcomeAborted},
+		{name: "aborted dry run", from: PhaseEvicting, outcome: OutcomeDryRun, to: PhaseAborted, wantOutcome: OutcomeDryRun},
+		{name: "past aborted", from: PhaseAborted, to: PhaseFailed, wantErr: ErrPhaseOrder, wantOutcome: OutcomeAborted, outcome: OutcomeAborted},
+		{name: "past completed to aborted", from: PhaseCompleted, to: PhaseAborted, wantErr: ErrPhaseOrder, wantOutcome: OutcomeCompleted, outcome: OutcomeCompleted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,6 +206,16 @@ func TestDerive(t *testing.T) {
 		{name: "no last heard", status: NodeFailoverStatus{Confirmed: ms(10), WorkloadsRecovered: ms(20)}},
 		{name: "clock skew", status: NodeFailoverStatus{LastHeard: ms(500), Confirmed: ms(100)}},
 		{name: "stale values cleared", status: NodeFailoverStatus{TimeToDetect: "9s", TimeToRepair: "9s"}},
+		{
+			name:       "aborted: the node's return ends the outage",
+			status:     NodeFailoverStatus{Phase: PhaseAborted, LastHeard: ms(0), Confirmed: ms(900), NodeReturned: ms(4_500)},
+			wantDetect: "900ms", wantRe: "4.5s",
+		},
+		{
+			name:       "not aborted: the node's return is not a repair",
+			status:     NodeFailoverStatus{Phase: PhaseNodeReturned, LastHeard: ms(0), Confirmed: ms(900), NodeReturned: ms(4_500)},
+			wantDetect: "900ms",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

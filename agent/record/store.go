@@ -190,6 +190,36 @@ func (s *Store) ListAll(ctx context.Context) ([]NodeFailover, error) {
 	return s.list(ctx, "", func(*NodeFailover) bool { return true })
 }
 
+// ActiveFor returns the active record of node (a phase that is not final),
+// queued creates included, or nil when there is none: the check that keeps
+// a node from getting a second failover while one runs. Should there be
+// several, it returns the one confirmed first.
+func (s *Store) ActiveFor(ctx context.Context, node string) (*NodeFailover, error) {
+	mine := func(f *NodeFailover) bool {
+		return f.Spec.Node == node && f.Labels[LabelActive] == "true"
+	}
+	all, err := s.list(ctx, LabelNode+"="+NodeLabelValue(node)+","+LabelActive+"=true", mine)
+	if err != nil {
+		return nil, err
+	}
+	var found *NodeFailover
+	for i := range all {
+		// The label value may be a shortened name that two nodes share,
+		// and the active label may lag the phase: both are checked again.
+		f := &all[i]
+		if f.Spec.Node != node || !f.Active() {
+			continue
+		}
+		if found == nil || timeOf(f.Status.Confirmed).Before(timeOf(found.Status.Confirmed)) {
+			found = f
+		}
+	}
+	if found == nil {
+		return nil, nil
+	}
+	return found.DeepCopy(), nil
+}
+
 func (s *Store) list(ctx context.Context, selector string, match func(*NodeFailover) bool) ([]NodeFailover, error) {
 	var out []NodeFailover
 	seen := map[string]bool{}

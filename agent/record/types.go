@@ -22,7 +22,7 @@ const (
 	// LabelNode holds NodeLabelValue(spec.node), so that the records of one
 	// node can be listed with a label selector.
 	LabelNode = "haagent.io/node"
-	// LabelActive is "true" while the failover is not Completed or Failed,
+	// LabelActive is "true" while the failover is not in a final phase,
 	// and absent afterwards. ListActive selects on it.
 	LabelActive = "haagent.io/active"
 )
@@ -84,7 +84,8 @@ const (
 )
 
 // Phase is how far a failover has got. Phases only move forward, in the
-// order of Phases; Failed may follow any phase that is not final.
+// order of Phases; Aborted and Failed may follow any phase that is not
+// final.
 type Phase string
 
 // Phases of a failover, in order. A failover may skip phases that do not
@@ -101,6 +102,7 @@ const (
 	PhaseRecovered     Phase = "Recovered"     // every affected owner is back
 	PhaseNodeReturned  Phase = "NodeReturned"  // the node is back and stable
 	PhaseCompleted     Phase = "Completed"     // cordon and taints handed back; final
+	PhaseAborted       Phase = "Aborted"       // the node came back before it was failed over; final
 	PhaseFailed        Phase = "Failed"        // given up; final
 )
 
@@ -117,6 +119,11 @@ const (
 	OutcomePaused Outcome = "paused"
 	// OutcomeDryRun: nothing was changed on the cluster.
 	OutcomeDryRun Outcome = "dry-run"
+	// OutcomeAborted: the node came back (alive on gossip) before it was
+	// fully failed over, so the failover stopped and haagent handed back
+	// the cordon and taints it had added. Pods already evicted stay
+	// evicted.
+	OutcomeAborted Outcome = "aborted"
 )
 
 // Opinion is a voter's view of the node, as in the gossiped votes.

@@ -92,6 +92,7 @@ func TestDeploy_leastPrivilege(t *testing.T) {
 		{"create", "coordination.k8s.io", "leases", "", "haagent", ""},
 		{"update", "coordination.k8s.io", "leases", "", "haagent", "haagent-coordinator"},
 		{"delete", "coordination.k8s.io", "leases", "", "haagent", "haagent-coordinator"},
+		{"get", "coordination.k8s.io", "leases", "", "kube-node-lease", "node-1"},
 	}
 	denied := []access{
 		{"get", "", "secrets", "", "haagent", ""},
