@@ -52,6 +52,7 @@ type Membership interface {
 	Members() []gossip.Member
 	Running() bool
 	Ready() bool
+	Quorum() gossip.QuorumView
 }
 
 // MembersResponse is the JSON of /members.
@@ -59,8 +60,12 @@ type MembersResponse struct {
 	// Self is the name of the agent that answered.
 	Self string `json:"self"`
 	// Time is when the table was read, by the agent's clock.
-	Time    time.Time       `json:"time"`
-	Members []gossip.Member `json:"members"`
+	Time time.Time `json:"time"`
+	// Quorum is the agent's view of its group: the expected size, how
+	// many it holds alive, how many it heard from within the isolation
+	// timeout.
+	Quorum  gossip.QuorumView `json:"quorum"`
+	Members []gossip.Member   `json:"members"`
 }
 
 // Server is the agent's HTTP server.
@@ -148,7 +153,7 @@ func (s *Server) membersJSON(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(MembersResponse{Self: s.members.LocalName(), Time: time.Now(), Members: s.members.Members()}); err != nil {
+	if err := enc.Encode(MembersResponse{Self: s.members.LocalName(), Time: time.Now(), Quorum: s.members.Quorum(), Members: s.members.Members()}); err != nil {
 		s.log.Debug("write /members", zap.Error(err))
 	}
 }

@@ -143,7 +143,7 @@ func parseRunOptions(args []string, getenv func(string) string, output io.Writer
 		return o, fmt.Errorf("--kube-api-burst (%d) must be between --kube-api-qps (%g) and 2000", o.apiBurst, o.apiQPS)
 	}
 	o.coordinator.Decide.NotReadyAfter = o.probe.NotReadyFailoverAfter
-	if err := o.coordinator.Validate(o.fence.After); err != nil {
+	if err := o.coordinator.Validate(o.fenceTerms()); err != nil {
 		return o, err
 	}
 	return o, nil
@@ -175,8 +175,30 @@ func runCommand(args []string, getenv func(string) string, stderr io.Writer) int
 	return 0
 }
 
+// fenceTerms are the settings that bound how long a cut-off node may keep
+// running its pods, for the coordinator's --fence-bound.
+func (o runOptions) fenceTerms() coordinator.FenceTerms {
+	t := coordinator.FenceTerms{
+		IsolationTimeout: o.gossip.Effective().IsolationTimeout,
+		After:            o.fence.After,
+		CheckInterval:    o.fence.CheckInterval,
+		ActionTime:       o.fence.ActionTime(),
+	}
+	switch o.fence.Action {
+	case "command":
+		t.ActionFlag = "--fence-command-timeout"
+	case "watchdog":
+		t.ActionFlag = "--watchdog-timeout"
+	}
+	return t
+}
+
 // runAgent wires the components and runs them until ctx ends.
 func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(string) string) error {
+	if o.coordinator.FenceBound > 0 {
+		log.Info("fence bound", zap.Duration("fence_bound", o.coordinator.FenceBound),
+			zap.Duration("min_fence_bound", o.fenceTerms().MinBound()), zap.String("formula", o.fenceTerms().String()))
+	}
 	if o.coordinator.FenceBound > 0 && o.fence.Action == "none" {
 		log.Warn("--fence-bound is set but this agent's --fence-action is none: stateful pods of a dead node will be force-removed after the bound even though no agent fences it; set it only if nodes are known to be powered off within the bound",
 			zap.Duration("fence_bound", o.coordinator.FenceBound))
@@ -337,7 +359,7 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 	if err != nil {
 		return nil, err
 	}
-	return coordinator.New(o.coordinator, o.fence.After, coordinator.Deps{
+	return coordinator.New(o.coordinator, o.fenceTerms(), coordinator.Deps{
 		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree, Notices: agree,
 		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Logger: log, Registerer: reg,
 	})

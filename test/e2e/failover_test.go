@@ -24,10 +24,13 @@ import (
 )
 
 // Settings of the failover tests: a returned node is handed back after 5 s
-// of health; an isolated agent would fence itself after 3 s, so stateful
-// pods of a dead node may go 8 s after it is confirmed dead.
+// of health; an isolated agent would fence itself 3 s after it counts
+// itself isolated, so stateful pods of a dead node may go 9 s after it is
+// confirmed dead: the least bound the agent accepts, --isolation-timeout
+// (2 s, fast profile) + --fence-after (3 s) + 2 x 1 s fence checks + no
+// action time (none) + the 2 s least margin.
 const (
-	fenceBound    = 8 * time.Second
+	fenceBound    = 9 * time.Second
 	stabilization = 5 * time.Second
 )
 
