@@ -308,7 +308,11 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		return err
 	}
 	if client != nil {
-		if coord, err = newCoordinator(ctx, o, restCfg, client, members, agree, log, reg); err != nil {
+		clk, err := coordinatorClock(getenv)
+		if err != nil {
+			return err
+		}
+		if coord, err = newCoordinator(ctx, o, restCfg, client, members, agree, clk, log, reg); err != nil {
 			return err
 		}
 	} else {
@@ -341,7 +345,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 
 // newCoordinator builds the failover actor and what it writes with.
 func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, client kubernetes.Interface,
-	members *gossip.Membership, agree *agreement.Agreement, log *zap.Logger, reg prometheus.Registerer) (*coordinator.Coordinator, error) {
+	members *gossip.Membership, agree *agreement.Agreement, clk clock.WithTicker, log *zap.Logger, reg prometheus.Registerer) (*coordinator.Coordinator, error) {
 	dyn, err := dynamic.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
@@ -361,7 +365,7 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 	}
 	return coordinator.New(o.coordinator, o.fenceTerms(), coordinator.Deps{
 		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree, Notices: agree,
-		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Logger: log, Registerer: reg,
+		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Clock: clk, Logger: log, Registerer: reg,
 	})
 }
 
