@@ -15,6 +15,11 @@ type FenceTerms struct {
 	// isolated: no packet from a majority of the group for this long
 	// (--isolation-timeout).
 	IsolationTimeout time.Duration
+	// APICheck is the longest the node's agent takes to find the API
+	// server unreachable after the cut: the period plus the timeout of its
+	// apiserver check (one failure counts). The agent is isolated only once
+	// both it and the isolation timeout say so. 0 without such a check.
+	APICheck time.Duration
 	// After is how long a node stays isolated before it fences
 	// (--fence-after).
 	After time.Duration
@@ -41,7 +46,7 @@ func (t FenceTerms) Margin() time.Duration {
 }
 
 func (t FenceTerms) sum() time.Duration {
-	return t.IsolationTimeout + t.After + 2*t.CheckInterval + t.ActionTime
+	return max(t.IsolationTimeout, t.APICheck) + t.After + 2*t.CheckInterval + t.ActionTime
 }
 
 // MinBound is the shortest safe --fence-bound. The bound is counted on the
@@ -57,8 +62,8 @@ func (t FenceTerms) String() string {
 	if t.ActionFlag != "" {
 		action = fmt.Sprintf("fence action (%s, %s)", t.ActionTime, t.ActionFlag)
 	}
-	return fmt.Sprintf("--isolation-timeout (%s) + --fence-after (%s) + 2 x fence check interval (%s) + %s + margin (%s)",
-		t.IsolationTimeout, t.After, t.CheckInterval, action, t.Margin())
+	return fmt.Sprintf("max(--isolation-timeout (%s), apiserver check period + timeout (%s)) + --fence-after (%s) + 2 x fence check interval (%s) + %s + margin (%s)",
+		t.IsolationTimeout, t.APICheck, t.After, t.CheckInterval, action, t.Margin())
 }
 
 // validateFenceBound checks --fence-bound against the terms.

@@ -361,6 +361,14 @@ func (c *Check) periodField() string {
 	return fmt.Sprintf("periodSeconds (%d)", int64(c.timing().period/time.Second))
 }
 
+// FirstFailureWithin is the longest a check takes, once its target stopped
+// answering, to record a failed run: up to a period before the next run,
+// then the run's timeout.
+func (c *Check) FirstFailureWithin() time.Duration {
+	t := c.timing()
+	return t.period + t.timeout
+}
+
 // timing is a check's schedule with the defaults applied.
 type timing struct {
 	initialDelay     time.Duration

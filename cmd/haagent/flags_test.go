@@ -108,3 +108,28 @@ func TestParseRunOptions_defaultChecksWithoutConfig(t *testing.T) {
 		t.Fatalf("withoutAPIServerChecks kept the API server check")
 	}
 }
+
+// The fence bound is checked against the terms of this agent's own
+// settings: the default apiserver check (10 s period, 5 s timeout) finds an
+// outage later than the isolation timeout (5 s) notices the cut.
+func TestParseRunOptions_fenceBoundTerms(t *testing.T) {
+	_, err := parseRunOptions([]string{"--node-name=n", "--fence-bound=20s"}, env(nil), io.Discard)
+	want := "coordinator: --fence-bound (20s) must be 0 (never) or at least 29.7s: max(--isolation-timeout (5s), apiserver check period + timeout (15s)) + --fence-after (10s) + 2 x fence check interval (1s) + fence action (0s) + margin (2.7s)"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+	_, err = parseRunOptions([]string{"--node-name=n", "--gossip-profile=fast", "--fence-after=2s", "--fence-action=command",
+		"--fence-command=/bin/true", "--fence-command-timeout=2s", "--fence-bound=10s"}, env(nil), io.Discard)
+	if err == nil {
+		t.Fatalf("a 10s bound with the default 15s apiserver check was accepted")
+	}
+	o, err := parseRunOptions([]string{"--node-name=n", "--gossip-profile=fast", "--fence-after=2s", "--fence-action=command",
+		"--fence-command=/bin/true", "--fence-command-timeout=2s", "--fence-bound=24s"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 15 + 2 + 2 + 2 = 21 s, margin 2.1 s.
+	if got := o.fenceTerms().MinBound(); got != 23100*time.Millisecond {
+		t.Errorf("MinBound() = %s, want 23.1s", got)
+	}
+}

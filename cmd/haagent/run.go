@@ -180,6 +180,7 @@ func runCommand(args []string, getenv func(string) string, stderr io.Writer) int
 func (o runOptions) fenceTerms() coordinator.FenceTerms {
 	t := coordinator.FenceTerms{
 		IsolationTimeout: o.gossip.Effective().IsolationTimeout,
+		APICheck:         apiCheckTime(o.probe.Checks),
 		After:            o.fence.After,
 		CheckInterval:    o.fence.CheckInterval,
 		ActionTime:       o.fence.ActionTime(),
@@ -367,6 +368,19 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree, Notices: agree,
 		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Clock: clk, Logger: log, Registerer: reg,
 	})
+}
+
+// apiCheckTime is the longest the apiserver check (the one apiReachable
+// reads) takes to fail after the API server became unreachable: a period,
+// then its timeout.
+func apiCheckTime(checks []probe.Check) time.Duration {
+	var d time.Duration
+	for i := range checks {
+		if checks[i].Name == "apiserver" {
+			d = max(d, checks[i].FirstFailureWithin())
+		}
+	}
+	return d
 }
 
 // apiReachable reads the API server check of the node checks: reachable

@@ -114,8 +114,10 @@ func DefaultAgentChecks(ip netip.Addr) []probe.Check {
 		{
 			Name:             "apiserver",
 			APIServer:        &probe.APIServerAction{Path: "/readyz"},
-			PeriodSeconds:    5,
-			TimeoutSeconds:   3,
+			// A fast check: it is a term of the fence bound (a cut-off
+			// node counts itself isolated only once it fails), 3 s here.
+			PeriodSeconds:    2,
+			TimeoutSeconds:   1,
 			FailureThreshold: 3,
 		},
 	}

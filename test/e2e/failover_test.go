@@ -25,12 +25,13 @@ import (
 
 // Settings of the failover tests: a returned node is handed back after 5 s
 // of health; an isolated agent would fence itself 3 s after it counts
-// itself isolated, so stateful pods of a dead node may go 9 s after it is
-// confirmed dead: the least bound the agent accepts, --isolation-timeout
-// (2 s, fast profile) + --fence-after (3 s) + 2 x 1 s fence checks + no
-// action time (none) + the 2 s least margin.
+// itself isolated, so stateful pods of a dead node may go 10 s after it is
+// confirmed dead: the least bound the agent accepts, max(--isolation-timeout
+// (2 s, fast profile), the apiserver check's period + timeout (3 s)) +
+// --fence-after (3 s) + 2 x 1 s fence checks + no action time (none) + the
+// 2 s least margin.
 const (
-	fenceBound    = 9 * time.Second
+	fenceBound    = 10 * time.Second
 	stabilization = 5 * time.Second
 )
 

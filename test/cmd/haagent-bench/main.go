@@ -95,9 +95,10 @@ const (
 	// each chaos phase ends.
 	chaosSettle = 15 * time.Second
 	// fenceAfter is the agents' --fence-after (their default), which
-	// --fence-bound must exceed. The agents accept no bound below 16 s:
-	// --isolation-timeout (2 s, fast) + --fence-after + 2 x 1 s fence
-	// checks + no action time (none) + the 2 s least margin.
+	// --fence-bound must exceed. The agents accept no bound below 17 s:
+	// max(--isolation-timeout (2 s, fast), the apiserver check's period +
+	// timeout (3 s)) + --fence-after + 2 x 1 s fence checks + no action
+	// time (none) + the 2 s least margin.
 	fenceAfter = 10 * time.Second
 )
 
@@ -119,7 +120,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.stockGap, "stock-gap", 20*time.Second, "time between two crashes of the default stock cluster; at least 10s, the node lifecycle controller's --node-eviction-rate (0.1/s) spacing of taints")
 	fs.BoolVar(&o.stockConcurrent, "stock-concurrent", true, "run the tuned and the default stock clusters side by side, and beside the haagent cluster's chaos phases (never beside its cost window or crashes)")
 	fs.DurationVar(&o.failoverInterval, "failover-interval", 5*time.Second, "the agents' --failover-interval (a rate limit: one more failover each interval after a burst of 3); crashes of the haagent cluster come at least this far apart")
-	fs.DurationVar(&o.fenceBound, "fence-bound", 16*time.Second, "the agents' --fence-bound: after a confirmed death, when StatefulSet pods may be force-deleted; the agents accept no less than 16s with the fast profile and --fence-after 10s")
+	fs.DurationVar(&o.fenceBound, "fence-bound", 17*time.Second, "the agents' --fence-bound: after a confirmed death, when StatefulSet pods may be force-deleted; the agents accept no less than 17s with the fast profile and --fence-after 10s")
 	fs.DurationVar(&o.chaos, "chaos", time.Minute, "duration of each chaos phase (packet loss 10 %, 30 %, stalls, restarts) on the haagent cluster; 0 skips them")
 	fs.DurationVar(&o.cost, "cost", 30*time.Second, "quiet window in which the agents' memory, CPU and gossip traffic are sampled; 0 skips it")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the chaos's random choices; 0 picks one (printed and saved)")
