@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -242,12 +243,40 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 			return fmt.Errorf("kubernetes HTTP client: %w", err)
 		}
 		apiServer = &probe.APIServer{URL: restCfg.Host, Client: httpClient}
-		if o.gossip.Zone == "" {
-			o.gossip.Zone = zoneFromNode(ctx, client, o.gossip.NodeName, log)
-		}
 	} else {
 		log.Info("no Kubernetes API configured: discovery from --join only, no API server check")
 		o.probe.Checks = withoutAPIServerChecks(o.probe.Checks)
+	}
+
+	// The node checks and the fencer start before anything waits for the
+	// API server: an agent that restarts on a cut-off node must count
+	// itself isolated from its first second, not after its start-up waits
+	// (a zone lookup and the Node list took 40 s there, and the coordinator
+	// force-removed the node's stateful pods meanwhile). Until gossip runs,
+	// this agent is in touch with nobody.
+	runner, err := probe.NewRunner(o.probe, apiServer, nil, log, reg)
+	if err != nil {
+		return err
+	}
+	var gossipRef atomic.Pointer[gossip.Membership]
+	inTouch := func() bool {
+		m := gossipRef.Load()
+		return m != nil && m.InTouch()
+	}
+	fencer, err := fence.New(o.fence, fence.Signals{Majority: inTouch, APIReachable: apiReachable(runner, apiCheckTime(o.probe.Checks))}, nil, log, reg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runner.Run(ctx) })
+	g.Go(func() error { return fencer.Run(ctx) })
+	// abort stops what started and returns err.
+	abort := func(err error) error {
+		cancel()
+		_ = g.Wait()
+		return err
 	}
 
 	var peerSource gossip.PeerSource
@@ -255,14 +284,20 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		peerSource = seeds
 	}
 	gossipDeps := gossip.Deps{Logger: log, Registerer: reg, Seeds: peerSource}
-	var nodes *nodecache.Cache
 	if client != nil {
-		// One watch of the Nodes serves admission and the expected group
-		// that majorities are counted against.
-		nodes = nodecache.New(client, nodestatus.ConditionType)
-		go func() { _ = nodes.Run(ctx) }()
-		if !nodes.WaitForSync(ctx, 30*time.Second) {
-			log.Warn("the Node list did not arrive within 30s: admitting gossip peers unchecked and counting majorities against the members seen, until it does")
+		// One watch of the Nodes serves admission, the zone and the
+		// expected group that majorities are counted against. The wait is
+		// short: gossip must start well within --fence-after even when the
+		// API server is away, or this agent would fence a node whose peers
+		// it could reach.
+		nodes := nodecache.New(client, nodestatus.ConditionType)
+		g.Go(func() error { return nodes.Run(ctx) })
+		if !nodes.WaitForSync(ctx, nodeListWait) {
+			log.Warn("the Node list has not arrived: admitting gossip peers unchecked and counting majorities against the members seen, until it does",
+				zap.Duration("waited", nodeListWait))
+		}
+		if o.gossip.Zone == "" {
+			o.gossip.Zone = zoneFromNode(nodes, o.gossip.NodeName, log)
 		}
 		gossipDeps.Nodes = nodes
 		if o.admission {
@@ -271,15 +306,11 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	}
 	members, err := gossip.New(o.gossip, gossipDeps)
 	if err != nil {
-		return err
-	}
-	runner, err := probe.NewRunner(o.probe, apiServer, nil, log, reg)
-	if err != nil {
-		return err
+		return abort(err)
 	}
 	peer, err := probe.NewPeerChecker(o.peer, nil, reg)
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	agreeDeps := agreement.Deps{Gossip: members, Peer: peer, Logger: log, Registerer: reg}
 	var reporter *nodestatus.Reporter
@@ -288,7 +319,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 			return client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		}, clock.RealClock{})
 		if reporter, err = nodestatus.New(client, o.gossip.NodeName, runner, nil, log); err != nil {
-			return err
+			return abort(err)
 		}
 	}
 	// Votes go to the Lease holder the coordinator observes; coord is set
@@ -302,39 +333,33 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	}
 	agree, err := agreement.New(o.agreement, agreeDeps)
 	if err != nil {
-		return err
-	}
-	fencer, err := fence.New(o.fence, fence.Signals{Majority: members.InTouch, APIReachable: apiReachable(runner)}, nil, log, reg)
-	if err != nil {
-		return err
+		return abort(err)
 	}
 	if client != nil {
 		clk, err := coordinatorClock(getenv)
 		if err != nil {
-			return err
+			return abort(err)
 		}
 		if coord, err = newCoordinator(ctx, o, restCfg, client, members, agree, clk, log, reg); err != nil {
-			return err
+			return abort(err)
 		}
 	} else {
 		log.Info("no Kubernetes API configured: this agent votes but never coordinates a failover")
 	}
 	server, err := api.New(o.api, log, reg, members)
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	if _, err := server.Listen(); err != nil {
-		return err
+		return abort(err)
 	}
 	log.Info("haagent starting", zap.String("version", version.Version), zap.String("node", o.gossip.NodeName))
 
-	g, ctx := errgroup.WithContext(ctx)
+	gossipRef.Store(members)
 	g.Go(func() error { return members.Run(ctx) })
-	g.Go(func() error { return runner.Run(ctx) })
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { publishReadiness(ctx, runner, members, log); return nil })
 	g.Go(func() error { return agree.Run(ctx) })
-	g.Go(func() error { return fencer.Run(ctx) })
 	if coord != nil {
 		g.Go(func() error { return coord.Run(ctx) })
 	}
@@ -343,6 +368,9 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	}
 	return g.Wait()
 }
+
+// nodeListWait bounds the start-up wait for the first Node list.
+const nodeListWait = 2 * time.Second
 
 // newCoordinator builds the failover actor and what it writes with.
 func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, client kubernetes.Interface,
@@ -384,14 +412,22 @@ func apiCheckTime(checks []probe.Check) time.Duration {
 }
 
 // apiReachable reads the API server check of the node checks: reachable
-// when its last run passed. Without such a check there is no evidence,
-// and isolation is judged by gossip alone.
-func apiReachable(runner *probe.Runner) func() bool {
+// when its last run passed. Before its first run it counts as reachable for
+// at most grace from now (the check's period and timeout, which the fence
+// bound allows for): a starting agent does not count itself isolated
+// before it could know. Without such a check there is no evidence, and
+// isolation is judged by gossip alone.
+func apiReachable(runner *probe.Runner, grace time.Duration) func() bool {
+	start := time.Now()
 	return func() bool {
 		for _, s := range runner.Statuses() {
-			if s.Name == "apiserver" && s.Runs > 0 && s.ConsecutiveFailures == 0 {
-				return true
+			if s.Name != "apiserver" {
+				continue
 			}
+			if s.Runs == 0 {
+				return time.Since(start) < grace
+			}
+			return s.ConsecutiveFailures == 0
 		}
 		return false
 	}
