@@ -112,8 +112,8 @@ func DefaultAgentChecks(ip netip.Addr) []probe.Check {
 			FailureThreshold: KubeletCheckFailureThreshold,
 		},
 		{
-			Name:             "apiserver",
-			APIServer:        &probe.APIServerAction{Path: "/readyz"},
+			Name:      "apiserver",
+			APIServer: &probe.APIServerAction{Path: "/readyz"},
 			// A fast check: it is a term of the fence bound (a cut-off
 			// node counts itself isolated only once it fails), 3 s here.
 			PeriodSeconds:    2,

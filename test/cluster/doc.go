@@ -10,9 +10,13 @@
 // A FakeKubelet plays the part of a node's kubelet as far as the control plane
 // can tell: it registers the Node, renews the node Lease, reports the pods bound
 // to it Running and Ready, accepts TCP connections on the kubelet port and
-// answers GET /healthz on the kubelet's healthz port. It runs no containers.
-// Stopping it is a crash: the Node and its pods are left as they were, which
-// is what the node lifecycle controller and haagent must cope with.
+// answers GET /healthz on the kubelet's healthz port. It runs no containers,
+// but a Journal shared by a cluster's kubelets records when each pod's
+// containers would run and where, so that a test can check that a pod never
+// ran on two nodes at once. Stopping it is a crash: the Node and its pods are
+// left as they were, which is what the node lifecycle controller and haagent
+// must cope with. A FenceFile is the node's power switch for haagent's fence
+// command: once the file exists, the kubelet stops as in a crash.
 //
 // A Node is a simulated node as a whole: a FakeKubelet, a real `haagent run`
 // process (an Agent, built from this checkout by BuildAgent) and an API proxy,

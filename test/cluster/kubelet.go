@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +40,9 @@ const ZoneLabel = "topology.kubernetes.io/zone"
 
 // nodeLeaseNamespace is where kubelets keep their heartbeat Leases.
 const nodeLeaseNamespace = "kube-node-lease"
+
+// fencePollInterval is how often a FakeKubelet looks for its FenceFile.
+const fencePollInterval = 50 * time.Millisecond
 
 // FakeKubeletConfig describes one simulated node.
 type FakeKubeletConfig struct {
@@ -79,6 +84,16 @@ type FakeKubeletConfig struct {
 	KubeletVersion string
 	// Logger receives the fake kubelet's actions; nil means no logging.
 	Logger *zap.Logger
+	// Journal, if set, records when each pod's containers run on this node
+	// (see Journal). Give every kubelet of a cluster the same one.
+	Journal *Journal
+	// FenceFile, an absolute path, is the node's power switch for a fence
+	// action: the kubelet looks for it every 50 ms and, once it exists,
+	// powers the node off as Stop does (containers stopped, Lease no longer
+	// renewed, ports closed) and records when (Fenced). The agent lives in
+	// another process, so its fence command is `touch FenceFile`. A stale
+	// file is removed at Start: a new boot is not fenced. Empty: no switch.
+	FenceFile string
 }
 
 // DefaultFakeKubeletConfig returns a node with a real kubelet's timings.
@@ -134,6 +149,9 @@ func (c FakeKubeletConfig) Validate() error {
 	if c.CPU.Sign() <= 0 || c.Memory.Sign() <= 0 {
 		return fmt.Errorf("cluster: node %s: CPU (%s) and Memory (%s) must be positive", c.NodeName, c.CPU.String(), c.Memory.String())
 	}
+	if c.FenceFile != "" && !filepath.IsAbs(c.FenceFile) {
+		return fmt.Errorf("cluster: node %s: FenceFile (%q) must be an absolute path", c.NodeName, c.FenceFile)
+	}
 	return nil
 }
 
@@ -144,16 +162,19 @@ type FakeKubelet struct {
 	client kubernetes.Interface
 	bootID string
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	listener net.Listener
-	healthz  *http.Server
-	acceptWG sync.WaitGroup
-	factory  informers.SharedInformerFactory
-	queue    workqueue.TypedRateLimitingInterface[string]
+	mu        sync.Mutex
+	started   bool
+	stopped   bool
+	halted    chan struct{} // closed once stopped, by Stop or the fence
+	fenceDone chan struct{} // closed when the fence watcher returns; nil without one
+	fencedAt  time.Time
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	listener  net.Listener
+	healthz   *http.Server
+	acceptWG  sync.WaitGroup
+	factory   informers.SharedInformerFactory
+	queue     workqueue.TypedRateLimitingInterface[string]
 
 	podLister corelisters.PodLister
 
@@ -196,6 +217,7 @@ func NewFakeKubelet(cfg FakeKubeletConfig, restConfig *rest.Config) (*FakeKubele
 		log:    log.Named("fakekubelet").With(zap.String("node", cfg.NodeName)),
 		client: client,
 		bootID: bootID,
+		halted: make(chan struct{}),
 		podIPs: map[netip.Addr]string{},
 	}, nil
 }
@@ -238,6 +260,12 @@ func (k *FakeKubelet) Start(ctx context.Context) error {
 		}))
 	k.mu.Unlock()
 
+	if k.cfg.FenceFile != "" {
+		if err := os.Remove(k.cfg.FenceFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			k.Stop()
+			return fmt.Errorf("cluster: node %s: remove a stale fence file: %w", k.cfg.NodeName, err)
+		}
+	}
 	if err := k.StartListener(); err != nil {
 		k.Stop()
 		return err
@@ -274,14 +302,36 @@ func (k *FakeKubelet) Start(ctx context.Context) error {
 	go func() { defer k.wg.Done(); k.leaseLoop(runCtx, node) }()
 	go func() { defer k.wg.Done(); k.statusLoop(runCtx) }()
 	go func() { defer k.wg.Done(); k.podWorker(runCtx) }()
+	if k.cfg.FenceFile != "" {
+		// Not in wg: the watcher stops the kubelet, which waits for wg.
+		done := make(chan struct{})
+		k.mu.Lock()
+		k.fenceDone = done
+		k.mu.Unlock()
+		go func() { defer close(done); k.watchFence(runCtx) }()
+	}
 	k.log.Info("node started", zap.String("address", k.cfg.Address.IP.String()), zap.String("kubelet", k.KubeletAddr()))
 	return nil
 }
 
-// Stop is a crash: every loop ends at once, the kubelet port closes, and the
-// Node, its Lease and its pods stay in the API as they were. A FakeKubelet
-// cannot be started again; start a new one for the same node to bring it back.
+// Stop is a crash: every loop ends at once, the kubelet port closes, the
+// containers stop (in the Journal), and the Node, its Lease and its pods
+// stay in the API as they were. A FakeKubelet cannot be started again;
+// start a new one for the same node to bring it back.
 func (k *FakeKubelet) Stop() {
+	k.halt("crashed", time.Now())
+	<-k.halted
+	k.mu.Lock()
+	fenceDone := k.fenceDone
+	k.mu.Unlock()
+	if fenceDone != nil {
+		<-fenceDone
+	}
+}
+
+// halt powers the node off; the containers count as stopped at the
+// instant at. Only the first call does anything.
+func (k *FakeKubelet) halt(reason string, at time.Time) {
 	k.mu.Lock()
 	if k.stopped {
 		k.mu.Unlock()
@@ -292,6 +342,7 @@ func (k *FakeKubelet) Stop() {
 	queue := k.queue
 	factory := k.factory
 	k.mu.Unlock()
+	defer close(k.halted)
 
 	if cancel != nil {
 		cancel()
@@ -303,9 +354,49 @@ func (k *FakeKubelet) Stop() {
 	if factory != nil {
 		factory.Shutdown()
 	}
+	// The pod worker has returned: no container starts after this.
 	k.wg.Wait()
-	k.log.Info("node stopped")
+	if k.cfg.Journal != nil {
+		k.cfg.Journal.stopBoot(k.bootID, reason, at)
+	}
+	k.log.Info("node stopped", zap.String("reason", reason))
 }
+
+// watchFence powers the node off once FenceFile exists.
+func (k *FakeKubelet) watchFence(ctx context.Context) {
+	t := time.NewTicker(fencePollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := os.Stat(k.cfg.FenceFile); err != nil {
+			continue
+		}
+		// The fence command ran up to one poll earlier: a stop recorded
+		// now is late, never early.
+		at := time.Now()
+		k.mu.Lock()
+		k.fencedAt = at
+		k.mu.Unlock()
+		k.log.Warn("node fenced: powering off", zap.String("fenceFile", k.cfg.FenceFile))
+		k.halt("fenced", at)
+		return
+	}
+}
+
+// Fenced returns when the kubelet found its FenceFile and powered the node
+// off, and false if it has not.
+func (k *FakeKubelet) Fenced() (time.Time, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.fencedAt, !k.fencedAt.IsZero()
+}
+
+// BootID is this boot's ID, as in the Node's status and the Journal.
+func (k *FakeKubelet) BootID() string { return k.bootID }
 
 // StartListener opens the kubelet port and the healthz port again after
 // StopListener. Start does this itself.
@@ -604,6 +695,9 @@ func (k *FakeKubelet) forgetPod(obj any) {
 	if !ok {
 		return
 	}
+	if k.cfg.Journal != nil {
+		k.cfg.Journal.stop(string(pod.UID), k.bootID, "deleted", time.Now())
+	}
 	k.ipMu.Lock()
 	defer k.ipMu.Unlock()
 	for ip, uid := range k.podIPs {
@@ -649,8 +743,11 @@ func (k *FakeKubelet) syncPod(ctx context.Context, key string) error {
 	}
 
 	if pod.DeletionTimestamp != nil {
-		// No containers to stop: the grace period is already over. The UID
-		// precondition keeps a new pod of the same name safe.
+		// The containers stop at once: the grace period is already over.
+		// The UID precondition keeps a new pod of the same name safe.
+		if k.cfg.Journal != nil {
+			k.cfg.Journal.stop(string(pod.UID), k.bootID, "deleted", time.Now())
+		}
 		grace := int64(0)
 		err := k.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
 			GracePeriodSeconds: &grace,
@@ -664,7 +761,16 @@ func (k *FakeKubelet) syncPod(ctx context.Context, key string) error {
 		}
 		return err
 	}
-	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || podRunningAndReady(pod) {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	// The containers start before the pod is reported Running. A pod that
+	// is Running already (reported by an earlier boot of this node) has
+	// its containers started again, as after a reboot.
+	if k.cfg.Journal != nil {
+		k.cfg.Journal.start(key, string(pod.UID), k.cfg.NodeName, k.bootID, time.Now())
+	}
+	if podRunningAndReady(pod) {
 		return nil
 	}
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -104,14 +105,25 @@ type clusterOptions struct {
 	timings timings
 	// agent, if set, adjusts each node's agent configuration.
 	agent func(i int, cfg *cluster.AgentConfig)
+	// fence gives each node a fence file (see tc.fenceFile) and its agent
+	// --fence-action=command with a command that creates it, which powers
+	// the node's kubelet off. agent may override the flags.
+	fence bool
 }
 
 // testCluster is a control plane with deploy/ installed, a firewall, and
-// nodes each running a fake kubelet and a real haagent.
+// nodes each running a fake kubelet and a real haagent. Every kubelet
+// records its pods' containers in journal.
 type testCluster struct {
-	cp    *cluster.ControlPlane
-	fw    *cluster.Firewall
-	nodes []*cluster.Node
+	cp      *cluster.ControlPlane
+	fw      *cluster.Firewall
+	nodes   []*cluster.Node
+	journal *cluster.Journal
+}
+
+// fenceFile is the node's fence file, with clusterOptions.fence.
+func (tc *testCluster) fenceFile(node string) string {
+	return filepath.Join(tc.cp.Dir(), "fence", node)
 }
 
 // startCluster starts everything and waits until every agent answers
@@ -126,7 +138,17 @@ func startCluster(t *testing.T, opts clusterOptions) *testCluster {
 	if err := cp.ApplyDeploy(ctx, deployDir(t)); err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{cp: cp, fw: newFirewall(t, cp)}
+	tc := &testCluster{cp: cp, fw: newFirewall(t, cp), journal: cluster.NewJournal()}
+	touch := ""
+	if opts.fence {
+		var err error
+		if touch, err = exec.LookPath("touch"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(tc.fenceFile("x")), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	addrs := cluster.NewNodeAddresses()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
@@ -141,12 +163,18 @@ func startCluster(t *testing.T, opts clusterOptions) *testCluster {
 		}
 		kc := cluster.DefaultFakeKubeletConfig(fmt.Sprintf("node-%d", i+1), addr)
 		kc.Logger = log
+		kc.Journal = tc.journal
 		if opts.timings == tuned {
 			kc.LeaseRenewInterval = 2 * time.Second
 			kc.StatusUpdateInterval = 2 * time.Second
 		}
 		ac := cluster.DefaultAgentConfig(bin)
 		ac.Join = []string{seed}
+		if opts.fence {
+			kc.FenceFile = tc.fenceFile(kc.NodeName)
+			// Split on spaces by the agent: the path has none.
+			ac.ExtraArgs = append(ac.ExtraArgs, "--fence-action=command", "--fence-command="+touch+" "+kc.FenceFile)
+		}
 		if opts.agent != nil {
 			opts.agent(i, &ac)
 		}
