@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,28 +27,41 @@ const maxStepsPerTick = 8
 // step that changed it, for as long as steps complete at once: a failover
 // does not wait a tick between cordon, taints, pods not ready and eviction.
 // It stops at the first step that waits (for PDBs, the fence bound, the
-// workloads, the node) or fails.
+// workloads, the node) or fails; a step that failed or was blocked is
+// tried again after a backoff (see paced).
 func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, members []failover.Member) {
+	if f.Status.Phase.Final() {
+		// Ended on an earlier pass whose write did not go through (see
+		// supersede): finish it once the write does.
+		if c.persist(ctx, f) == nil {
+			c.finish(ctx, f)
+		}
+		return
+	}
 	for i := 0; i < maxStepsPerTick && ctx.Err() == nil; i++ {
 		before := f.Status.DeepCopy()
 		err := c.stepRecord(ctx, f, members)
+		retry := ""
 		switch {
 		case errors.Is(err, evict.ErrNodeNotFound):
-			c.fail(f, "the Node was deleted")
+			c.nodeGone(f)
 		case errors.Is(err, evict.ErrOptedOut):
 			c.fail(f, "the Node was opted out of automatic failover during the failover")
 		case errors.Is(err, evict.ErrNodeRenewed), errors.Is(err, evict.ErrNodeReady):
 			c.fenceRefused(f, err)
+			retry = retryBlocked
+		case errors.Is(err, errBlocked):
+			retry = retryBlocked // the step wrote why into the message
 		case err != nil:
 			f.Status.Message = truncate(err.Error(), 512)
-			c.log.Warn("failover step failed; retrying", zap.String("node", f.Spec.Node),
-				zap.String("phase", string(f.Status.Phase)), zap.Error(err))
+			retry = retryError
 		}
+		c.paced(f, before.Phase, retry, err)
 		if reflect.DeepEqual(before, f.Status) {
 			return
 		}
 		c.observePhases(&before, &f.Status)
-		c.persist(ctx, f)
+		_ = c.persist(ctx, f)
 		if f.Status.Phase.Final() {
 			c.finish(ctx, f)
 			return
@@ -55,6 +69,113 @@ func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, membe
 		if err != nil || f.Status.Phase == before.Phase {
 			return // failed, or still waiting in the same phase
 		}
+	}
+}
+
+// errBlocked is returned by a step that did what it could and waits on
+// something outside haagent's hands: evictions that a PodDisruptionBudget
+// refused, or that failed or were deferred, with none accepted. It is no
+// failure, but asking again at once would not help either.
+var errBlocked = errors.New("blocked")
+
+// Values of the reason label of haagent_failover_step_retries_total.
+const (
+	retryError   = "error"
+	retryBlocked = "blocked"
+)
+
+// Backoff of a step that failed or was blocked: the first retry after
+// minRetry, each further one after twice as long, up to maxRetry.
+const (
+	minRetry = time.Second
+	maxRetry = 30 * time.Second
+)
+
+// pace is how this term paces the steps of one record.
+type pace struct {
+	// next is when the record may be stepped again after a step that failed
+	// or was blocked; delay is the backoff that set it.
+	next  time.Time
+	delay time.Duration
+	// view is how gossip saw the node at the last step; a change ends the
+	// backoff.
+	view nodeView
+	// lastErr is the error of the failing step as last logged.
+	lastErr string
+	// fenceChecked is when the pods awaiting the fence were last looked
+	// for (with --fence-bound 0).
+	fenceChecked time.Time
+}
+
+// nodeView is what the next step of a failover may depend on in gossip.
+type nodeView struct {
+	state gossip.State
+	ready bool
+}
+
+// paceOf returns the pace of node's record. Callers hold c.mu.
+func (c *Coordinator) paceOf(node string) *pace {
+	if c.pace == nil {
+		c.pace = map[string]*pace{}
+	}
+	p := c.pace[node]
+	if p == nil {
+		p = &pace{}
+		c.pace[node] = p
+	}
+	return p
+}
+
+// backingOff reports whether node's record is to wait out the backoff of
+// a step that failed or was blocked. A change in how gossip sees the node
+// ends the wait at once: the next step may then be another one (an abort,
+// the record moving on to Recovering, a hand-back).
+func (c *Coordinator) backingOff(node string, members []failover.Member, now time.Time) bool {
+	v := nodeView{state: memberState(members, node), ready: memberReady(members, node)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.paceOf(node)
+	if p.view != v {
+		p.view, p.next = v, time.Time{}
+		return false
+	}
+	return now.Before(p.next)
+}
+
+// paced sets the backoff after one step of f, which was in phase before
+// it. retry is "" or the reason the step is to be tried again. A step that
+// failed or was blocked waits minRetry, then twice as long each further
+// time, up to maxRetry: a PDB that allows no disruption for an hour costs
+// two requests a minute, not four a second. Any other outcome ends the
+// backoff. A failing step is logged when its error changes, not on every
+// try, and once when it works again.
+func (c *Coordinator) paced(f *record.NodeFailover, before record.Phase, retry string, err error) {
+	node := f.Spec.Node
+	moved := f.Status.Phase != before
+	c.mu.Lock()
+	p := c.paceOf(node)
+	var logErr, recovered bool
+	if retry == "" || moved {
+		recovered = p.lastErr != ""
+		p.next, p.delay, p.lastErr = time.Time{}, 0, ""
+	} else {
+		p.delay = min(max(2*p.delay, minRetry), maxRetry)
+		p.next = c.clock.Now().Add(p.delay)
+		if retry == retryError && err.Error() != p.lastErr {
+			p.lastErr, logErr = err.Error(), true
+		}
+	}
+	delay := p.delay
+	c.mu.Unlock()
+	switch {
+	case logErr:
+		c.log.Warn("failover step failed; retrying", zap.String("node", node), zap.String("phase", string(before)),
+			zap.Duration("retry_in", delay), zap.Error(err))
+	case recovered:
+		c.log.Info("failover step succeeded after retries", zap.String("node", node), zap.String("phase", string(before)))
+	}
+	if retry != "" && !moved {
+		c.metrics.retries.WithLabelValues(string(before), retry).Inc()
 	}
 }
 
@@ -90,11 +211,39 @@ func (c *Coordinator) fail(f *record.NodeFailover, why string) {
 	c.log.Error("failover failed", zap.String("node", f.Spec.Node), zap.String("reason", why))
 }
 
+// Messages of a record whose Node was deleted.
+const (
+	msgDeletedBeforeEvictions = "the Node was deleted before its pods were evicted: Kubernetes deletes them, haagent did not move them"
+	msgDeletedAwaitingPods    = "the Node was deleted: Kubernetes deletes its pods, stateful ones included; waiting for the workloads"
+	msgDeletedNothingToReturn = "the Node was deleted: nothing to hand back"
+)
+
+// nodeGone carries on a failover whose Node was deleted. Kubernetes' pod
+// garbage collector deletes the pods bound to a Node that no longer exists,
+// stateful ones included, and nothing is left to fence or hand back. Once
+// haagent has evicted what it could (from AwaitingFence on), the record
+// only waits for the workloads, or ends once they are back. Before that it
+// ends Failed: the pods left without haagent's evictions, and someone
+// should see where their workloads went.
+func (c *Coordinator) nodeGone(f *record.NodeFailover) {
+	st := &f.Status
+	switch st.Phase {
+	case record.PhaseAwaitingFence, record.PhaseFenced, record.PhaseRecovering:
+		st.Message = msgDeletedAwaitingPods
+		_ = st.Advance(record.PhaseRecovering)
+	case record.PhaseRecovered, record.PhaseNodeReturned:
+		st.Message = msgDeletedNothingToReturn
+		_ = st.Advance(record.PhaseCompleted)
+	default:
+		c.fail(f, msgDeletedBeforeEvictions)
+	}
+}
+
 // persist writes the status. On a conflict (an earlier coordinator's
 // queued write landed late, or a person edited the record) it re-reads the
 // record and merges: the further phase wins and each timestamp keeps its
 // earliest value.
-func (c *Coordinator) persist(ctx context.Context, f *record.NodeFailover) {
+func (c *Coordinator) persist(ctx context.Context, f *record.NodeFailover) error {
 	err := c.d.Store.UpdateStatus(ctx, f)
 	if errors.Is(err, record.ErrConflict) {
 		fresh, gerr := c.d.Store.Get(ctx, f.Name)
@@ -108,6 +257,7 @@ func (c *Coordinator) persist(ctx context.Context, f *record.NodeFailover) {
 	if err != nil && !errors.Is(err, record.ErrPending) {
 		c.log.Error("write failover record", zap.String("node", f.Spec.Node), zap.Error(err))
 	}
+	return err
 }
 
 // finish takes a final record out of the active set and drops its active
@@ -121,6 +271,7 @@ func (c *Coordinator) finish(ctx context.Context, f *record.NodeFailover) {
 	c.mu.Lock()
 	delete(c.active, f.Spec.Node)
 	delete(c.taken, f.Spec.Node)
+	delete(c.pace, f.Spec.Node)
 	if f.Status.Confirmed != nil {
 		c.history[f.Spec.Node] = append(c.history[f.Spec.Node], f.Status.Confirmed.Time)
 	}
@@ -200,7 +351,13 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		if !res.Done() {
 			st.Message = fmt.Sprintf("evictions pending: %d blocked by a PodDisruptionBudget, %d failed",
 				res.Count(evict.PodPDBBlocked), res.Count(evict.PodFailed))
-			return st.Advance(record.PhaseEvicting)
+			if err := st.Advance(record.PhaseEvicting); err != nil {
+				return err
+			}
+			if res.Count(evict.PodEvicted)+res.Count(evict.PodGone) > 0 {
+				return nil // deferred pods go on the next pass
+			}
+			return errBlocked
 		}
 		st.EvictionsAccepted = record.At(c.clock.Now())
 		if len(res.FencedOnly()) > 0 {
@@ -221,7 +378,7 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		}
 		if c.cfg.FenceBound == 0 {
 			st.Message = "stateful pods wait for the node or a person: --fence-bound is 0"
-			return nil
+			return c.recheckFence(ctx, f)
 		}
 		tk, err := c.takenOver(ctx, f)
 		if err != nil {
@@ -270,21 +427,80 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		return st.Advance(record.PhaseRecovering)
 
 	case record.PhaseRecovering:
-		ok, err := c.recovered(ctx, node, st.AffectedOwners)
+		short, err := c.shortOwners(ctx, node, st.AffectedOwners)
 		if err != nil {
 			return err
 		}
-		if ok {
+		if len(short) == 0 {
 			st.WorkloadsRecovered = record.At(c.clock.Now())
 			st.Message = "every affected workload is back to its desired ready replicas"
 			return st.Advance(record.PhaseRecovered)
 		}
-		return c.handBack(ctx, f, members) // a node back before its workloads
+		// A node back before its workloads is handed back all the same.
+		if err := c.handBack(ctx, f, members); err != nil || st.Phase != record.PhaseRecovering {
+			return err
+		}
+		if c.clock.Since(c.recoveringSince(node)) >= c.cfg.RecoveryTimeout {
+			c.fail(f, recoveryTimedOut(short, c.cfg.RecoveryTimeout))
+		}
+		return nil
 
 	case record.PhaseRecovered, record.PhaseNodeReturned:
 		return c.handBack(ctx, f, members)
 	}
 	return nil
+}
+
+// fenceRecheck is how often a record that waits with --fence-bound 0 looks
+// whether its stateful pods are still on the node: each look lists the
+// node's pods, and a person acts in minutes, not milliseconds.
+const fenceRecheck = 10 * time.Second
+
+// recheckFence moves a record that waits with no fence bound on to
+// Recovering once no pod awaiting the fence is left on the node: a person
+// force-deleted them, or, for a deleted Node, Kubernetes did (the look
+// then fails with evict.ErrNodeNotFound, see nodeGone). The first look is
+// fenceRecheck after this term found the record waiting: the evictions
+// that led here had just listed the pods.
+func (c *Coordinator) recheckFence(ctx context.Context, f *record.NodeFailover) error {
+	node, st := f.Spec.Node, &f.Status
+	now := c.clock.Now()
+	c.mu.Lock()
+	p := c.paceOf(node)
+	due := !p.fenceChecked.IsZero() && now.Sub(p.fenceChecked) >= fenceRecheck
+	if due || p.fenceChecked.IsZero() {
+		p.fenceChecked = now
+	}
+	c.mu.Unlock()
+	if !due {
+		return nil
+	}
+	left, err := c.d.Evictor.PodsAwaitingFence(ctx, node)
+	if err != nil || len(left) > 0 {
+		return err
+	}
+	st.Message = "no stateful pods left on the node (a person or Kubernetes removed them): nothing waits for the fence"
+	return st.Advance(record.PhaseRecovering)
+}
+
+// recoveringSince returns when this term first found node's record in
+// Recovering (when it took the record over, or later when the record got
+// there), on this agent's clock.
+func (c *Coordinator) recoveringSince(node string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.taken == nil {
+		c.taken = map[string]takeover{}
+	}
+	tk, ok := c.taken[node]
+	if !ok {
+		tk.at = c.clock.Now()
+	}
+	if tk.recovering.IsZero() {
+		tk.recovering = c.clock.Now()
+	}
+	c.taken[node] = tk
+	return tk.recovering
 }
 
 // takenOver returns when this term took f over and the node's Lease then.
@@ -303,7 +519,7 @@ func (c *Coordinator) takenOver(ctx context.Context, f *record.NodeFailover) (ta
 	if err != nil {
 		return takeover{}, err
 	}
-	tk = takeover{at: c.clock.Now(), lease: lease, leaseRead: true}
+	tk = takeover{at: c.clock.Now(), lease: lease, leaseRead: true, recovering: tk.recovering}
 	c.mu.Lock()
 	if c.taken == nil {
 		c.taken = map[string]takeover{}
@@ -363,12 +579,15 @@ func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, memb
 		// A node removed for good never returns: once its workloads are
 		// back, its record ends instead of waiting for ever.
 		if st.Phase != record.PhaseRecovering && c.nodeDeleted(ctx, node) {
-			st.Message = "the Node was deleted: nothing to hand back"
+			st.Message = msgDeletedNothingToReturn
 			return st.Advance(record.PhaseCompleted)
 		}
 		return nil
 	}
 	n, err := c.d.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%w: %q: %w", evict.ErrNodeNotFound, node, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -521,60 +740,101 @@ func replicas(r *int32) int32 {
 	return *r
 }
 
-// recovered reports whether every owner has its desired number of pods
-// running and ready on other nodes, not terminating.
-func (c *Coordinator) recovered(ctx context.Context, node string, owners []record.AffectedOwner) (bool, error) {
+// shortfall is an affected owner with fewer pods ready elsewhere than it
+// wants.
+type shortfall struct {
+	owner       record.AffectedOwner
+	ready, want int32
+	// onNode are its pods still bound to the failed node.
+	onNode []string
+}
+
+// shortOwners returns the owners that are not back: with fewer pods
+// running and ready on other nodes, not terminating, than the smaller of
+// the replicas they wanted when the node failed and those they want now.
+// An owner scaled down since wants fewer, one scaled to 0 or deleted none.
+func (c *Coordinator) shortOwners(ctx context.Context, node string, owners []record.AffectedOwner) ([]shortfall, error) {
+	var out []shortfall
 	for _, o := range owners {
-		sel, err := c.selector(ctx, o)
+		sel, wantNow, err := c.ownerNow(ctx, o)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		if sel == nil {
 			continue // the owner is gone: nothing left to recover
 		}
+		s := shortfall{owner: o, want: min(o.DesiredReplicas, wantNow)}
+		if s.want <= 0 {
+			continue
+		}
 		pods, err := c.d.Client.CoreV1().Pods(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		ready := int32(0)
 		for _, p := range pods.Items {
-			if p.Spec.NodeName != node && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(&p) {
-				ready++
+			switch {
+			case p.Spec.NodeName == node && p.DeletionTimestamp != nil:
+				s.onNode = append(s.onNode, p.Namespace+"/"+p.Name+" (terminating)")
+			case p.Spec.NodeName == node:
+				s.onNode = append(s.onNode, p.Namespace+"/"+p.Name)
+			case p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(&p):
+				s.ready++
 			}
 		}
-		if ready < o.DesiredReplicas {
-			return false, nil
+		if s.ready < s.want {
+			out = append(out, s)
 		}
 	}
-	return true, nil
+	return out, nil
 }
 
-func (c *Coordinator) selector(ctx context.Context, o record.AffectedOwner) (labels.Selector, error) {
+// recoveryTimedOut says which owners are still short after the timeout,
+// and which of their pods are still bound to the node (a stateful pod
+// awaiting the fence, typically).
+func recoveryTimedOut(short []shortfall, after time.Duration) string {
+	parts := make([]string, 0, len(short))
+	var stuck []string
+	for _, s := range short {
+		parts = append(parts, fmt.Sprintf("%s %s/%s: %d of %d ready elsewhere", s.owner.Kind, s.owner.Namespace, s.owner.Name, s.ready, s.want))
+		stuck = append(stuck, s.onNode...)
+	}
+	msg := fmt.Sprintf("workloads not back: %s after %s", strings.Join(parts, "; "), after)
+	if len(stuck) > 0 {
+		msg += "; still bound to the node: " + strings.Join(stuck, ", ")
+	}
+	return truncate(msg, 512)
+}
+
+// ownerNow returns the owner's pod selector and the replicas it wants now,
+// or a nil selector when it is gone or of a kind that is not recovered.
+func (c *Coordinator) ownerNow(ctx context.Context, o record.AffectedOwner) (labels.Selector, int32, error) {
 	apps := c.d.Client.AppsV1()
 	var ls *metav1.LabelSelector
+	var want *int32
 	switch o.Kind {
 	case "Deployment":
 		d, err := apps.Deployments(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, ignoreNotFound(err)
+			return nil, 0, ignoreNotFound(err)
 		}
-		ls = d.Spec.Selector
+		ls, want = d.Spec.Selector, d.Spec.Replicas
 	case "ReplicaSet":
 		rs, err := apps.ReplicaSets(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, ignoreNotFound(err)
+			return nil, 0, ignoreNotFound(err)
 		}
-		ls = rs.Spec.Selector
+		ls, want = rs.Spec.Selector, rs.Spec.Replicas
 	case "StatefulSet":
 		ss, err := apps.StatefulSets(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, ignoreNotFound(err)
+			return nil, 0, ignoreNotFound(err)
 		}
-		ls = ss.Spec.Selector
+		ls, want = ss.Spec.Selector, ss.Spec.Replicas
 	default:
-		return nil, nil
+		return nil, 0, nil
 	}
-	return metav1.LabelSelectorAsSelector(ls)
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	return sel, replicas(want), err
 }
 
 func podReady(p *corev1.Pod) bool {

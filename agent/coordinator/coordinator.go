@@ -43,16 +43,26 @@ type Config struct {
 	// before haagent uncordons it. It doubles for each further failover of
 	// the same node within an hour, so a flapping node stays cordoned.
 	Stabilization time.Duration
+	// RecoveryTimeout is how long a failover may wait in Recovering for its
+	// workloads to be ready elsewhere, counted on this coordinator's clock
+	// from when it took the record over or the record entered Recovering.
+	// Then the record ends Failed, naming the owners still short, so that a
+	// failover that will not finish by itself (a replacement that cannot
+	// be scheduled, a volume that stays attached) alerts instead of
+	// staying active for ever. Long enough for slow image pulls and volume
+	// attachments.
+	RecoveryTimeout time.Duration
 }
 
 // DefaultConfig enables failover with stateful recovery off.
 func DefaultConfig() Config {
 	return Config{
-		Lease:         DefaultLeaseConfig(),
-		Decide:        failover.DefaultConfig(),
-		Enabled:       true,
-		Tick:          250 * time.Millisecond,
-		Stabilization: 2 * time.Minute,
+		Lease:           DefaultLeaseConfig(),
+		Decide:          failover.DefaultConfig(),
+		Enabled:         true,
+		Tick:            250 * time.Millisecond,
+		Stabilization:   2 * time.Minute,
+		RecoveryTimeout: 30 * time.Minute,
 	}
 }
 
@@ -63,6 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Tick, "coordinator-tick", c.Tick, "how often the coordinator decides and advances failovers")
 	fs.DurationVar(&c.FenceBound, "fence-bound", c.FenceBound, "after confirmation, when stateful pods of a dead node may be force-removed (0: never; must exceed --fence-after)")
 	fs.DurationVar(&c.Stabilization, "stabilization", c.Stabilization, "how long a returned node must stay healthy before it is uncordoned")
+	fs.DurationVar(&c.RecoveryTimeout, "recovery-timeout", c.RecoveryTimeout, "how long a failover waits for its workloads to be ready elsewhere before it ends Failed")
 	fs.DurationVar(&c.Decide.VoteMaxAge, "vote-max-age", c.Decide.VoteMaxAge, "how long a received vote counts")
 	fs.Float64Var(&c.Decide.MaxDeadFraction, "max-dead-fraction", c.Decide.MaxDeadFraction, "pause failover when more than this fraction of nodes (cluster or zone) is dead")
 	fs.IntVar(&c.Decide.ZoneMinNodes, "zone-min-nodes", c.Decide.ZoneMinNodes, "smallest zone judged on its own by --max-dead-fraction")
@@ -84,6 +95,8 @@ func (c Config) Validate(fence FenceTerms) error {
 		return fmt.Errorf("coordinator: --coordinator-tick (%s) must be between 10ms and 10s", c.Tick)
 	case c.Stabilization < 0 || c.Stabilization > time.Hour:
 		return fmt.Errorf("coordinator: --stabilization (%s) must be between 0s and 1h0m0s", c.Stabilization)
+	case c.RecoveryTimeout < time.Minute || c.RecoveryTimeout > 24*time.Hour:
+		return fmt.Errorf("coordinator: --recovery-timeout (%s) must be between 1m0s and 24h0m0s", c.RecoveryTimeout)
 	}
 	return validateFenceBound(c.FenceBound, fence)
 }
@@ -138,6 +151,7 @@ type Coordinator struct {
 	mu      sync.Mutex
 	active  map[string]*record.NodeFailover // by node
 	taken   map[string]takeover             // by node, for the records in active
+	pace    map[string]*pace                // by node, for the records in active
 	history map[string][]time.Time          // completed failovers by node
 	held    map[string]string               // last hold reason logged, by node
 	back    map[string]time.Time            // since when a failed-over node is back
@@ -159,6 +173,9 @@ type takeover struct {
 	// at takeover is read before the fence bound starts.
 	lease     evict.NodeLease
 	leaseRead bool
+	// recovering is when this term first found the record in Recovering,
+	// from c.clock.Now(): --recovery-timeout counts from it.
+	recovering time.Time
 }
 
 // Holder returns the holder of the coordinator Lease as this agent last
@@ -292,7 +309,7 @@ func (c *Coordinator) lead(ctx context.Context) {
 	// read again from the API, so that no failover is forgotten or started
 	// twice.
 	c.mu.Lock()
-	c.active, c.taken = nil, nil
+	c.active, c.taken, c.pace = nil, nil, nil
 	c.mu.Unlock()
 	defer c.stepDown()
 	t := c.clock.NewTicker(c.cfg.Tick)
@@ -303,7 +320,10 @@ func (c *Coordinator) lead(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		if c.active == nil {
+		c.mu.Lock()
+		loaded := c.active != nil
+		c.mu.Unlock()
+		if !loaded {
 			if err := c.load(ctx); err != nil {
 				c.log.Error("load failover records", zap.Error(err))
 				continue
@@ -324,7 +344,7 @@ func (c *Coordinator) stepDown() {
 		c.log.Warn("coordinator Lease lost: queued failover record writes dropped", zap.Int("writes", n))
 	}
 	c.mu.Lock()
-	c.active, c.taken = nil, nil
+	c.active, c.taken, c.pace = nil, nil, nil
 	c.mu.Unlock()
 }
 
@@ -346,7 +366,7 @@ func (c *Coordinator) load(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
-	c.active, c.history, c.held, c.taken = active, history, map[string]string{}, map[string]takeover{}
+	c.active, c.history, c.held, c.taken, c.pace = active, history, map[string]string{}, map[string]takeover{}, map[string]*pace{}
 	c.mu.Unlock()
 	for _, f := range active {
 		c.takeOver(ctx, f, evict.NodeLease{}, false)
@@ -370,14 +390,17 @@ func (c *Coordinator) step(ctx context.Context) {
 	}
 	now := c.clock.Now()
 	members := c.members(ctx)
-	activeSet := map[string]bool{}
-	for n := range c.active {
-		activeSet[n] = true
+	activeSet, draining := map[string]bool{}, map[string]bool{}
+	for _, f := range c.activeRecords() {
+		activeSet[f.Spec.Node] = true
+		if f.Spec.Cause == record.CauseNotReady {
+			draining[f.Spec.Node] = true
+		}
 	}
 	var decisions []failover.Decision
 	var pause string
 	c.d.Ballots.WithBallots(func(b *failover.Ballots) {
-		decisions, pause = c.decider.Decide(failover.Input{Now: now, Members: members, Ballots: b, Active: activeSet})
+		decisions, pause = c.decider.Decide(failover.Input{Now: now, Members: members, Ballots: b, Active: activeSet, Draining: draining})
 	})
 	c.metrics.paused.Set(boolFloat(pause != ""))
 	agentDown := 0
@@ -393,26 +416,38 @@ func (c *Coordinator) step(ctx context.Context) {
 	}
 	c.metrics.agentDown.Set(float64(agentDown))
 
-	nodes := make([]string, 0, len(c.active))
-	for n := range c.active {
-		nodes = append(nodes, n)
-	}
-	sort.Strings(nodes)
-	for _, n := range nodes {
+	for _, f := range c.activeRecords() {
 		if ctx.Err() != nil {
 			return
 		}
-		c.advance(ctx, c.active[n], members)
+		if c.backingOff(f.Spec.Node, members, now) {
+			continue
+		}
+		c.advance(ctx, f, members)
 	}
+	active := c.activeRecords()
 	if c.d.Notices != nil {
 		// Once started, a failover of a dead node reads no vote again.
-		for _, n := range nodes {
-			if f := c.active[n]; f != nil && f.Spec.Cause != record.CauseNotReady {
-				c.d.Notices.UnderWay(n)
+		for _, f := range active {
+			if f.Spec.Cause != record.CauseNotReady {
+				c.d.Notices.UnderWay(f.Spec.Node)
 			}
 		}
 	}
-	c.metrics.active.Set(float64(len(c.active)))
+	c.metrics.active.Set(float64(len(active)))
+}
+
+// activeRecords returns the records this term acts on, by node name. The
+// records themselves are the lead loop's: only the map needs the lock.
+func (c *Coordinator) activeRecords() []*record.NodeFailover {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*record.NodeFailover, 0, len(c.active))
+	for _, f := range c.active {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Node < out[j].Spec.Node })
+	return out
 }
 
 // members converts the gossip view: the opt-out label of the members
@@ -465,18 +500,30 @@ func (c *Coordinator) hold(d failover.Decision) {
 // start records a new failover. The record is the failover: once it is in
 // the API, any coordinator will carry it through.
 func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.Time) {
+	c.mu.Lock()
+	mine := c.active[d.Target]
+	c.mu.Unlock()
+	if mine != nil && !d.NotReady && mine.Spec.Cause == record.CauseNotReady && !c.supersede(ctx, mine) {
+		return
+	}
 	// Never two active records for one node. The records were loaded when
 	// this term began; another coordinator may have written one since (two
 	// agents can both believe they hold the Lease for a moment). That one
-	// is carried on instead.
+	// is carried on instead, unless it is a drain that this dead
+	// confirmation supersedes.
 	existing, err := c.d.Store.ActiveFor(ctx, d.Target)
 	if err != nil {
 		c.log.Warn("look up failover records of the node; not starting", zap.String("node", d.Target), zap.Error(err))
 		return
 	}
 	if existing != nil {
-		c.adopt(ctx, existing)
-		return
+		if d.NotReady || existing.Spec.Cause != record.CauseNotReady {
+			c.adopt(ctx, existing)
+			return
+		}
+		if !c.supersede(ctx, existing) {
+			return
+		}
 	}
 	var lease evict.NodeLease
 	leaseRead := false
@@ -543,6 +590,43 @@ func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.T
 		zap.Duration("since_last_heard", now.Sub(lastHeard)), zap.Bool("dry_run", c.d.DryRun))
 }
 
+// msgSuperseded ends a not-ready drain whose node a quorum then confirmed
+// dead.
+const msgSuperseded = "superseded: the node was then confirmed dead"
+
+// supersede ends a not-ready drain of a node that a quorum now confirms
+// dead, so that the failover of a dead node, which taints the node, marks
+// it not ready and may fence it, starts in its place. It touches nothing
+// on the node: Undo would lift the cordon until the new record put it back,
+// and the new record's Cordon finds haagent's own and keeps it, so the
+// hand-back at the end still removes it. It reports whether the end of the
+// drain is in the API: only then may another record of the node be
+// created. A write that was only queued is tried again on the next pass.
+func (c *Coordinator) supersede(ctx context.Context, drain *record.NodeFailover) bool {
+	node := drain.Spec.Node
+	c.mu.Lock()
+	if mine := c.active[node]; mine != nil && mine.Name == drain.Name {
+		drain = mine // this term's copy is the newest
+	}
+	c.mu.Unlock()
+	from := drain.Status.Phase
+	if !from.Final() {
+		if err := drain.Status.Supersede(c.clock.Now(), msgSuperseded); err != nil {
+			c.log.Error("end the not-ready failover", zap.String("node", node), zap.Error(err))
+			return false
+		}
+	}
+	if err := c.persist(ctx, drain); err != nil {
+		c.log.Warn("end the not-ready failover of a node confirmed dead; retrying", zap.String("node", node),
+			zap.String("nodefailover", drain.Name), zap.Error(err))
+		return false
+	}
+	c.log.Warn("not-ready failover superseded: the node was confirmed dead", zap.String("node", node),
+		zap.String("nodefailover", drain.Name), zap.String("phase", string(from)))
+	c.finish(ctx, drain)
+	return true
+}
+
 // adopt carries on a node's active record that this term did not load.
 func (c *Coordinator) adopt(ctx context.Context, f *record.NodeFailover) {
 	node := f.Spec.Node
@@ -563,6 +647,9 @@ func (c *Coordinator) adopt(ctx context.Context, f *record.NodeFailover) {
 func (c *Coordinator) takeOver(ctx context.Context, f *record.NodeFailover, lease evict.NodeLease, leaseRead bool) {
 	node := f.Spec.Node
 	tk := takeover{at: c.clock.Now(), lease: lease, leaseRead: leaseRead}
+	if f.Status.Phase == record.PhaseRecovering {
+		tk.recovering = tk.at
+	}
 	if !leaseRead && f.Spec.Cause != record.CauseNotReady && beforeFence(f.Status.Phase) {
 		l, err := c.d.Evictor.NodeLease(ctx, node)
 		if err != nil {

@@ -8,8 +8,10 @@
 // record for each new failover, and moves every active record one step
 // along: cordon, node not ready and taints, pods not ready, evictions (PDB
 // refusals retried), the fence wait and out-of-service for stateful pods,
-// workload recovery, and, once the node is back and stable, handing back
-// what haagent took. Each step is idempotent and its result is written to
+// workload recovery (bounded by Config.RecoveryTimeout), and, once the node
+// is back and stable, handing back what haagent took. A step that fails or
+// is blocked is retried with a backoff of its own record, on the injected
+// clock. Each step is idempotent and its result is written to
 // the record, so a new coordinator resumes a half-done failover from the
 // API: it neither repeats nor forgets a step. A coordinator that loses the
 // Lease stops at once.

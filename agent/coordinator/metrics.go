@@ -16,6 +16,7 @@ type metrics struct {
 	detection prometheus.Histogram
 	repair    prometheus.Histogram
 	phase     *prometheus.HistogramVec
+	retries   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,14 +41,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Time to repair: every affected workload back minus last heard from.", Buckets: buckets}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "phase_seconds",
 			Help: "Time from last heard to each phase of a failover.", Buckets: buckets}, []string{"phase"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "step_retries_total",
+			Help: "Failover steps to be tried again after a backoff (1 s, doubling to 30 s), by the phase they were in and reason: error (an API error) or blocked (evictions refused by a PodDisruptionBudget, failed or deferred with none accepted; the fence guards refusing)."},
+			[]string{"phase", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.leader, m.paused, m.agentDown, m.active, m.held, m.failovers, m.detection, m.repair, m.phase} {
+	for _, c := range []prometheus.Collector{m.leader, m.paused, m.agentDown, m.active, m.held, m.failovers, m.detection, m.repair, m.phase, m.retries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, o := range []string{"started", string(record.OutcomeCompleted), string(record.OutcomeFailed), string(record.OutcomeDryRun)} {
 		m.failovers.WithLabelValues(o)
+	}
+	for _, p := range record.Phases() {
+		if p.Final() {
+			continue
+		}
+		for _, r := range []string{retryError, retryBlocked} {
+			m.retries.WithLabelValues(string(p), r)
+		}
 	}
 	return m, nil
 }

@@ -26,6 +26,9 @@
 //     still runs its pods can run two copies of a stateful pod. Both take a
 //     FenceCheck: the node's kubelet Lease as the coordinator read it when
 //     it took the failover over (NodeLease), and the confirmation time.
+//     Until then PodsAwaitingFence (a read) tells which of those pods are
+//     still there: a person, or Kubernetes for a deleted Node, may have
+//     removed them.
 //  7. When the node is back and stable: Undo removes the taints haagent
 //     added and the cordon it set, and nothing that someone else set.
 //

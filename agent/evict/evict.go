@@ -59,20 +59,53 @@ func (e *Evictor) EvictPods(ctx context.Context, node string) (PodsResult, error
 
 func (e *Evictor) evictPods(ctx context.Context, node string) (PodsResult, error) {
 	res := PodsResult{Node: node, DryRun: e.cfg.DryRun}
-	n, err := e.failoverNode(ctx, ActionEvictPods, node)
+	n, h, classified, candidates, err := e.classifyPods(ctx, ActionEvictPods, node)
 	if err != nil {
 		return res, err
+	}
+	res.Pods = classified
+	evicted := make([]PodResult, len(candidates))
+	e.forEach(len(candidates), func(i int) {
+		evicted[i] = e.evictPod(ctx, h, node, candidates[i])
+	})
+	res.Pods = append(res.Pods, evicted...)
+	sortResults(res.Pods)
+	e.report(n, res)
+	return res, nil
+}
+
+// PodsAwaitingFence returns the pods of the node that EvictPods holds back
+// for the fence (StatefulSet pods, pods with a single-node claim), by the
+// same rules, terminating ones included: while such a pod object exists its
+// controller starts no replacement. It writes nothing. A deleted Node gives
+// ErrNodeNotFound, an opted-out one ErrOptedOut.
+func (e *Evictor) PodsAwaitingFence(ctx context.Context, node string) ([]PodRef, error) {
+	_, _, classified, _, err := e.classifyPods(ctx, ActionPodsAwaitingFence, node)
+	e.finish(ActionPodsAwaitingFence, err)
+	if err != nil {
+		return nil, err
+	}
+	return PodsResult{Pods: classified}.FencedOnly(), nil
+}
+
+// classifyPods reads the node and its pods and sorts the pods out as
+// EvictPods documents: it returns the outcome of every pod that is not to
+// be evicted in this call, and the pods to evict. It writes nothing.
+func (e *Evictor) classifyPods(ctx context.Context, a Action, node string) (*corev1.Node, *drain.Helper, []PodResult, []corev1.Pod, error) {
+	n, err := e.failoverNode(ctx, a, node)
+	if err != nil {
+		return nil, nil, nil, nil, err
 	}
 
 	rec := &podListRecorder{Interface: e.client}
 	h := e.drainHelper(ctx, rec)
 	start := e.clock.Now()
 	list, errs := h.GetPodsForDeletion(node)
-	e.metrics.observe(ActionEvictPods, e.clock.Since(start))
+	e.metrics.observe(a, e.clock.Since(start))
 	if len(errs) > 0 {
 		// A failed list, or a DaemonSet that could not be read: the pods
 		// cannot be told apart safely. Nothing is evicted; retry.
-		return res, &APIError{Action: ActionEvictPods, Node: node, Err: errors.Join(errs...)}
+		return nil, nil, nil, nil, &APIError{Action: a, Node: node, Err: errors.Join(errs...)}
 	}
 	deletable := map[string]bool{}
 	for _, p := range list.Pods() {
@@ -80,10 +113,11 @@ func (e *Evictor) evictPods(ctx context.Context, node string) (PodsResult, error
 	}
 	pods := onNode(rec.items(), node)
 
-	rwo, err := e.rwoClaims(ctx, node, pods)
+	rwo, err := e.rwoClaims(ctx, a, node, pods)
 	if err != nil {
-		return res, err
+		return nil, nil, nil, nil, err
 	}
+	var out []PodResult
 	var candidates []corev1.Pod
 	for i := range pods {
 		p := &pods[i]
@@ -105,17 +139,9 @@ func (e *Evictor) evictPods(ctx context.Context, node string) (PodsResult, error
 			candidates = append(candidates, *p)
 			continue
 		}
-		res.Pods = append(res.Pods, r)
+		out = append(out, r)
 	}
-
-	evicted := make([]PodResult, len(candidates))
-	e.forEach(len(candidates), func(i int) {
-		evicted[i] = e.evictPod(ctx, h, node, candidates[i])
-	})
-	res.Pods = append(res.Pods, evicted...)
-	sortResults(res.Pods)
-	e.report(n, res)
-	return res, nil
+	return n, h, out, candidates, nil
 }
 
 func (e *Evictor) evictPod(ctx context.Context, h *drain.Helper, node string, p corev1.Pod) PodResult {
@@ -249,7 +275,7 @@ func hasRWOClaim(p *corev1.Pod, rwo map[string]bool) bool {
 // ReadWriteOncePod in its spec or status. A claim that does not exist counts
 // as single-node, which keeps its pod for the fence: the safe side. Any other
 // read error fails the call, since guessing could run two copies.
-func (e *Evictor) rwoClaims(ctx context.Context, node string, pods []corev1.Pod) (map[string]bool, error) {
+func (e *Evictor) rwoClaims(ctx context.Context, a Action, node string, pods []corev1.Pod) (map[string]bool, error) {
 	var keys []string
 	seen := map[string]bool{}
 	for i := range pods {
@@ -271,7 +297,7 @@ func (e *Evictor) rwoClaims(ctx context.Context, node string, pods []corev1.Pod)
 		ns, name, _ := strings.Cut(keys[i], "/")
 		start := e.clock.Now()
 		pvc, err := e.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
-		e.metrics.observe(ActionEvictPods, e.clock.Since(start))
+		e.metrics.observe(a, e.clock.Since(start))
 		switch {
 		case apierrors.IsNotFound(err):
 			single[i] = true
@@ -282,7 +308,7 @@ func (e *Evictor) rwoClaims(ctx context.Context, node string, pods []corev1.Pod)
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
-		return nil, &APIError{Action: ActionEvictPods, Node: node, Err: err}
+		return nil, &APIError{Action: a, Node: node, Err: err}
 	}
 	out := make(map[string]bool, len(keys))
 	for i, k := range keys {

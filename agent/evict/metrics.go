@@ -21,11 +21,13 @@ const (
 	ActionUndo             Action = "undo"
 	ActionState            Action = "state"
 	ActionNodeLease        Action = "node_lease"
+	// ActionPodsAwaitingFence reads which pods still wait for the fence.
+	ActionPodsAwaitingFence Action = "pods_awaiting_fence"
 )
 
 var allActions = []Action{
 	ActionCordon, ActionTaint, ActionMarkNodeNotReady, ActionMarkPodsNotReady, ActionEvictPods,
-	ActionOutOfService, ActionForceDeletePods, ActionUndo, ActionState, ActionNodeLease,
+	ActionOutOfService, ActionForceDeletePods, ActionUndo, ActionState, ActionNodeLease, ActionPodsAwaitingFence,
 }
 
 // Results of an action call.

@@ -575,3 +575,40 @@ func TestFailover_repeatable(t *testing.T) {
 		t.Errorf("duration series = %d", got)
 	}
 }
+
+// TestPodsAwaitingFence: the pods that EvictPods holds for the fence are
+// reported by the same rules, a terminating StatefulSet pod included (its
+// object still keeps a replacement from starting), and nothing is written.
+func TestPodsAwaitingFence(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), newNode("n1", corev1.ConditionUnknown),
+		daemonSet("kube-system", "proxy"),
+		claim("db", "data-rwo", corev1.ReadWriteOnce),
+		newPod("kube-system", "proxy-x", "n1", ownedBy("apps/v1", "DaemonSet", "proxy")),
+		newPod("db", "pg-0", "n1", ownedBy("apps/v1", "StatefulSet", "pg")),
+		newPod("db", "pg-1", "n1", ownedBy("apps/v1", "StatefulSet", "pg"), terminating),
+		newPod("db", "solo-rwo", "n1", ownedBy("apps/v1", "ReplicaSet", "solo"), withClaim("data-rwo")),
+		newPod("db", "pg-2", "n2", ownedBy("apps/v1", "StatefulSet", "pg")),
+		newPod("web", "front-abc", "n1", ownedBy("apps/v1", "ReplicaSet", "front")),
+	)
+	got, err := h.e.PodsAwaitingFence(ctx, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range got {
+		names = append(names, p.String())
+	}
+	if want := []string{"db/pg-0", "db/pg-1", "db/solo-rwo"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("PodsAwaitingFence = %v, want %v", names, want)
+	}
+	if w := h.writes(); len(w) != 0 {
+		t.Errorf("writes = %v, want none", w)
+	}
+	if got := testutil.ToFloat64(h.e.metrics.actions.WithLabelValues(string(ActionPodsAwaitingFence), resultSuccess)); got != 1 {
+		t.Errorf("haagent_evict_actions_total{action=pods_awaiting_fence,result=success} = %v, want 1", got)
+	}
+
+	if _, err := h.e.PodsAwaitingFence(ctx, "gone"); !errors.Is(err, ErrNodeNotFound) {
+		t.Errorf("PodsAwaitingFence of a deleted Node = %v, want ErrNodeNotFound", err)
+	}
+}

@@ -182,12 +182,19 @@ type Decision struct {
 	// ready for longer than Config.NotReadyAfter; Cause says so.
 	NotReady bool
 	Cause    string
+	// Supersedes is set on a start when the node is being drained as not
+	// ready (Input.Draining) and a quorum now confirms it dead: the drain
+	// ends and the failover of a dead node takes its place.
+	Supersedes bool
 }
 
 func (d Decision) String() string {
 	s := fmt.Sprintf("%s %s %s", d.Action, d.Target, d.Tally)
 	if d.NotReady {
 		s = fmt.Sprintf("%s %s %s", d.Action, d.Target, d.Cause)
+	}
+	if d.Supersedes {
+		s += ", superseding the not-ready failover"
 	}
 	if d.Reason != "" {
 		s += ": " + d.Reason
@@ -219,14 +226,21 @@ type Input struct {
 	// Active are the nodes with a failover in progress (from the records
 	// in the API): they are not started again.
 	Active map[string]bool
+	// Draining are the nodes of Active whose failover began because the
+	// node, alive, reported itself not ready. Such a failover drains a node
+	// whose kubelet lives, and never fences it; should a quorum then
+	// confirm the node dead, the failover of a dead node must take over,
+	// or its stateful pods would wait for ever.
+	Draining map[string]bool
 	// Paused is set when failover is paused by the operator.
 	Paused bool
 }
 
 // Decide returns, sorted by node name, the decisions for every node that
-// a quorum confirms dead and that is not already being failed over, and
-// for every node reported agent-down. It also reports whether the dead
-// fraction guard is tripped, with its reason.
+// a quorum confirms dead and that is not already being failed over (or is
+// only being drained as not ready), and for every node reported
+// agent-down. It also reports whether the dead fraction guard is tripped,
+// with its reason.
 func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 	d.refill(in.Now)
 	members := append([]Member(nil), in.Members...)
@@ -248,8 +262,11 @@ func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 		t := count(target, members, in.Ballots.about(target.Name, in.Now.Add(-d.cfg.VoteMaxAge)))
 		switch {
 		case t.Confirmed() && target.State == gossip.StateDead:
-			if !in.Active[target.Name] {
+			switch {
+			case !in.Active[target.Name]:
 				confirmed = append(confirmed, Decision{Action: ActionStart, Target: target.Name, Tally: t})
+			case in.Draining[target.Name]:
+				confirmed = append(confirmed, Decision{Action: ActionStart, Target: target.Name, Tally: t, Supersedes: true})
 			}
 		case len(t.AgentDown) > 0 && target.State == gossip.StateDead:
 			decisions = append(decisions, Decision{Action: ActionAgentDown, Target: target.Name, Tally: t,
@@ -280,6 +297,10 @@ func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 			c.Action, c.Reason = ActionHold, zonePause[zoneOf[c.Target]]
 		case optOut[c.Target]:
 			c.Action, c.Reason = ActionHold, "node opted out of automatic failover"
+		case c.Supersedes:
+			// The node's failover is already under way and took its
+			// token when it started: the rate limit is about how many
+			// nodes are failed over, not how.
 		case d.tokens < 1:
 			c.Action, c.Reason = ActionHold, fmt.Sprintf("rate limit: %d failovers, then one per %s", d.cfg.Burst, d.cfg.Interval)
 		default:

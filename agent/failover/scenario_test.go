@@ -29,7 +29,9 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 //	vote v1,v2 target opinion [target-epoch=N] [ack=-2s] [at=-1s]
 //	                              votes received now; times relative to now
 //	advance 5s                    move the clock
-//	active n1 | inactive n1       a failover record exists (or no longer)
+//	active n1 [not-ready] | inactive n1
+//	                              a failover record exists (or no longer);
+//	                              not-ready: it drains a node not ready
 //	pause on|off                  operator pause
 //	decide                        print the decisions
 func TestScenarios(t *testing.T) {
@@ -52,6 +54,7 @@ type scenario struct {
 	ballots *Ballots
 	seq     map[string]uint64
 	active  map[string]bool
+	drain   map[string]bool
 	paused  bool
 }
 
@@ -62,7 +65,7 @@ func runScenario(t *testing.T, path string) {
 	}
 	s := &scenario{
 		t: t, cfg: DefaultConfig(), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		members: map[string]*Member{}, ballots: NewBallots(), seq: map[string]uint64{}, active: map[string]bool{},
+		members: map[string]*Member{}, ballots: NewBallots(), seq: map[string]uint64{}, active: map[string]bool{}, drain: map[string]bool{},
 	}
 	lines := strings.Split(string(data), "\n")
 	var out []string
@@ -201,6 +204,7 @@ func (s *scenario) exec(line int, f []string) []string {
 		s.now = s.now.Add(s.duration(line, f[1]))
 	case "active", "inactive":
 		s.active[f[1]] = f[0] == "active"
+		s.drain[f[1]] = f[0] == "active" && len(f) > 2 && f[2] == "not-ready"
 	case "pause":
 		s.paused = f[1] == "on"
 	case "decide":
@@ -214,7 +218,7 @@ func (s *scenario) exec(line int, f []string) []string {
 		for _, n := range s.order {
 			ms = append(ms, *s.members[n])
 		}
-		decisions, pause := s.dec.Decide(Input{Now: s.now, Members: ms, Ballots: s.ballots, Active: s.active, Paused: s.paused})
+		decisions, pause := s.dec.Decide(Input{Now: s.now, Members: ms, Ballots: s.ballots, Active: s.active, Draining: s.drain, Paused: s.paused})
 		var out []string
 		if pause != "" {
 			out = append(out, "guard: "+pause)

@@ -29,7 +29,9 @@ func (s *NodeFailoverStatus) Derive() {
 // ToAvailability returns what internal/availability needs of the record.
 // Missing timestamps become zero times. Dry-run records count too: the node
 // was down whether or not haagent acted. An aborted failover ends its outage
-// when the node came back (NodeReturned).
+// when the node came back (NodeReturned), or, for a drain superseded by the
+// failover of the dead node, when it was superseded: that record carries
+// the outage on, and the node's downtime is the union of the two.
 func (f *NodeFailover) ToAvailability() availability.Failover {
 	return f.Status.toAvailability(f.Spec.Node)
 }
@@ -40,6 +42,9 @@ func (s *NodeFailoverStatus) toAvailability(node string) availability.Failover {
 		// Its workloads were never moved: they were back with the node.
 		// Without this the outage would count as lasting for ever.
 		recovered = timeOf(s.NodeReturned)
+		if recovered.IsZero() {
+			recovered = s.supersededAt()
+		}
 	}
 	return availability.Failover{
 		Node:      node,
@@ -131,4 +136,42 @@ func (s *NodeFailoverStatus) Merge(from *NodeFailoverStatus) {
 		}
 	}
 	s.Derive()
+}
+
+// ConditionSuperseded is True on a not-ready drain (CauseNotReady) that
+// ended because a quorum then confirmed its node dead, so that a failover
+// of the dead node took over. Its LastTransitionTime is when.
+const ConditionSuperseded = "Superseded"
+
+// Supersede ends a not-ready drain whose node a quorum has confirmed dead
+// at at: phase Aborted, message, and ConditionSuperseded, which ends the
+// drain's outage for the availability figures (see ToAvailability).
+func (s *NodeFailoverStatus) Supersede(at time.Time, message string) error {
+	if s.Phase.Final() {
+		return &PhaseError{From: s.Phase, To: PhaseAborted, Err: ErrPhaseOrder}
+	}
+	if err := s.Advance(PhaseAborted); err != nil {
+		return err
+	}
+	s.Message = message
+	c := metav1.Condition{Type: ConditionSuperseded, Status: metav1.ConditionTrue, Reason: "ConfirmedDead",
+		Message: message, LastTransitionTime: metav1.NewTime(at)}
+	for i := range s.Conditions {
+		if s.Conditions[i].Type == ConditionSuperseded {
+			s.Conditions[i] = c
+			return nil
+		}
+	}
+	s.Conditions = append(s.Conditions, c)
+	return nil
+}
+
+// supersededAt returns when the drain was superseded, or the zero time.
+func (s *NodeFailoverStatus) supersededAt() time.Time {
+	for _, c := range s.Conditions {
+		if c.Type == ConditionSuperseded && c.Status == metav1.ConditionTrue {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
 }

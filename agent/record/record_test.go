@@ -212,6 +212,12 @@ func TestDerive(t *testing.T) {
 			wantDetect: "900ms", wantRe: "4.5s",
 		},
 		{
+			name: "superseded: the dead node's failover carries the outage on",
+			status: NodeFailoverStatus{Phase: PhaseAborted, LastHeard: ms(0), Confirmed: ms(900), Conditions: []metav1.Condition{
+				{Type: ConditionSuperseded, Status: metav1.ConditionTrue, Reason: "ConfirmedDead", LastTransitionTime: metav1.NewTime(t0.Add(40 * time.Second))}}},
+			wantDetect: "900ms", wantRe: "40s",
+		},
+		{
 			name:       "not aborted: the node's return is not a repair",
 			status:     NodeFailoverStatus{Phase: PhaseNodeReturned, LastHeard: ms(0), Confirmed: ms(900), NodeReturned: ms(4_500)},
 			wantDetect: "900ms",
@@ -242,6 +248,28 @@ func TestToAvailability(t *testing.T) {
 	empty := (&NodeFailover{Spec: NodeFailoverSpec{Node: "x"}}).ToAvailability()
 	if !empty.LastHeard.IsZero() || !empty.Recovered.IsZero() {
 		t.Errorf("missing timestamps = %+v, want zero times", empty)
+	}
+}
+
+// TestSupersede: a drain superseded by the failover of the dead node ends
+// Aborted, saying so, and its outage ends then, not never.
+func TestSupersede(t *testing.T) {
+	f := confirmed(t, "worker-1")
+	if err := f.Status.Advance(PhaseEvicting); err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(30 * time.Second)
+	if err := f.Status.Supersede(at, "superseded"); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.Status; st.Phase != PhaseAborted || st.Outcome != OutcomeAborted || st.Message != "superseded" || len(st.Conditions) != 1 {
+		t.Fatalf("status = %+v", st)
+	}
+	if got := f.ToAvailability().Recovered; !got.Equal(at) {
+		t.Errorf("outage ends at %s, want %s", got, at)
+	}
+	if err := f.Status.Supersede(at, "again"); !errors.Is(err, ErrPhaseOrder) {
+		t.Errorf("Supersede of an ended record = %v, want ErrPhaseOrder", err)
 	}
 }
 

@@ -102,7 +102,7 @@ const (
 	PhaseRecovered     Phase = "Recovered"     // every affected owner is back
 	PhaseNodeReturned  Phase = "NodeReturned"  // the node is back and stable
 	PhaseCompleted     Phase = "Completed"     // cordon and taints handed back; final
-	PhaseAborted       Phase = "Aborted"       // the node came back before it was failed over; final
+	PhaseAborted       Phase = "Aborted"       // the node came back before it was failed over, or a not-ready drain was superseded; final
 	PhaseFailed        Phase = "Failed"        // given up; final
 )
 
@@ -122,7 +122,9 @@ const (
 	// OutcomeAborted: the node came back (alive on gossip) before it was
 	// fully failed over, so the failover stopped and haagent handed back
 	// the cordon and taints it had added. Pods already evicted stay
-	// evicted.
+	// evicted. Also the end of a not-ready drain (CauseNotReady) whose node
+	// a quorum then confirmed dead: a failover of the dead node took it
+	// over, with the cordon, and hands it back in the end.
 	OutcomeAborted Outcome = "aborted"
 )
 
