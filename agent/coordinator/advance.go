@@ -286,6 +286,9 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 	node, st, ev := f.Spec.Node, &f.Status, c.d.Evictor
 	switch st.Phase {
 	case record.PhaseConfirmed, record.PhaseCordoned, record.PhaseTainted, record.PhasePodsNotReady, record.PhaseEvicting:
+		if err := c.checkHolder(ctx); err != nil {
+			return err
+		}
 		// Until the node is fully failed over, every action is checked
 		// against the current view: the record may have been resumed from
 		// the API long after it was decided, or this pass may have spent
@@ -405,6 +408,9 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		// and the out-of-service taint goes on: from then on Kubernetes
 		// itself may delete its pods.
 		fencedAt := c.clock.Now()
+		if err := c.checkHolder(ctx); err != nil {
+			return err
+		}
 		if _, err := ev.ApplyOutOfService(ctx, node, fc); err != nil {
 			return err
 		}
@@ -606,6 +612,9 @@ func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, memb
 		st.NodeReturned = record.At(since)
 	}
 	if err := st.Advance(record.PhaseNodeReturned); err != nil {
+		return err
+	}
+	if err := c.checkHolder(ctx); err != nil {
 		return err
 	}
 	if _, err := c.d.Evictor.Undo(ctx, node); err != nil {

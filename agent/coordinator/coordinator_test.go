@@ -87,7 +87,7 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 			{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", Controller: ptr.To(true)}}},
 		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(int32(2)), Selector: deploy.Spec.Selector},
 	}
-	client := fake.NewClientset(node("n1"), node("n2"), node("n3"), node("n4"), node("n5"), deploy, rs,
+	client := fake.NewClientset(leaseHeldBy("n1"), node("n1"), node("n2"), node("n3"), node("n4"), node("n5"), deploy, rs,
 		pod("web-a", "n5", rsRef), pod("web-b", "n1", rsRef))
 
 	scheme := runtime.NewScheme()
@@ -223,7 +223,7 @@ func (f *fakeNotices) UnderWay(node string) { f.nodes = append(f.nodes, node) }
 func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 	ctx := context.Background()
 	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
-	client := fake.NewClientset(node("n1"), node("n2"), node("n3"), pod("web-a", "n3", rsRef))
+	client := fake.NewClientset(leaseHeldBy("n1"), node("n1"), node("n2"), node("n3"), pod("web-a", "n3", rsRef))
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
 	store, _ := record.NewStore(dyn, record.DefaultConfig())
 	reg := prometheus.NewRegistry()
@@ -290,7 +290,7 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 func TestCoordinator_newCoordinatorResumes(t *testing.T) {
 	ctx := context.Background()
 	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
-	client := fake.NewClientset(node("n1"), node("n2"), node("n3"), pod("web-a", "n3", rsRef))
+	client := fake.NewClientset(leaseHeldBy("n1"), node("n1"), node("n2"), node("n3"), pod("web-a", "n3", rsRef))
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
 	g := &fakeGossip{}
 	for _, n := range []string{"n1", "n2", "n3"} {
@@ -390,6 +390,9 @@ type testCoordinator struct {
 
 func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runtime.Object) *testCoordinator {
 	t.Helper()
+	// The coordinator Lease is this agent's (fakeGossip's n1): every write
+	// checks it first.
+	objs = append([]runtime.Object{leaseHeldBy("n1")}, objs...)
 	tc := &testCoordinator{client: fake.NewClientset(objs...), gossip: &fakeGossip{}, ballots: failover.NewBallots(),
 		clock: clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))}
 	tc.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})

@@ -17,6 +17,7 @@ type metrics struct {
 	repair    prometheus.Histogram
 	phase     *prometheus.HistogramVec
 	retries   *prometheus.CounterVec
+	notHolder prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,8 +45,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "step_retries_total",
 			Help: "Failover steps to be tried again after a backoff (1 s, doubling to 30 s), by the phase they were in and reason: error (an API error) or blocked (evictions refused by a PodDisruptionBudget, failed or deferred with none accepted; the fence guards refusing)."},
 			[]string{"phase", "reason"}),
+		notHolder: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "not_holder_writes_total",
+			Help: "Failover writes not made because the coordinator Lease, read right before them, had another holder."}),
 	}
-	for _, c := range []prometheus.Collector{m.leader, m.paused, m.agentDown, m.active, m.held, m.failovers, m.detection, m.repair, m.phase, m.retries} {
+	for _, c := range []prometheus.Collector{m.leader, m.paused, m.agentDown, m.active, m.held, m.failovers, m.detection, m.repair, m.phase, m.retries, m.notHolder} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
