@@ -124,9 +124,8 @@ type Config struct {
 	GossipInterval time.Duration
 	// IsolationTimeout overrides the profile's isolation timeout. Shorter
 	// lets the fence bound, and so the recovery of stateful pods, be
-	// shorter; too short for the group's size makes a member that is in
-	// touch count itself isolated (it then pings more peers to stay in
-	// touch, up to isolationPingsPerRound each quarter of the timeout).
+	// shorter; a shorter one makes a member ping more peers to stay in
+	// touch while the API server is away (the only time it is asked).
 	IsolationTimeout time.Duration
 
 	// RejoinInterval is how often, with jitter, the agent asks its seed

@@ -78,13 +78,17 @@ type Membership struct {
 	nodes    NodeSource
 	contacts *contacts
 	joined   atomic.Bool // has seen another member alive
+	// contactWanted is when InTouch was last asked, in Unix nanoseconds:
+	// keepInTouch pings only while it is recent.
+	contactWanted atomic.Int64
 
 	keyringReload time.Duration
 
-	ml      atomic.Pointer[memberlist.Memberlist]
-	ready   atomic.Bool
-	running atomic.Bool
-	alive   atomic.Int64 // members alive or suspect, for the broadcast queue
+	ml        atomic.Pointer[memberlist.Memberlist]
+	localAddr atomic.Pointer[string]
+	ready     atomic.Bool
+	running   atomic.Bool
+	alive     atomic.Int64 // members alive or suspect, for the broadcast queue
 
 	mu        sync.Mutex
 	local     Meta
@@ -241,8 +245,8 @@ func (m *Membership) LocalName() string { return m.cfg.NodeName }
 // LocalAddr is the address peers reach this member at, once Run has
 // started; empty before.
 func (m *Membership) LocalAddr() string {
-	if ml := m.ml.Load(); ml != nil {
-		return ml.LocalNode().Address()
+	if a := m.localAddr.Load(); a != nil {
+		return *a
 	}
 	return ""
 }
@@ -305,6 +309,11 @@ func (m *Membership) Run(ctx context.Context) error {
 		_ = counting.Shutdown()
 		return fmt.Errorf("gossip: start memberlist: %w", err)
 	}
+	// Read once: memberlist rewrites its local node in place on every
+	// metadata update (the leave's among them), so reading it later from
+	// another goroutine races.
+	addr := ml.LocalNode().Address()
+	m.localAddr.Store(&addr)
 	m.ml.Store(ml)
 	// A readiness change between Create (which read the metadata) and
 	// the Store above found no memberlist to publish through: publish the

@@ -39,12 +39,7 @@ type NodeSource interface {
 	AgentNodes() []string
 }
 
-// isolationPingsPerRound bounds the pings one round of keepInTouch sends.
-// A round runs every quarter of the isolation timeout, so up to 128 peers a
-// timeout are pinged on top of the ones SWIM's own probes reach: enough for
-// a group of about 250 with no help from SWIM. Larger groups need a longer
-// --isolation-timeout, which haagent_gossip_in_touch_members shows.
-const isolationPingsPerRound = 32
+
 
 // contacts records when each member was last heard from directly: a
 // packet whose source is the member's gossip address. It has its own lock:
@@ -137,8 +132,20 @@ func (m *Membership) SeesMajority() bool { return m.Quorum().SeesMajority() }
 
 // InTouch reports whether this agent heard directly from a strict majority
 // of the expected group within the isolation timeout. An agent that has
-// joined nobody never is.
-func (m *Membership) InTouch() bool { return m.Quorum().HasContact() }
+// joined nobody never is. Asking it makes this agent ping the peers it
+// heard from least, for the next two isolation timeouts, so that the
+// answer stays true while it can be.
+func (m *Membership) InTouch() bool {
+	m.contactWanted.Store(m.clock.Now().UnixNano())
+	return m.Quorum().HasContact()
+}
+
+// contactWantedNow reports whether InTouch was asked within the last two
+// isolation timeouts.
+func (m *Membership) contactWantedNow() bool {
+	at := m.contactWanted.Load()
+	return at != 0 && m.clock.Now().Sub(time.Unix(0, at)) < 2*m.timing.IsolationTimeout
+}
 
 // IsolationTimeout is the isolation timeout in force.
 func (m *Membership) IsolationTimeout() time.Duration { return m.timing.IsolationTimeout }
@@ -175,12 +182,12 @@ func (m *Membership) expected() (names []string, live int) {
 	return slices.Compact(names), live
 }
 
-// keepInTouch pings, every quarter of the isolation timeout, the members of
-// the expected group heard from least recently, when fewer than a majority
-// were heard from within half the timeout: SWIM alone reaches about two
-// peers a probe interval, too few to hear from a majority in time in a
-// larger group. A member with nothing to add (a healthy small group) sends
-// nothing more.
+// keepInTouch pings, every quarter of the isolation timeout while InTouch
+// is being asked, the members of the expected group heard from least
+// recently, when fewer than a majority were heard from within half the
+// timeout: SWIM alone reaches about two peers a probe interval, too few to
+// hear from a majority in time in a larger group. A member with nothing to
+// add (a healthy small group) sends nothing more.
 func (m *Membership) keepInTouch(ctx context.Context) {
 	period := m.timing.IsolationTimeout / 4
 	t := m.clock.NewTicker(period)
@@ -192,7 +199,10 @@ func (m *Membership) keepInTouch(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		targets := m.pingTargets()
+		var targets []Member
+		if m.contactWantedNow() {
+			targets = m.pingTargets()
+		}
 		var wg sync.WaitGroup
 		for _, mem := range targets {
 			wg.Add(1)
@@ -246,8 +256,12 @@ func (m *Membership) pingTargets() []Member {
 		return nil
 	}
 	slices.SortFunc(stale, func(a, b cand) int { return a.last.Compare(b.last) })
-	// A few more than the shortfall: some of them will not answer.
-	n := min(len(stale), quorum-fresh+2, isolationPingsPerRound)
+	// A few more than the shortfall: some of them will not answer. Rounds
+	// run only while someone asks InTouch (the fencer does, while the API
+	// server is away): hearing from a majority of a group of N within the
+	// timeout costs each member up to N/2 pings a timeout, which a cluster
+	// with its API server does not need to pay.
+	n := min(len(stale), quorum-fresh+2)
 	out := make([]Member, n)
 	for i := range out {
 		out[i] = stale[i].mem

@@ -283,3 +283,33 @@ func TestQuorum_cutOffMembersLoseContact(t *testing.T) {
 		})
 	}
 }
+
+// Pings are paid for only while someone asks InTouch (the fencer, while
+// the API server is away): Quorum, which /members and the metrics read,
+// does not ask, and the asking lapses after two isolation timeouts.
+func TestQuorum_pingsOnlyWhileContactIsWanted(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	m := tableMembership(t, nil, clk)
+	for i := 2; i <= 5; i++ {
+		m.onJoin(peerNode(i))
+	}
+	m.Quorum()
+	if m.contactWantedNow() {
+		t.Fatal("contact wanted after Quorum alone")
+	}
+	if len(m.pingTargets()) == 0 {
+		t.Fatal("no ping targets with no peer heard from: the gate below would test nothing")
+	}
+	m.InTouch()
+	if !m.contactWantedNow() {
+		t.Fatal("contact not wanted right after InTouch")
+	}
+	clk.Step(2*m.IsolationTimeout() - time.Millisecond)
+	if !m.contactWantedNow() {
+		t.Fatal("contact no longer wanted before two isolation timeouts passed")
+	}
+	clk.Step(time.Millisecond)
+	if m.contactWantedNow() {
+		t.Fatal("contact still wanted two isolation timeouts after the last InTouch")
+	}
+}
