@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,10 @@ type AgentConfig struct {
 	// node's agent a group of its own, so that a firewall rule can rewrite the
 	// source address of its connections to the node's (see Firewall.SourceNAT).
 	GID uint32
+	// Env holds KEY=value entries added to the test process's environment
+	// for the agent (a later entry of the same key wins). See Agent.SetEnv
+	// to change it between runs.
+	Env []string
 }
 
 // DefaultAgentConfig returns the harness's settings: the fast gossip profile,
@@ -205,6 +210,7 @@ type Agent struct {
 	mu     sync.Mutex
 	proc   *process
 	closed bool
+	env    []string // cfg.Env until SetEnv
 }
 
 // NewAgent checks cfg and writes the config file; it starts nothing.
@@ -224,6 +230,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	return &Agent{
 		cfg:     cfg,
+		env:     slices.Clone(cfg.Env),
 		sp:      newSpawner(),
 		logPath: filepath.Join(cfg.Dir, "agent.log"),
 		// Short: a peer that is partitioned or stopped must not hold a
@@ -249,8 +256,12 @@ func (a *Agent) Start() error {
 	if a.cfg.GID != 0 {
 		cred = &syscall.Credential{Uid: uint32(os.Geteuid()), Gid: a.cfg.GID, NoSetGroups: true}
 	}
+	var env []string
+	if len(a.env) > 0 {
+		env = append(os.Environ(), a.env...)
+	}
 	p, err := startProcessAs(a.sp, "haagent "+a.cfg.NodeName, a.cfg.Binary,
-		a.cfg.args(filepath.Join(a.cfg.Dir, "config.yaml")), a.logPath, cred)
+		a.cfg.args(filepath.Join(a.cfg.Dir, "config.yaml")), a.logPath, cred, env)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
@@ -258,8 +269,18 @@ func (a *Agent) Start() error {
 	return nil
 }
 
-// Config is the agent's configuration.
+// Config is the agent's configuration as it was created; SetEnv does not
+// change it.
 func (a *Agent) Config() AgentConfig { return a.cfg }
+
+// SetEnv replaces AgentConfig.Env for the runs started after it, as a
+// redeploy with a changed environment would; the running process keeps its
+// own.
+func (a *Agent) SetEnv(env []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.env = slices.Clone(env)
+}
 
 // NodeName is the agent's node.
 func (a *Agent) NodeName() string { return a.cfg.NodeName }

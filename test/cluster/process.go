@@ -65,12 +65,13 @@ type process struct {
 // The child leads a process group of its own so that Stop can kill whatever
 // it forked too, and it gets SIGKILL if this test process dies first.
 func startProcess(sp *spawner, name, bin string, args []string, logPath string) (*process, error) {
-	return startProcessAs(sp, name, bin, args, logPath, nil)
+	return startProcessAs(sp, name, bin, args, logPath, nil, nil)
 }
 
 // startProcessAs is startProcess with the child's user and groups set by
-// cred; nil keeps the test process's.
-func startProcessAs(sp *spawner, name, bin string, args []string, logPath string, cred *syscall.Credential) (*process, error) {
+// cred, nil keeping the test process's, and its environment set to env, nil
+// keeping the test process's.
+func startProcessAs(sp *spawner, name, bin string, args []string, logPath string, cred *syscall.Credential, env []string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -81,6 +82,7 @@ func startProcessAs(sp *spawner, name, bin string, args []string, logPath string
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := sp.start(cmd); err != nil {
 		logFile.Close()
