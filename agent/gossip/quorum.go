@@ -39,8 +39,6 @@ type NodeSource interface {
 	AgentNodes() []string
 }
 
-
-
 // contacts records when each member was last heard from directly: a
 // packet whose source is the member's gossip address. It has its own lock:
 // it is written for every packet received.
