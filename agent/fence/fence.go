@@ -50,6 +50,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"k8s.io/utils/clock"
+
+	"github.com/haagent/haagent/internal/command"
 )
 
 // Backoff between attempts of a failing command: the first retry waits
@@ -352,9 +354,9 @@ func (f *Fencer) runCommand(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, f.cfg.CommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, f.cfg.Command[0], f.cfg.Command[1:]...)
-	out := &cappedBuffer{max: maxOutputBytes}
+	out := &command.CappedBuffer{Max: maxOutputBytes}
 	cmd.Stdout, cmd.Stderr = out, out
-	ownProcessGroup(cmd)
+	command.OwnProcessGroup(cmd)
 	cmd.WaitDelay = commandWaitDelay
 	err := cmd.Run()
 	switch {
@@ -403,20 +405,3 @@ func watchdogTimeoutError(device string, asked, got time.Duration, err error) er
 	}
 	return nil
 }
-
-// cappedBuffer keeps the first max bytes written to it and drops the rest.
-// exec calls Write from one goroutine at a time when Stdout and Stderr are
-// the same writer.
-type cappedBuffer struct {
-	max int
-	buf []byte
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - len(b.buf); room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (b *cappedBuffer) String() string { return string(b.buf) }

@@ -5,21 +5,9 @@ package fence
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
-
-// ownProcessGroup makes cmd the leader of a new process group, killed as a
-// whole when its context ends, so that a shell's children die with it.
-func ownProcessGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// A negative pid names the process group, whose id is the leader's pid.
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-}
 
 // setWatchdogTimeout asks the watchdog for a timeout in seconds and returns
 // the one it reports back: drivers round to what the hardware supports.

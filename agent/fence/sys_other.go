@@ -5,12 +5,7 @@ package fence
 import (
 	"errors"
 	"os"
-	"os/exec"
 )
-
-// ownProcessGroup does nothing off Linux: a timeout kills the command
-// only, not its children. haagent runs on Linux nodes.
-func ownProcessGroup(*exec.Cmd) {}
 
 // setWatchdogTimeout fails off Linux, where the watchdog ioctls are not
 // known: the watchdog action needs Linux.

@@ -7,8 +7,9 @@ import (
 	"errors"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/haagent/haagent/internal/command"
 )
 
 // execWaitDelay bounds how long a finished or killed command may keep its output open through
@@ -18,18 +19,14 @@ const execWaitDelay = time.Second
 // maxOutputBytes is how much of a command's output is kept for the failure reason.
 const maxOutputBytes = 512
 
-// execCheck runs command in a process group of its own. When ctx ends first, the whole group
+// execCheck runs argv in a process group of its own. When ctx ends first, the whole group
 // is killed, so a shell's children die with it instead of piling up on every timeout.
-func execCheck(ctx context.Context, command []string) Result {
-	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
-	out := &cappedBuffer{max: maxOutputBytes}
+func execCheck(ctx context.Context, argv []string) Result {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	out := &command.CappedBuffer{Max: maxOutputBytes}
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// A negative pid names the process group, whose id is the leader's pid.
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
+	command.OwnProcessGroup(cmd)
 	cmd.WaitDelay = execWaitDelay
 	err := cmd.Run()
 	switch {
@@ -58,19 +55,3 @@ func firstLine(s string) string {
 	}
 	return s
 }
-
-// cappedBuffer keeps the first max bytes written to it and drops the rest. exec calls Write
-// from one goroutine at a time when Stdout and Stderr are the same writer.
-type cappedBuffer struct {
-	max int
-	buf []byte
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - len(b.buf); room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (b *cappedBuffer) String() string { return string(b.buf) }
