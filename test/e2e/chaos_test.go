@@ -218,22 +218,7 @@ func runChaos(t *testing.T, s chaosSettings, res *chaosResult) {
 	ctx := context.Background()
 	waitMembers(t, tc.nodes, 2*time.Minute, fmt.Sprintf("every agent sees %d alive and ready members", n), allAliveAndReady(names))
 	startWorkload(t, client, int32(n))
-	node, err := client.CoreV1().Nodes().Get(ctx, names[1], metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Labels["haagent-e2e/stateful"] = "here"
-	if _, err := client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, func() error {
-		_, err := client.AppsV1().StatefulSets("default").Create(ctx, dbStatefulSet(), metav1.CreateOptions{})
-		return err
-	})
-	eventually(t, 2*time.Minute, "db-0 ready", func(ctx context.Context) (bool, error) {
-		p, err := client.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-		return err == nil && podReady(p), nil
-	})
+	startDB(t, client, names[1])
 	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -158,6 +158,54 @@ func startWorkload(t *testing.T, client kubernetes.Interface, replicas int32) {
 // failoverCluster starts n nodes whose agents fail over, a web Deployment
 // of n replicas with its Service and PodDisruptionBudget, and a Timeline,
 // stopped when the test ends.
+// startDB labels node as the one for StatefulSet pods, creates the db
+// StatefulSet and waits until db-0 is ready; it returns the node db-0 runs
+// on (node, unless the label was already on another one).
+func startDB(t *testing.T, client kubernetes.Interface, node string) string {
+	t.Helper()
+	ctx := context.Background()
+	n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels["haagent-e2e/stateful"] = "here"
+	if _, err := client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, func() error {
+		_, err := client.AppsV1().StatefulSets("default").Create(ctx, dbStatefulSet(), metav1.CreateOptions{})
+		return err
+	})
+	var on string
+	eventually(t, 2*time.Minute, "db-0 ready", func(ctx context.Context) (bool, error) {
+		p, err := client.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		on = p.Spec.NodeName
+		return podReady(p), nil
+	})
+	return on
+}
+
+// crashWatched starts a timeline of the cluster, crashes victim and marks
+// the crash on the timeline; it returns the timeline, which the caller
+// stops, and the time of the crash.
+func crashWatched(t *testing.T, ctx context.Context, tc *testCluster, victim *cluster.Node) (*cluster.Timeline, time.Time) {
+	t.Helper()
+	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed, err := victim.Crash()
+	if err != nil {
+		tl.Stop()
+		t.Fatal(err)
+	}
+	tl.Fault(crashed, victim.Name())
+	return tl, crashed
+}
+
 func failoverCluster(t *testing.T, n int) (*testCluster, *cluster.Timeline) {
 	t.Helper()
 	tc := startCluster(t, clusterOptions{nodes: n, agent: failoverAgents})
@@ -205,37 +253,13 @@ func TestFailover_crashOfCoordinatorNode(t *testing.T) {
 	}
 	t.Logf("coordinator is %s: crashing its node", holder)
 
-	node, err := client.CoreV1().Nodes().Get(ctx, victim.Name(), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Labels["haagent-e2e/stateful"] = "here"
-	if _, err := client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	startWorkload(t, client, 7)
-	mustCreate(t, func() error {
-		_, err := client.AppsV1().StatefulSets("default").Create(ctx, dbStatefulSet(), metav1.CreateOptions{})
-		return err
-	})
-	eventually(t, 2*time.Minute, "db-0 ready on "+victim.Name(), func(ctx context.Context) (bool, error) {
-		p, err := client.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		return p.Spec.NodeName == victim.Name() && podReady(p), nil
-	})
+	if on := startDB(t, client, victim.Name()); on != victim.Name() {
+		t.Fatalf("db-0 runs on %s, want %s", on, victim.Name())
+	}
 
-	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl, _ := crashWatched(t, ctx, tc, victim)
 	defer tl.Stop()
-	crashed, err := victim.Crash()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl.Fault(crashed, victim.Name())
 
 	waitCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
@@ -324,7 +348,7 @@ func TestFailover_crashOfCoordinatorNode(t *testing.T) {
 		return ok && r.Status.Phase == record.PhaseCompleted, nil
 	})
 	t.Logf("%s handed back %s after its return", victim.Name(), time.Since(returned).Round(10*time.Millisecond))
-	node, err = client.CoreV1().Nodes().Get(ctx, victim.Name(), metav1.GetOptions{})
+	node, err := client.CoreV1().Nodes().Get(ctx, victim.Name(), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,6 @@ func isolationCluster(t *testing.T) (*testCluster, *cluster.Node) {
 	t.Helper()
 	tc := startCluster(t, clusterOptions{nodes: 7, agent: isolationAgents, fence: true})
 	client := tc.cp.Client()
-	ctx := context.Background()
 	waitMembers(t, tc.nodes, time.Minute, "every agent sees 7 alive and ready members", allAliveAndReady(nodeNames(tc.nodes)))
 	var holder string
 	eventually(t, time.Minute, "a coordinator", func(ctx context.Context) (bool, error) {
@@ -81,27 +80,7 @@ func isolationCluster(t *testing.T) (*testCluster, *cluster.Node) {
 			want = n
 		}
 	}
-	node, err := client.CoreV1().Nodes().Get(ctx, want.Name(), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Labels["haagent-e2e/stateful"] = "here"
-	if _, err := client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, func() error {
-		_, err := client.AppsV1().StatefulSets("default").Create(ctx, dbStatefulSet(), metav1.CreateOptions{})
-		return err
-	})
-	var on string
-	eventually(t, time.Minute, "db-0 ready", func(ctx context.Context) (bool, error) {
-		p, err := client.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		on = p.Spec.NodeName
-		return podReady(p), nil
-	})
+	on := startDB(t, client, want.Name())
 	for _, n := range tc.nodes {
 		if n.Name() == on {
 			t.Logf("coordinator %s; db-0 runs on %s", holder, on)

@@ -346,16 +346,8 @@ func TestSafety_shrunkClusterStillFailsOver(t *testing.T) {
 	}
 	t.Logf("%s leads; crashing %s", leader.Name(), victim.Name())
 
-	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl, _ := crashWatched(t, ctx, tc, victim)
 	defer tl.Stop()
-	crashed, err := victim.Crash()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl.Fault(crashed, victim.Name())
 
 	var rec record.NodeFailover
 	eventually(t, time.Minute, "the failover record of "+victim.Name()+" at Evicting or later", func(ctx context.Context) (bool, error) {
@@ -674,43 +666,15 @@ func TestSafety_skewedSuccessorKeepsTheFenceBound(t *testing.T) {
 			want = n
 		}
 	}
-	node, err := client.CoreV1().Nodes().Get(ctx, want.Name(), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Labels["haagent-e2e/stateful"] = "here"
-	if _, err := client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, func() error {
-		_, err := client.AppsV1().StatefulSets("default").Create(ctx, dbStatefulSet(), metav1.CreateOptions{})
-		return err
-	})
-	var on string
-	eventually(t, 2*time.Minute, "db-0 ready", func(ctx context.Context) (bool, error) {
-		p, err := client.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		on = p.Spec.NodeName
-		return podReady(p), nil
-	})
+	on := startDB(t, client, want.Name())
 	if on == old.Name() {
 		t.Fatalf("db-0 runs on the coordinator's node %s", on)
 	}
 	victim := safetyNode(t, tc.nodes, on)
 	t.Logf("coordinator %s (clock right), db-0 on %s, every other agent's clock %s ahead", old.Name(), victim.Name(), safetyClockOffset)
 
-	tl, err := cluster.StartTimeline(ctx, tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl, crashed := crashWatched(t, ctx, tc, victim)
 	defer tl.Stop()
-	crashed, err := victim.Crash()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl.Fault(crashed, victim.Name())
 	eventually(t, time.Minute, "the record of "+victim.Name()+" at AwaitingFence", func(ctx context.Context) (bool, error) {
 		r, ok := recordOf(failoverRecords(ctx, t, tc.cp), victim.Name())
 		if !ok {
