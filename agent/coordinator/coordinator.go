@@ -106,6 +106,10 @@ type Gossip interface {
 	LocalName() string
 	Members() []gossip.Member
 	SeesMajority() bool
+	// ExpectedNames is the group majorities are counted against: members
+	// seen that have not left, and Nodes an agent ran on, less deleted
+	// ones.
+	ExpectedNames() []string
 }
 
 // Ballots gives locked access to the votes.
@@ -275,7 +279,27 @@ func (c *Coordinator) gossipView() []failover.Member {
 	for _, m := range c.d.Gossip.Members() {
 		out = append(out, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch})
 	}
-	return out
+	return c.withUnseen(out)
+}
+
+// withUnseen adds the members of the expected group that this agent's
+// gossip never saw (Nodes an agent ran on, known from the API only) as
+// dead: they count in the quorum and the dead fraction, as the gossip
+// majority tests count them, so that a coordinator restarted after some
+// members died does not confirm a death with a majority of what it sees
+// alone. With no votes of their own and no epoch, they are never failed
+// over from this view.
+func (c *Coordinator) withUnseen(members []failover.Member) []failover.Member {
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		seen[m.Name] = true
+	}
+	for _, name := range c.d.Gossip.ExpectedNames() {
+		if !seen[name] {
+			members = append(members, failover.Member{Name: name, State: gossip.StateDead})
+		}
+	}
+	return members
 }
 
 // watchGuard keeps haagent_failover_paused true to this agent's own view
@@ -483,7 +507,7 @@ func (c *Coordinator) members(ctx context.Context) []failover.Member {
 		}
 		out = append(out, fm)
 	}
-	return out
+	return c.withUnseen(out)
 }
 
 func (c *Coordinator) hold(d failover.Decision) {

@@ -29,11 +29,24 @@ import (
 	"github.com/haagent/haagent/agent/record"
 )
 
-type fakeGossip struct{ members []gossip.Member }
+type fakeGossip struct {
+	members []gossip.Member
+	// unseen are members of the expected group gossip never saw.
+	unseen []string
+}
 
 func (g *fakeGossip) LocalName() string        { return "n1" }
 func (g *fakeGossip) Members() []gossip.Member { return g.members }
 func (g *fakeGossip) SeesMajority() bool       { return true }
+func (g *fakeGossip) ExpectedNames() []string {
+	var out []string
+	for _, m := range g.members {
+		if m.State != gossip.StateLeft {
+			out = append(out, m.Name)
+		}
+	}
+	return append(out, g.unseen...)
+}
 func (g *fakeGossip) setReady(name string, ready bool, reason string) {
 	for i := range g.members {
 		if g.members[i].Name == name {
@@ -490,5 +503,27 @@ func TestCoordinator_deletedNodeEndsItsFailover(t *testing.T) {
 	}
 	if st := all[0].Status; st.Phase != record.PhaseCompleted || st.Uncordoned != nil || !strings.Contains(st.Message, "deleted") {
 		t.Fatalf("record status = phase %s, uncordoned %v, message %q", st.Phase, st.Uncordoned, st.Message)
+	}
+}
+
+// TestCoordinator_unseenMembersCountInTheQuorum: members of the expected
+// group that this agent's gossip never saw (it restarted after they died)
+// still count: 3 votes of 7 expected are no quorum, though they are a
+// majority of the 4 members gossip knows.
+func TestCoordinator_unseenMembersCountInTheQuorum(t *testing.T) {
+	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3", "n4"},
+		node("n1"), node("n2"), node("n3"), node("n4"), node("n5"), node("n6"), node("n7"))
+	tc.gossip.unseen = []string{"n5", "n6", "n7"}
+	tc.gossip.set("n4", gossip.StateDead)
+	tc.voteDead("n4", "n1", "n2", "n3")
+	tc.steps(4)
+	if tc.active["n4"] != nil {
+		t.Fatal("failed n4 over on 3 votes of 7 expected members")
+	}
+	// Once the unseen ones' Nodes are gone, 3 of 4 is a quorum.
+	tc.gossip.unseen = nil
+	tc.steps(4)
+	if tc.active["n4"] == nil {
+		t.Fatal("no failover of n4 on 3 votes of 4 expected members")
 	}
 }

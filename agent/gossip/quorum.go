@@ -145,6 +145,12 @@ func (m *Membership) contactWantedNow() bool {
 	return at != 0 && m.clock.Now().Sub(time.Unix(0, at)) < 2*m.timing.IsolationTimeout
 }
 
+// ExpectedNames lists the expected group, sorted, this agent included.
+func (m *Membership) ExpectedNames() []string {
+	names, _ := m.expected()
+	return names
+}
+
 // IsolationTimeout is the isolation timeout in force.
 func (m *Membership) IsolationTimeout() time.Duration { return m.timing.IsolationTimeout }
 
