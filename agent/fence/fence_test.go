@@ -131,15 +131,23 @@ func TestFencer_commandRunsOnlyAfterIsolationLastsLongEnough(t *testing.T) {
 	}
 }
 
+// failUntilFileConfig is a command fence whose command appends a line to
+// count on every run and fails until the file ok exists.
+func failUntilFileConfig(t *testing.T) (cfg Config, count, ok string) {
+	t.Helper()
+	dir := t.TempDir()
+	count, ok = filepath.Join(dir, "count"), filepath.Join(dir, "ok")
+	cfg = DefaultConfig()
+	cfg.Action, cfg.After = "command", 2*time.Second
+	cfg.Command = []string{"sh", "-c", "echo x >> " + count + "; test -e " + ok}
+	return cfg, count, ok
+}
+
 // TestFencer_failingCommandIsRetriedWithBackoff: a command that fails is
 // run again 1, 2, 4, 8, 16 and then 30 s after each failure, while the
 // loop keeps checking every second; once it succeeds it is not run again.
 func TestFencer_failingCommandIsRetriedWithBackoff(t *testing.T) {
-	dir := t.TempDir()
-	count, ok := filepath.Join(dir, "count"), filepath.Join(dir, "ok")
-	cfg := DefaultConfig()
-	cfg.Action, cfg.After = "command", 2*time.Second
-	cfg.Command = []string{"sh", "-c", "echo x >> " + count + "; test -e " + ok}
+	cfg, count, ok := failUntilFileConfig(t)
 	h := startFencer(t, cfg)
 	h.isolate()
 
@@ -228,11 +236,7 @@ func TestFencer_rearmsOnceInTouch(t *testing.T) {
 // it is 0 and the backoff is forgotten, so the next isolation fences after
 // --fence-after, not after the backoff the failures had reached.
 func TestFencer_failingGaugeAndRearmAfterFailure(t *testing.T) {
-	dir := t.TempDir()
-	count, ok := filepath.Join(dir, "count"), filepath.Join(dir, "ok")
-	cfg := DefaultConfig()
-	cfg.Action, cfg.After = "command", 2*time.Second
-	cfg.Command = []string{"sh", "-c", "echo x >> " + count + "; test -e " + ok}
+	cfg, count, ok := failUntilFileConfig(t)
 	h := startFencer(t, cfg)
 	if got := testutil.ToFloat64(h.f.failing); got != 0 {
 		t.Fatalf("haagent_fence_failing = %g at start, want 0", got)
