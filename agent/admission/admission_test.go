@@ -6,33 +6,40 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/haagent/haagent/agent/nodecache"
+	"github.com/haagent/haagent/agent/roster"
 )
 
 func TestChecker_admitsOnlyNodesAtTheirAddress(t *testing.T) {
-	client := fake.NewClientset(&corev1.Node{
+	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
 		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
 			{Type: corev1.NodeHostName, Address: "node-1"},
 			{Type: corev1.NodeInternalIP, Address: "10.0.0.1"},
+			{Type: corev1.NodeExternalIP, Address: "192.0.2.1"},
 		}},
+	}
+	client := fake.NewClientset(&corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: roster.DefaultName, Namespace: "haagent"},
+		Data:       roster.Encode(roster.Entries([]*corev1.Node{node}, "HAAgentReady")),
 	})
-	nodes := nodecache.New(client, "HAAgentReady")
+	nodes := roster.NewCache(client, "haagent", roster.DefaultName, zap.NewNop(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = nodes.Run(ctx) }()
 	if !nodes.WaitForSync(ctx, 10*time.Second) {
-		t.Fatal("node cache never synced")
+		t.Fatal("roster never read")
 	}
 	c := New(nodes)
 	cases := []struct {
 		name, ip, want string
 	}{
 		{"node-1", "10.0.0.1", ""},
+		{"node-1", "192.0.2.1", ""},
 		{"node-1", "10.0.0.2", RefusedAddressMismatch},
 		{"rogue", "10.0.0.1", RefusedUnknownNode},
 	}
@@ -43,9 +50,9 @@ func TestChecker_admitsOnlyNodesAtTheirAddress(t *testing.T) {
 	}
 }
 
-func TestChecker_admitsAllBeforeTheFirstList(t *testing.T) {
-	c := New(nodecache.New(fake.NewClientset(), "HAAgentReady"))
+func TestChecker_admitsAllBeforeTheFirstRoster(t *testing.T) {
+	c := New(roster.NewCache(fake.NewClientset(), "haagent", roster.DefaultName, zap.NewNop(), nil))
 	if got := c.Admit("anyone", net.ParseIP("10.0.0.9")); got != "" {
-		t.Fatalf("Admit before sync = %q, want admitted", got)
+		t.Fatalf("Admit before the first roster = %q, want admitted", got)
 	}
 }

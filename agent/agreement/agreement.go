@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/haagent/haagent/agent/failover"
@@ -733,40 +732,5 @@ func (a *Agreement) updateGauge() {
 	a.mu.Unlock()
 	for _, op := range []failover.Opinion{failover.OpinionAlive, failover.OpinionSuspect, failover.OpinionDead, failover.OpinionAgentDown} {
 		a.metrics.opinions.WithLabelValues(op.String()).Set(float64(counts[op]))
-	}
-}
-
-// KubeNodeAddress returns a NodeAddress function that reads a Node's
-// InternalIP from the API, cached for a minute. It is called only when a
-// member dies, so a GET is cheaper than watching every Node on every node.
-func KubeNodeAddress(get func(ctx context.Context, name string) (*corev1.Node, error), clk clock.PassiveClock) func(string) (string, bool) {
-	type entry struct {
-		ip string
-		at time.Time
-	}
-	var mu sync.Mutex
-	cache := map[string]entry{}
-	return func(name string) (string, bool) {
-		mu.Lock()
-		e, ok := cache[name]
-		mu.Unlock()
-		if ok && clk.Since(e.at) < time.Minute {
-			return e.ip, true
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		n, err := get(ctx, name)
-		if err != nil {
-			return "", false
-		}
-		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP {
-				mu.Lock()
-				cache[name] = entry{ip: a.Address, at: clk.Now()}
-				mu.Unlock()
-				return a.Address, true
-			}
-		}
-		return "", false
 	}
 }

@@ -21,7 +21,9 @@ import (
 	"github.com/haagent/haagent/agent/evict"
 	"github.com/haagent/haagent/agent/failover"
 	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/nodecache"
 	"github.com/haagent/haagent/agent/record"
+	"github.com/haagent/haagent/agent/roster"
 )
 
 // Config configures the coordinator.
@@ -138,6 +140,22 @@ type Deps struct {
 	Clock      clock.WithTicker
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
+	// WatchClient serves the Node watch the coordinator holds while it
+	// leads; it must have no overall request timeout, or the watch is cut
+	// at each. Nil: Client.
+	WatchClient kubernetes.Interface
+	// AgentCondition is the Node condition that marks a Node an agent has
+	// run on (the roster's agent field).
+	AgentCondition corev1.NodeConditionType
+	// RosterName is the ConfigMap in Namespace the coordinator publishes
+	// the roster to (agent/roster); "" publishes none.
+	RosterName string
+	// APIReachable reports whether this agent reaches the API server; nil:
+	// assume it does. Only an agent that does campaigns out of rank.
+	APIReachable func() bool
+	// Advertiser, when set, tells the gossip group whether this agent
+	// holds the Lease.
+	Advertiser interface{ SetCoordinator(holding bool) error }
 }
 
 // Coordinator decides and acts while it holds the Lease.
@@ -161,7 +179,14 @@ type Coordinator struct {
 	back    map[string]time.Time            // since when a failed-over node is back
 	unready map[string]time.Time            // since when an alive node reports itself not ready
 	leading atomic.Bool
-	holder  atomic.Value // string: the Lease holder last observed
+	// nodes is this term's Node watch, nil out of a term.
+	nodes  atomic.Pointer[nodecache.Cache]
+	roster *roster.Publisher
+	// noHolderSince: since when no alive member advertised the Lease (under
+	// mu); escalated: candidate has said so.
+	noHolderSince time.Time
+	escalated     atomic.Bool
+	holder        atomic.Value // string: the Lease holder last observed
 }
 
 // takeover is when this term of the coordinator took a record over (created
@@ -183,11 +208,14 @@ type takeover struct {
 }
 
 // Holder returns the holder of the coordinator Lease as this agent last
-// observed it while campaigning, or "" when it does not campaign (no
-// majority in sight, automatic failover off) or knows of no holder.
+// observed it while campaigning; when it does not campaign (not a ranked
+// candidate, no majority in sight, automatic failover off), the holder
+// gossip advertises; "" when it knows of none.
 func (c *Coordinator) Holder() string {
-	h, _ := c.holder.Load().(string)
-	return h
+	if h, _ := c.holder.Load().(string); h != "" {
+		return h
+	}
+	return c.advertised()
 }
 
 // New validates and builds the coordinator; it starts nothing.
@@ -219,6 +247,7 @@ func New(cfg Config, fence FenceTerms, d Deps) (*Coordinator, error) {
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
+	c.roster = newRosterPublisher(d, c.clock, c.log)
 	return c, nil
 }
 
@@ -249,9 +278,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return nil
 	}
 	go c.watchGuard(ctx)
+	go c.advertise(ctx)
 	l := &leadership{
 		cfg: c.cfg.Lease, client: c.d.Client, namespace: c.d.Namespace, identity: c.d.Gossip.LocalName(),
-		majority: c.d.Gossip.SeesMajority, clock: c.clock, log: c.log,
+		majority: c.d.Gossip.SeesMajority, candidate: c.candidate, clock: c.clock, log: c.log,
 		onChange:   func(leading bool) { c.leading.Store(leading); c.metrics.leader.Set(boolFloat(leading)) },
 		onHolder:   func(identity string) { c.holder.Store(identity) },
 		holderDead: c.confirmedDead,
@@ -336,6 +366,7 @@ func (c *Coordinator) lead(ctx context.Context) {
 	c.active, c.taken, c.pace = nil, nil, nil
 	c.mu.Unlock()
 	defer c.stepDown()
+	c.watchNodes(ctx)
 	t := c.clock.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	for {
@@ -494,7 +525,7 @@ func (c *Coordinator) members(ctx context.Context) []failover.Member {
 			delete(c.unready, m.Name)
 		}
 		if m.State == gossip.StateDead || !fm.NotReadySince.IsZero() {
-			n, err := c.d.Client.CoreV1().Nodes().Get(ctx, m.Name, metav1.GetOptions{ResourceVersion: "0"})
+			n, err := c.node(ctx, m.Name)
 			switch {
 			case err == nil:
 				fm.OptOut = evict.OptedOut(n)

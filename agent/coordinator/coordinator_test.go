@@ -30,12 +30,19 @@ import (
 )
 
 type fakeGossip struct {
+	// local is this agent's name, "" for n1.
+	local   string
 	members []gossip.Member
 	// unseen are members of the expected group gossip never saw.
 	unseen []string
 }
 
-func (g *fakeGossip) LocalName() string        { return "n1" }
+func (g *fakeGossip) LocalName() string {
+	if g.local == "" {
+		return "n1"
+	}
+	return g.local
+}
 func (g *fakeGossip) Members() []gossip.Member { return g.members }
 func (g *fakeGossip) SeesMajority() bool       { return true }
 func (g *fakeGossip) ExpectedNames() []string {

@@ -35,7 +35,17 @@ type LeaseConfig struct {
 	// RetryPeriod is how often candidates try to take the Lease, and how
 	// long the holder waits after a renewal before the next one.
 	RetryPeriod time.Duration
+	// Candidates is how many agents campaign for the Lease: the first
+	// alive members of a ranking every agent computes alike from gossip
+	// (see Coordinator.candidate). Every campaigner reads the Lease each
+	// RetryPeriod, so with every agent campaigning the API server would
+	// answer N reads a period. 0: every agent campaigns.
+	Candidates int
 }
+
+// maxCandidates bounds --coordinator-candidates: each reads the Lease every
+// retry period.
+const maxCandidates = 100
 
 // minClockAllowance is the least time by which the other agents trust a
 // Lease longer than its holder may act on it (see clockAllowance).
@@ -63,7 +73,7 @@ func (c LeaseConfig) holderStopBound() time.Duration {
 
 // DefaultLeaseConfig takes over from a dead coordinator in about 6 s.
 func DefaultLeaseConfig() LeaseConfig {
-	return LeaseConfig{Name: "haagent-coordinator", Duration: 6 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: time.Second}
+	return LeaseConfig{Name: "haagent-coordinator", Duration: 6 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: time.Second, Candidates: 3}
 }
 
 // RegisterFlags binds the flags.
@@ -72,6 +82,7 @@ func (c *LeaseConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Duration, "lease-duration", c.Duration, "how long a coordinator is trusted without renewing its Lease")
 	fs.DurationVar(&c.RenewDeadline, "lease-renew-deadline", c.RenewDeadline, "how long a coordinator tries to renew before it stops acting")
 	fs.DurationVar(&c.RetryPeriod, "lease-retry-period", c.RetryPeriod, "how often candidates try to take the Lease")
+	fs.IntVar(&c.Candidates, "coordinator-candidates", c.Candidates, "how many agents campaign for the coordinator Lease (0: every agent)")
 }
 
 // Validate names the flag and the bound. It applies every rule of
@@ -91,6 +102,8 @@ func (c LeaseConfig) Validate() error {
 		return fmt.Errorf("coordinator: --lease-duration (%s) must be a whole number of seconds (the Lease stores seconds)", c.Duration)
 	case c.RenewDeadline <= 0 || c.RenewDeadline >= c.Duration:
 		return fmt.Errorf("coordinator: --lease-renew-deadline (%s) must be positive and less than --lease-duration (%s)", c.RenewDeadline, c.Duration)
+	case c.Candidates < 0 || c.Candidates > maxCandidates:
+		return fmt.Errorf("coordinator: --coordinator-candidates (%d) must be between 0 (every agent) and %d", c.Candidates, maxCandidates)
 	case c.RetryPeriod <= 0:
 		return fmt.Errorf("coordinator: --lease-retry-period (%s) must be positive", c.RetryPeriod)
 	case c.RenewDeadline <= time.Duration(leaderelection.JitterFactor*float64(c.RetryPeriod)):
@@ -113,6 +126,9 @@ type leadership struct {
 	namespace string
 	identity  string
 	majority  func() bool
+	// candidate reports whether this agent is to campaign; nil: always.
+	// An agent that holds the Lease keeps it whatever candidate says.
+	candidate func() bool
 	clock     clock.WithTicker
 	log       *zap.Logger
 	onChange  func(leading bool)
@@ -129,7 +145,7 @@ type leadership struct {
 
 func (l *leadership) run(ctx context.Context, lead func(ctx context.Context)) {
 	for ctx.Err() == nil {
-		if !l.waitMajority(ctx) {
+		if !l.waitEligible(ctx) {
 			return
 		}
 		if err := l.campaign(ctx, lead); err != nil {
@@ -154,11 +170,16 @@ func (l *leadership) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// waitMajority blocks until this agent sees a majority, or ctx ends.
-func (l *leadership) waitMajority(ctx context.Context) bool {
+// eligible: this agent sees a majority and is a candidate.
+func (l *leadership) eligible() bool {
+	return l.majority() && (l.candidate == nil || l.candidate())
+}
+
+// waitEligible blocks until this agent may campaign, or ctx ends.
+func (l *leadership) waitEligible(ctx context.Context) bool {
 	t := l.clock.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	for !l.majority() {
+	for !l.eligible() {
 		select {
 		case <-ctx.Done():
 			return false
@@ -175,6 +196,9 @@ func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	prev := l.newPredecessor()
+	// holding: this campaign holds the Lease; it then ends only with the
+	// majority or the Lease, not with candidacy.
+	var holding atomic.Bool
 	// gate lets lead start only while the election runs, and campaign
 	// waits for a lead that started: client-go starts OnStartedLeading in
 	// a goroutine that it does not wait for, and a second term of this
@@ -212,6 +236,7 @@ func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context
 				gate.leads.Add(1)
 				gate.Unlock()
 				defer gate.leads.Done()
+				holding.Store(true)
 				if !l.waitForPredecessor(ctx, prev) {
 					return
 				}
@@ -220,6 +245,7 @@ func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context
 				lead(ctx)
 			},
 			OnStoppedLeading: func() {
+				holding.Store(false)
 				l.log.Info("stopped being coordinator")
 				l.onChange(false)
 			},
@@ -252,6 +278,11 @@ func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context
 			case <-t.C():
 				if !l.majority() {
 					l.log.Warn("lost sight of the majority: giving up the coordinator Lease")
+					cancel()
+					return
+				}
+				if l.candidate != nil && !holding.Load() && !l.candidate() {
+					l.log.Debug("no longer a candidate for the coordinator Lease: not campaigning")
 					cancel()
 					return
 				}

@@ -124,3 +124,23 @@ func (u Union) Peers(ctx context.Context) ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
+
+// Fallback answers from Primary, and asks Secondary only when Primary
+// names no peer: the roster, once there is one, spares every agent a list
+// of every agent pod at each rejoin.
+type Fallback struct {
+	Primary   func() []string
+	Secondary interface {
+		Peers(ctx context.Context) ([]string, error)
+	}
+}
+
+// Peers returns Primary's peers, sorted, or else Secondary's answer.
+func (f Fallback) Peers(ctx context.Context) ([]string, error) {
+	if peers := f.Primary(); len(peers) > 0 {
+		out := append([]string(nil), peers...)
+		sort.Strings(out)
+		return out, nil
+	}
+	return f.Secondary.Peers(ctx)
+}

@@ -94,3 +94,23 @@ func TestUnion_apiDownKeepsStaticSeeds(t *testing.T) {
 		t.Fatalf("a union whose only source fails reported no error")
 	}
 }
+
+func TestFallback_listsPodsOnlyWithoutRoster(t *testing.T) {
+	var asked int
+	second := peersFunc(func() ([]string, error) { asked++; return []string{"10.0.0.9:7946"}, nil })
+	var roster []string
+	f := Fallback{Primary: func() []string { return roster }, Secondary: second}
+	got, err := f.Peers(context.Background())
+	if err != nil || len(got) != 1 || got[0] != "10.0.0.9:7946" || asked != 1 {
+		t.Fatalf("without a roster: %v, %v, asked %d", got, err, asked)
+	}
+	roster = []string{"10.0.0.2:7946", "10.0.0.1:7946"}
+	got, err = f.Peers(context.Background())
+	if err != nil || len(got) != 2 || got[0] != "10.0.0.1:7946" || asked != 1 {
+		t.Fatalf("with a roster: %v, %v, asked %d (want the pods not listed)", got, err, asked)
+	}
+}
+
+type peersFunc func() ([]string, error)
+
+func (f peersFunc) Peers(context.Context) ([]string, error) { return f() }

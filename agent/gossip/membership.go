@@ -284,6 +284,19 @@ func (m *Membership) SetReadiness(ready bool, reason string) error {
 	return m.publishMeta()
 }
 
+// SetCoordinator publishes whether this agent holds the coordinator Lease.
+// Like SetReadiness, it must not be called from a membership event handler.
+func (m *Membership) SetCoordinator(holding bool) error {
+	m.mu.Lock()
+	changed := m.local.Coordinator != holding
+	m.local.Coordinator = holding
+	m.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return m.publishMeta()
+}
+
 func (m *Membership) publishMeta() error {
 	ml := m.ml.Load()
 	if ml == nil {

@@ -38,11 +38,17 @@ type Meta struct {
 	// StartEpoch is the agent's start time in Unix nanoseconds; a new value
 	// under the same name means the agent restarted.
 	StartEpoch int64 `json:"startEpoch"`
+	// Coordinator is set while the agent holds the coordinator Lease, so
+	// that agents that do not campaign know where to send their votes
+	// without reading the Lease.
+	Coordinator bool `json:"coordinator,omitempty"`
 }
 
 const (
 	metaFlagReady   = 1 << 0
 	metaFlagLeaving = 1 << 1
+	// metaFlagCoordinator is ignored by agents that predate it.
+	metaFlagCoordinator = 1 << 2
 )
 
 // ErrMetaTooLarge is returned when encoded metadata would exceed
@@ -60,6 +66,9 @@ func (m Meta) Encode() ([]byte, error) {
 	}
 	if m.Leaving {
 		flags |= metaFlagLeaving
+	}
+	if m.Coordinator {
+		flags |= metaFlagCoordinator
 	}
 	buf = append(buf, flags)
 	buf = binary.AppendVarint(buf, m.StartEpoch)
@@ -95,6 +104,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 	flags := b[1]
 	m.Ready = flags&metaFlagReady != 0
 	m.Leaving = flags&metaFlagLeaving != 0
+	m.Coordinator = flags&metaFlagCoordinator != 0
 	rest := b[2:]
 	epoch, n := binary.Varint(rest)
 	if n <= 0 {

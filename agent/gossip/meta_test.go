@@ -9,7 +9,7 @@ func TestMeta_roundTrip(t *testing.T) {
 	cases := []Meta{
 		{NodeName: "n"},
 		{NodeName: "node-1", Zone: "eu-west-1a", AgentVersion: "v0.1.0", Ready: true, StartEpoch: 1764200000000000000},
-		{NodeName: "node-2", Reason: "kubelet: connection refused", Leaving: true, StartEpoch: -5},
+		{NodeName: "node-2", Reason: "kubelet: connection refused", Leaving: true, Coordinator: true, StartEpoch: -5},
 		// The largest metadata the config allows still fits in 512 bytes.
 		{NodeName: strings.Repeat("n", 253), Zone: strings.Repeat("z", 63), AgentVersion: strings.Repeat("v", 64),
 			Reason: strings.Repeat("r", MaxReasonBytes), Ready: true, Leaving: true, StartEpoch: 1<<63 - 1},

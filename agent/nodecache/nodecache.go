@@ -1,8 +1,12 @@
-// Package nodecache keeps this agent's copy of the cluster's Nodes: one
-// list and watch, read by gossip admission (is a peer a Node, at that
-// Node's address?) and by the majority tests (which Nodes exist, and on
-// which has an agent run?). The copy outlives an API outage: what the API
-// last said stays true until it says otherwise.
+// Package nodecache keeps the coordinator's copy of the cluster's Nodes:
+// one list and watch, run only while the agent holds the coordinator Lease
+// (it is the one cluster-wide watch of an agent). The coordinator reads
+// opt-out labels and deletions from it, and publishes the roster every
+// other agent reads (agent/roster) from it.
+//
+// The copy keeps what those readers need and drops the rest (the image
+// list, managed fields, volumes), which
+// is most of a Node object's size.
 //
 // The informer is built for Nodes alone, not from client-go's informer
 // factory, which links the informers and listers of every API group into
@@ -40,6 +44,7 @@ type Cache struct {
 // condition that marks a Node an agent has run on.
 func New(client kubernetes.Interface, agentCondition corev1.NodeConditionType) *Cache {
 	inf := coreinformers.NewNodeInformer(client, 0, cache.Indexers{})
+	_ = inf.SetTransform(strip)
 	return &Cache{informer: inf, lister: listerscorev1.NewNodeLister(inf.GetIndexer()), synced: inf.HasSynced, agent: agentCondition}
 }
 
@@ -72,6 +77,28 @@ func (c *Cache) Get(name string) (*corev1.Node, bool) {
 func (c *Cache) Exists(name string) bool {
 	_, ok := c.Get(name)
 	return ok
+}
+
+// List returns every Node in the cache. Callers must not modify them.
+func (c *Cache) List() []*corev1.Node {
+	nodes, err := c.lister.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	return nodes
+}
+
+// strip drops the parts of a Node the coordinator never reads.
+func strip(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	n.ManagedFields = nil
+	n.Status.Images = nil
+	n.Status.VolumesAttached = nil
+	n.Status.VolumesInUse = nil
+	return n, nil
 }
 
 // AgentNodes lists the Nodes that carry the agent's condition.

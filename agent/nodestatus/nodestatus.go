@@ -33,8 +33,10 @@ import (
 const ConditionType corev1.NodeConditionType = "HAAgentReady"
 
 // ResyncInterval is how often the condition is written even when nothing
-// changed.
-const ResyncInterval = time.Minute
+// changed: the kubelet's own nodeStatusReportFrequency. Every node writes
+// it, so it is the API server's cost per node; a verdict that changes is
+// written at once all the same.
+const ResyncInterval = 5 * time.Minute
 
 // Verdicts is where verdicts come from (probe.Runner).
 type Verdicts interface {

@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -32,15 +31,16 @@ import (
 	"github.com/haagent/haagent/agent/admission"
 	"github.com/haagent/haagent/agent/agreement"
 	"github.com/haagent/haagent/agent/api"
+	"github.com/haagent/haagent/agent/apiusage"
 	"github.com/haagent/haagent/agent/coordinator"
 	"github.com/haagent/haagent/agent/discovery"
 	"github.com/haagent/haagent/agent/evict"
 	"github.com/haagent/haagent/agent/fence"
 	"github.com/haagent/haagent/agent/gossip"
-	"github.com/haagent/haagent/agent/nodecache"
 	"github.com/haagent/haagent/agent/nodestatus"
 	"github.com/haagent/haagent/agent/probe"
 	"github.com/haagent/haagent/agent/record"
+	"github.com/haagent/haagent/agent/roster"
 	"github.com/haagent/haagent/internal/logging"
 	"github.com/haagent/haagent/internal/version"
 )
@@ -217,6 +217,10 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	}
 	if restCfg != nil {
 		restCfg.QPS, restCfg.Burst = float32(o.apiQPS), o.apiBurst
+		// The node in the user agent lets the API server's audit log and
+		// an SRE tell one agent's requests from another's.
+		restCfg.UserAgent = "haagent/" + version.Version + " node=" + o.gossip.NodeName
+		restCfg.Wrap(apiusage.New(reg).Wrap)
 	}
 	seeds := discovery.Union{}
 	if len(o.join) > 0 {
@@ -227,17 +231,34 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		seeds = append(seeds, static)
 	}
 	var apiServer *probe.APIServer
-	var client kubernetes.Interface
+	var client, watchClient kubernetes.Interface
+	var rosterPeers atomic.Pointer[roster.Cache]
 	if restCfg != nil {
 		client, err = kubernetes.NewForConfig(restCfg)
 		if err != nil {
+			return fmt.Errorf("kubernetes client: %w", err)
+		}
+		// A watch must not be cut at the request timeout.
+		watchCfg := rest.CopyConfig(restCfg)
+		watchCfg.Timeout = 0
+		if watchClient, err = kubernetes.NewForConfig(watchCfg); err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
 		kd, err := discovery.NewKubernetes(client, o.namespace, o.discoverySelector, o.gossip.BindPort)
 		if err != nil {
 			return err
 		}
-		seeds = append(seeds, kd)
+		// The roster names where agents run; the agent pods are listed
+		// only while there is none, as in a new cluster.
+		seeds = append(seeds, discovery.Fallback{
+			Primary: func() []string {
+				if r := rosterPeers.Load(); r != nil {
+					return r.Peers(o.gossip.BindPort)
+				}
+				return nil
+			},
+			Secondary: kd,
+		})
 		httpClient, err := rest.HTTPClientFor(restCfg)
 		if err != nil {
 			return fmt.Errorf("kubernetes HTTP client: %w", err)
@@ -263,7 +284,8 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		m := gossipRef.Load()
 		return m != nil && m.InTouch()
 	}
-	fencer, err := fence.New(o.fence, fence.Signals{Majority: inTouch, APIReachable: apiReachable(runner, apiCheckTime(o.probe.Checks))}, nil, log, reg)
+	apiOK := apiReachable(runner, apiCheckTime(o.probe.Checks))
+	fencer, err := fence.New(o.fence, fence.Signals{Majority: inTouch, APIReachable: apiOK}, nil, log, reg)
 	if err != nil {
 		return err
 	}
@@ -284,25 +306,29 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		peerSource = seeds
 	}
 	gossipDeps := gossip.Deps{Logger: log, Registerer: reg, Seeds: peerSource}
+	var nodes *roster.Cache
 	if client != nil {
-		// One watch of the Nodes serves admission, the zone and the
-		// expected group that majorities are counted against. The wait is
-		// short: gossip must start well within --fence-after even when the
-		// API server is away, or this agent would fence a node whose peers
-		// it could reach.
-		nodes := nodecache.New(client, nodestatus.ConditionType)
+		// One watch of one ConfigMap, the roster the coordinator
+		// publishes, serves admission, the expected group that majorities
+		// are counted against, the kubelet checks of suspect peers and
+		// discovery: no agent but the coordinator watches every Node. The
+		// wait is short: gossip must start well within --fence-after even
+		// when the API server is away, or this agent would fence a node
+		// whose peers it could reach.
+		nodes = roster.NewCache(watchClient, o.namespace, roster.DefaultName, log, reg)
 		g.Go(func() error { return nodes.Run(ctx) })
 		if !nodes.WaitForSync(ctx, nodeListWait) {
-			log.Warn("the Node list has not arrived: admitting gossip peers unchecked and counting majorities against the members seen, until it does",
-				zap.Duration("waited", nodeListWait))
+			log.Warn("no roster yet (the coordinator publishes it): admitting gossip peers unchecked and counting majorities against the members seen, until one arrives",
+				zap.Duration("waited", nodeListWait), zap.String("configmap", o.namespace+"/"+roster.DefaultName))
 		}
 		if o.gossip.Zone == "" {
-			o.gossip.Zone = zoneFromNode(nodes, o.gossip.NodeName, log)
+			o.gossip.Zone = zoneFromNode(ownNode{client: client, timeout: nodeListWait}, o.gossip.NodeName, log)
 		}
 		gossipDeps.Nodes = nodes
 		if o.admission {
 			gossipDeps.Admit = admission.New(nodes).Admit
 		}
+		rosterPeers.Store(nodes)
 	}
 	members, err := gossip.New(o.gossip, gossipDeps)
 	if err != nil {
@@ -315,9 +341,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	agreeDeps := agreement.Deps{Gossip: members, Peer: peer, Logger: log, Registerer: reg}
 	var reporter *nodestatus.Reporter
 	if client != nil {
-		agreeDeps.NodeAddress = agreement.KubeNodeAddress(func(ctx context.Context, name string) (*corev1.Node, error) {
-			return client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		}, clock.RealClock{})
+		agreeDeps.NodeAddress = nodes.NodeAddress
 		if reporter, err = nodestatus.New(client, o.gossip.NodeName, runner, nil, log); err != nil {
 			return abort(err)
 		}
@@ -340,7 +364,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		if err != nil {
 			return abort(err)
 		}
-		if coord, err = newCoordinator(ctx, o, restCfg, client, members, agree, clk, log, reg); err != nil {
+		if coord, err = newCoordinator(ctx, o, restCfg, client, watchClient, apiOK, members, agree, clk, log, reg); err != nil {
 			return abort(err)
 		}
 	} else {
@@ -373,7 +397,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 const nodeListWait = 2 * time.Second
 
 // newCoordinator builds the failover actor and what it writes with.
-func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, client kubernetes.Interface,
+func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, client, watchClient kubernetes.Interface, apiOK func() bool,
 	members *gossip.Membership, agree *agreement.Agreement, clk clock.WithTicker, log *zap.Logger, reg prometheus.Registerer) (*coordinator.Coordinator, error) {
 	dyn, err := dynamic.NewForConfig(restCfg)
 	if err != nil {
@@ -395,6 +419,8 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 	return coordinator.New(o.coordinator, o.fenceTerms(), coordinator.Deps{
 		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree, Notices: agree,
 		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Clock: clk, Logger: log, Registerer: reg,
+		WatchClient: watchClient, AgentCondition: nodestatus.ConditionType, RosterName: roster.DefaultName,
+		APIReachable: apiOK, Advertiser: members,
 	})
 }
 

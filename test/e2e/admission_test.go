@@ -20,6 +20,20 @@ func TestAdmission_rogueMembersAreRefused(t *testing.T) {
 	names := nodeNames(tc.nodes)
 	ctx := context.Background()
 	waitMembers(t, tc.nodes, time.Minute, "every agent sees 3 alive and ready members", allAliveAndReady(names))
+	// Admission reads the roster the coordinator publishes; before the
+	// first one (a new cluster's first seconds) every peer is admitted.
+	eventually(t, time.Minute, "every agent has read the roster", func(ctx context.Context) (bool, error) {
+		for _, n := range tc.nodes {
+			m, err := n.Agent().Metrics(ctx)
+			if err != nil {
+				return false, err
+			}
+			if v, _ := m.Value("haagent_roster_nodes"); v < 3 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 
 	addrs := cluster.NewNodeAddresses()
 	seed := tc.nodes[0].Agent().GossipAddr()

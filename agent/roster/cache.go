@@ -1,0 +1,180 @@
+package roster
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Cache is an agent's copy of the roster: one watch of one ConfigMap.
+// What the roster last said stays true through an API outage, and through
+// a roster that fails to parse (counted and logged, never half applied).
+//
+// Lifecycle: New starts nothing; Run runs the watch until its context
+// ends; WaitForSync waits for the first answer.
+type Cache struct {
+	informer cache.SharedIndexInformer
+	log      *zap.Logger
+	invalid  prometheus.Counter
+	entries  prometheus.Gauge
+	// snap is the last roster read, nil before one was.
+	snap atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	byName map[string]Entry
+	agents []string
+}
+
+// NewCache builds a cache of the roster ConfigMap name in namespace.
+// client must have no overall request timeout (rest.Config.Timeout 0), or
+// the watch is cut and started anew at each timeout.
+func NewCache(client kubernetes.Interface, namespace, name string, log *zap.Logger, reg prometheus.Registerer) *Cache {
+	one := func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+	}
+	c := &Cache{
+		informer: coreinformers.NewFilteredConfigMapInformer(client, namespace, 0, cache.Indexers{}, one),
+		log:      log,
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "haagent_roster_invalid_total",
+			Help: "Roster ConfigMaps that failed to parse; the agent keeps the last good roster.",
+		}),
+		entries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "haagent_roster_nodes",
+			Help: "Nodes in this agent's copy of the roster the coordinator publishes.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(c.invalid, c.entries)
+	}
+	_, _ = c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.set,
+		UpdateFunc: func(_, obj any) { c.set(obj) },
+		// A deleted roster leaves the last one in place: deleting the
+		// ConfigMap must not shrink every agent's expected group. The
+		// coordinator writes it again.
+	})
+	return c
+}
+
+func (c *Cache) set(obj any) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return
+	}
+	entries, err := Decode(cm.Data)
+	if err != nil {
+		c.invalid.Inc()
+		c.log.Error("roster: keeping the last good roster", zap.String("configmap", cm.Namespace+"/"+cm.Name), zap.Error(err))
+		return
+	}
+	s := &snapshot{byName: make(map[string]Entry, len(entries))}
+	for _, e := range entries {
+		s.byName[e.Name] = e
+		if e.Agent {
+			s.agents = append(s.agents, e.Name)
+		}
+	}
+	c.snap.Store(s)
+	c.entries.Set(float64(len(entries)))
+}
+
+// Run runs the watch until ctx ends.
+func (c *Cache) Run(ctx context.Context) error {
+	c.informer.RunWithContext(ctx)
+	return nil
+}
+
+// WaitForSync waits up to timeout for a roster and reports whether one
+// came.
+func (c *Cache) WaitForSync(ctx context.Context, timeout time.Duration) bool {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for !c.Synced() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+// Synced reports whether a roster has been read. Until then the agent
+// has no word from the API on which Nodes exist.
+func (c *Cache) Synced() bool { return c.snap.Load() != nil }
+
+// Lookup returns the named Node's entry.
+func (c *Cache) Lookup(name string) (Entry, bool) {
+	s := c.snap.Load()
+	if s == nil {
+		return Entry{}, false
+	}
+	e, ok := s.byName[name]
+	return e, ok
+}
+
+// Exists reports whether the named Node is in the roster.
+func (c *Cache) Exists(name string) bool {
+	_, ok := c.Lookup(name)
+	return ok
+}
+
+// AgentNodes lists the Nodes on which an agent has run.
+func (c *Cache) AgentNodes() []string {
+	s := c.snap.Load()
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s.agents...)
+}
+
+// Addresses returns the named Node's addresses.
+func (c *Cache) Addresses(name string) ([]string, bool) {
+	e, ok := c.Lookup(name)
+	return e.Addresses, ok
+}
+
+// NodeAddress returns the named Node's InternalIP, for the kubelet checks
+// of suspect peers.
+func (c *Cache) NodeAddress(name string) (string, bool) {
+	e, ok := c.Lookup(name)
+	if !ok || e.InternalIP() == "" {
+		return "", false
+	}
+	return e.InternalIP(), true
+}
+
+// Peers returns the gossip addresses (InternalIP:port) of the Nodes an
+// agent has run on: with hostNetwork, where their agents listen. It
+// returns none before a roster was read, so that discovery falls back to
+// listing the agent pods.
+func (c *Cache) Peers(port int) []string {
+	s := c.snap.Load()
+	if s == nil {
+		return nil
+	}
+	out := make([]string, 0, len(s.agents))
+	for _, name := range s.agents {
+		if ip := s.byName[name].InternalIP(); ip != "" {
+			out = append(out, net.JoinHostPort(ip, strconv.Itoa(port)))
+		}
+	}
+	return out
+}
