@@ -105,6 +105,30 @@ type pace struct {
 	// fenceChecked is when the pods awaiting the fence were last looked
 	// for (with --fence-bound 0).
 	fenceChecked time.Time
+	// recoveryChecked is when the affected workloads were last counted.
+	recoveryChecked time.Time
+}
+
+// recoveryCheck is how often a recovering failover counts its workloads'
+// ready replicas. Each count reads every affected owner and lists its
+// pods, so at the tick's pace a failover of a node with 10 workloads
+// would cost the API server about 80 requests a second. Pods are listed
+// per owner rather than watched: a watch of every Pod in the cluster
+// would cost the coordinator a full list of them at each takeover.
+const recoveryCheck = 500 * time.Millisecond
+
+// recoveryCheckDue reports whether node's workloads are due to be counted
+// again, and if so notes that they are.
+func (c *Coordinator) recoveryCheckDue(node string) bool {
+	now := c.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.paceOf(node)
+	if !p.recoveryChecked.IsZero() && now.Sub(p.recoveryChecked) < recoveryCheck {
+		return false
+	}
+	p.recoveryChecked = now
+	return true
 }
 
 // nodeView is what the next step of a failover may depend on in gossip.
@@ -433,6 +457,9 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		return st.Advance(record.PhaseRecovering)
 
 	case record.PhaseRecovering:
+		if !c.recoveryCheckDue(node) {
+			return nil
+		}
 		short, err := c.shortOwners(ctx, node, st.AffectedOwners)
 		if err != nil {
 			return err
@@ -590,7 +617,7 @@ func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, memb
 		}
 		return nil
 	}
-	n, err := c.d.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	n, err := c.node(ctx, node)
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%w: %q: %w", evict.ErrNodeNotFound, node, err)
 	}
@@ -629,7 +656,7 @@ func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, memb
 // nodeDeleted reports whether the API says the Node no longer exists. Any
 // other answer, an error included, counts as "still there".
 func (c *Coordinator) nodeDeleted(ctx context.Context, node string) bool {
-	_, err := c.d.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{ResourceVersion: "0"})
+	_, err := c.node(ctx, node)
 	return apierrors.IsNotFound(err)
 }
 
