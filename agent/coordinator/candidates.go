@@ -18,27 +18,47 @@ import (
 const escalateAfter = 3
 
 // candidate reports whether this agent campaigns for the Lease: it holds
-// it, or it is among the first --coordinator-candidates alive members of
-// a ranking every agent computes alike from its gossip view (ready
-// members first, then by a hash of the name, which spreads the role over
-// the cluster rather than over the first names in order), or no member
-// has advertised the Lease for escalateAfter Lease durations while this
-// agent reaches the API server. Views differ for a moment after a change;
-// that costs at most a few more or fewer reads of the Lease, never
-// safety, which the Lease itself keeps.
+// it; or no other alive member advertises that it does, and this agent is
+// among the first --coordinator-candidates alive members of a ranking
+// every agent computes alike from its gossip view (ready members first,
+// then by a hash of the name, which spreads the role over the cluster
+// rather than over the first names in order); or no member has advertised
+// the Lease for escalateAfter Lease durations while this agent reaches the
+// API server. So while a coordinator is alive in gossip it alone reads and
+// renews the Lease; when it dies, leaves, or stops leading (and so stops
+// advertising), the ranked candidates campaign at once, and one whose
+// node a quorum confirms dead is replaced without waiting for its Lease
+// to run out (takeFromDeadHolder). Views differ for a moment after a
+// change; that costs at most a few more or fewer reads of the Lease,
+// never safety, which the Lease itself keeps.
 func (c *Coordinator) candidate() bool {
+	campaign, _ := c.role()
+	return campaign
+}
+
+// standby reports whether this agent is a ranked candidate that does not
+// campaign because another alive member advertises the Lease: it then
+// watches the Lease (see standby.go).
+func (c *Coordinator) standby() bool {
+	_, standby := c.role()
+	return standby
+}
+
+// role is candidate and standby in one pass over the members.
+func (c *Coordinator) role() (campaign, standby bool) {
 	k := c.cfg.Lease.Candidates
 	if k <= 0 || c.leading.Load() {
-		return true
+		return true, false
 	}
 	var alive []gossip.Member
 	advertised := false
+	self := c.d.Gossip.LocalName()
 	for _, m := range c.d.Gossip.Members() {
 		if m.State != gossip.StateAlive {
 			continue
 		}
 		alive = append(alive, m)
-		advertised = advertised || m.Meta.Coordinator
+		advertised = advertised || (m.Meta.Coordinator && m.Name != self)
 	}
 	now := c.clock.Now()
 	c.mu.Lock()
@@ -55,17 +75,16 @@ func (c *Coordinator) candidate() bool {
 			c.log.Warn("no coordinator advertised in gossip: campaigning although not a ranked candidate",
 				zap.Duration("for", escalateAfter*c.cfg.Lease.Duration))
 		}
-		return true
+		return true, false
 	}
 	c.escalated.Store(false)
 	sort.Slice(alive, func(i, j int) bool { return candidateLess(alive[i], alive[j]) })
-	self := c.d.Gossip.LocalName()
 	for i := 0; i < len(alive) && i < k; i++ {
 		if alive[i].Name == self {
-			return true
+			return !advertised, advertised
 		}
 	}
-	return false
+	return false, false
 }
 
 // candidateLess ranks members for candidacy: ready first, then by hash.

@@ -26,7 +26,6 @@ func TestCandidate_exactlyKOfTheGroupCampaign(t *testing.T) {
 		names = append(names, fmt.Sprintf("n%d", i))
 	}
 	tc := newTestCoordinator(t, DefaultConfig(), names)
-	tc.gossip.members[0].Meta.Coordinator = true // someone holds it: no escalation
 	tc.gossip.setReady("n7", false, "kubelet: down")
 	var campaigning []string
 	for _, self := range names {
@@ -68,6 +67,44 @@ func TestCandidate_exactlyKOfTheGroupCampaign(t *testing.T) {
 			tc.leading.Store(false)
 			break
 		}
+	}
+}
+
+// TestCandidate_nobodyElseCampaignsWhileACoordinatorIsAlive: while an
+// alive member advertises the Lease, only it reads the Lease; once it is
+// dead in gossip the ranked candidates campaign again.
+func TestCandidate_nobodyElseCampaignsWhileACoordinatorIsAlive(t *testing.T) {
+	var names []string
+	for i := 1; i <= 10; i++ {
+		names = append(names, fmt.Sprintf("n%d", i))
+	}
+	tc := newTestCoordinator(t, DefaultConfig(), names)
+	ranked := func() []string {
+		var out []string
+		for _, n := range names {
+			tc.gossip.local = n
+			if tc.candidate() {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	first := ranked()
+	if len(first) != 3 {
+		t.Fatalf("with no coordinator, %v campaign; want 3", first)
+	}
+	holder := first[1]
+	for i := range tc.gossip.members {
+		if tc.gossip.members[i].Name == holder {
+			tc.gossip.members[i].Meta.Coordinator = true
+		}
+	}
+	if got := ranked(); len(got) != 1 || got[0] != holder {
+		t.Errorf("with %s advertising the Lease, %v campaign; want only %s", holder, got, holder)
+	}
+	tc.gossip.set(holder, gossip.StateDead)
+	if got := ranked(); len(got) != 3 || contains(got, holder) {
+		t.Errorf("with the coordinator %s dead, %v campaign; want 3 others", holder, got)
 	}
 }
 

@@ -281,7 +281,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	go c.advertise(ctx)
 	l := &leadership{
 		cfg: c.cfg.Lease, client: c.d.Client, namespace: c.d.Namespace, identity: c.d.Gossip.LocalName(),
-		majority: c.d.Gossip.SeesMajority, candidate: c.candidate, clock: c.clock, log: c.log,
+		majority: c.d.Gossip.SeesMajority, candidate: c.candidate, standby: c.standby, watchClient: c.d.WatchClient,
+		clock: c.clock, log: c.log,
 		onChange:   func(leading bool) { c.leading.Store(leading); c.metrics.leader.Set(boolFloat(leading)) },
 		onHolder:   func(identity string) { c.holder.Store(identity) },
 		holderDead: c.confirmedDead,

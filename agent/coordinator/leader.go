@@ -129,9 +129,16 @@ type leadership struct {
 	// candidate reports whether this agent is to campaign; nil: always.
 	// An agent that holds the Lease keeps it whatever candidate says.
 	candidate func() bool
-	clock     clock.WithTicker
-	log       *zap.Logger
-	onChange  func(leading bool)
+	// standby reports whether this agent, not campaigning, is to watch
+	// the Lease (see standby.go); nil: never.
+	standby func() bool
+	// watchClient serves the standby's watch; nil: client.
+	watchClient kubernetes.Interface
+	// view is what the standby watch saw, seeded into each campaign.
+	view     leaseView
+	clock    clock.WithTicker
+	log      *zap.Logger
+	onChange func(leading bool)
 	// onHolder, when set, hears the Lease holder this agent observes
 	// while it campaigns, and "" when it stops campaigning.
 	onHolder func(identity string)
@@ -175,11 +182,19 @@ func (l *leadership) eligible() bool {
 	return l.majority() && (l.candidate == nil || l.candidate())
 }
 
-// waitEligible blocks until this agent may campaign, or ctx ends.
+// waitEligible blocks until this agent may campaign, or ctx ends. While
+// it is a standby meanwhile, it watches the Lease.
 func (l *leadership) waitEligible(ctx context.Context) bool {
 	t := l.clock.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	var w standbyWatch
+	defer w.stop()
 	for !l.eligible() {
+		if l.standby != nil && l.standby() {
+			w.start(ctx, l)
+		} else {
+			w.stop()
+		}
 		select {
 		case <-ctx.Done():
 			return false
@@ -187,6 +202,30 @@ func (l *leadership) waitEligible(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// standbyWatch runs l.watchLease while a standby.
+type standbyWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (w *standbyWatch) start(ctx context.Context, l *leadership) {
+	if w.cancel != nil {
+		return
+	}
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.done = make(chan struct{})
+	go func(done chan struct{}) { defer close(done); l.watchLease(ctx, &l.view) }(w.done)
+}
+
+func (w *standbyWatch) stop() {
+	if w.cancel == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+	w.cancel, w.done = nil, nil
 }
 
 // campaign runs one leader election until leadership or the majority is
@@ -328,7 +367,9 @@ func (l *leadership) waitForPredecessor(ctx context.Context, prev *predecessor) 
 // newPredecessor starts the record of what one campaign sees of other
 // Lease holders.
 func (l *leadership) newPredecessor() *predecessor {
-	return &predecessor{l: l, start: l.clock.Now(), firstInProcess: !l.looked.Load()}
+	p := &predecessor{l: l, start: l.clock.Now(), firstInProcess: !l.looked.Load()}
+	l.view.seed(p, l.identity)
+	return p
 }
 
 // predecessor is what one campaign saw of the Lease before this agent held
@@ -391,6 +432,13 @@ func (p *predecessor) observe(lease *coordinationv1.Lease, err error) {
 	if holder != "" {
 		p.holder = holder
 	}
+}
+
+// lastHolder is the last other holder this campaign saw, "" for none.
+func (p *predecessor) lastHolder() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.holder
 }
 
 // freed records that this agent deleted holder's Lease. The delete was
@@ -462,6 +510,11 @@ func (l *leadership) takeFromDeadHolder(ctx context.Context, prev *predecessor) 
 		case <-ctx.Done():
 			return
 		case <-t.C():
+		}
+		// Read the Lease only when the holder the election last saw is
+		// confirmed dead: the election itself reads it every retry period.
+		if h := prev.lastHolder(); h == "" || !l.holderDead(h) {
+			continue
 		}
 		lease, err := leases.Get(ctx, l.cfg.Name, metav1.GetOptions{})
 		if err != nil || lease.Spec.HolderIdentity == nil {

@@ -1,0 +1,123 @@
+package coordinator
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// A standby is a ranked candidate that does not campaign because another
+// alive member advertises the Lease. It watches the Lease (one object)
+// instead of reading it every retry period, so that when the coordinator
+// dies and it campaigns, it knows when the Lease last changed: the new
+// term waits for the old holder to stop from that moment, as it would had
+// it campaigned all along, not from the start of its campaign.
+
+// leaseView is what a standby's watch saw of the Lease.
+type leaseView struct {
+	mu      sync.Mutex
+	ok      bool   // the watch has seen the Lease (or its absence) at least once
+	state   string // as predecessor.observe writes it; "" for no Lease
+	holder  string
+	changed time.Time // on l.clock, when the state last changed
+}
+
+// leaseState is the state string predecessor.observe compares.
+func leaseState(lease *coordinationv1.Lease) (state, holder string) {
+	state = "v" + lease.ResourceVersion
+	if lease.Spec.RenewTime != nil {
+		state += " " + lease.Spec.RenewTime.UTC().Format(time.RFC3339Nano)
+	}
+	if lease.Spec.HolderIdentity != nil {
+		holder = *lease.Spec.HolderIdentity
+	}
+	return state, holder
+}
+
+func (v *leaseView) record(state, holder string, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ok && state == v.state {
+		return
+	}
+	v.ok, v.state, v.holder, v.changed = true, state, holder, now
+}
+
+// seed hands what the watch saw to a new campaign's predecessor: the
+// campaign's first read then counts as a change only if the Lease changed
+// since. Seeding with a change seen late is safe: the wait runs from it.
+func (v *leaseView) seed(p *predecessor, self string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.ok || v.state == "" || v.holder == self {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.looked, p.state, p.known, p.holder, p.changed = true, v.state, true, v.holder, v.changed
+}
+
+// watchLease keeps v up to date until ctx ends, watching again a second
+// after each end of the stream.
+func (l *leadership) watchLease(ctx context.Context, v *leaseView) {
+	client := l.watchClient
+	if client == nil {
+		client = l.client
+	}
+	leases := client.CoordinationV1().Leases(l.namespace)
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", l.cfg.Name).String()}
+	for ctx.Err() == nil {
+		// The first events of a watch without a resourceVersion are the
+		// Lease as it is (none: no Lease).
+		list, err := leases.List(ctx, opts)
+		if err == nil {
+			if len(list.Items) == 0 {
+				v.record("", "", l.clock.Now())
+			} else {
+				state, holder := leaseState(&list.Items[0])
+				v.record(state, holder, l.clock.Now())
+			}
+			opts.ResourceVersion = list.ResourceVersion
+			var w watch.Interface
+			if w, err = leases.Watch(ctx, opts); err == nil {
+				l.follow(ctx, w, v)
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			l.log.Debug("watch the coordinator Lease", zap.Error(err))
+		}
+		if !l.sleep(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+func (l *leadership) follow(ctx context.Context, w watch.Interface, v *leaseView) {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return
+			}
+			lease, isLease := ev.Object.(*coordinationv1.Lease)
+			switch {
+			case !isLease:
+				return // an error from the server: list and watch again
+			case ev.Type == watch.Deleted:
+				v.record("", "", l.clock.Now())
+			default:
+				state, holder := leaseState(lease)
+				v.record(state, holder, l.clock.Now())
+			}
+		}
+	}
+}
