@@ -39,7 +39,7 @@ func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, membe
 		return
 	}
 	for i := 0; i < maxStepsPerTick && ctx.Err() == nil; i++ {
-		before := f.Status.DeepCopy()
+		before := *f.Status.DeepCopy()
 		err := c.stepRecord(ctx, f, members)
 		retry := ""
 		switch {

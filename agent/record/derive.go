@@ -76,6 +76,7 @@ func timeOf(t *metav1.MicroTime) time.Time {
 //     the earlier of the two that are set;
 //   - votes and conditions are merged by voter and by type (from wins for a
 //     voter or type in both);
+//   - the observed generation is the larger of the two;
 //   - the outcome, message, pod counts and affected owners come from the
 //     status with the further phase, and from from on a tie, because from is
 //     usually the newer intent of the caller;
@@ -110,6 +111,7 @@ func (s *NodeFailoverStatus) Merge(from *NodeFailoverStatus) {
 		}
 	}
 
+	s.ObservedGeneration = max(s.ObservedGeneration, from.ObservedGeneration)
 	for _, v := range from.Votes {
 		replaced := false
 		for i := range s.Votes {

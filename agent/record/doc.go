@@ -1,6 +1,12 @@
 // Package record keeps the record of every failover in the API, as a
-// cluster-scoped NodeFailover custom resource (haagent.io/v1alpha1, defined
-// by deploy/crd-nodefailover.yaml), and turns records into reports.
+// cluster-scoped NodeFailover custom resource (haagent.io/v1alpha1), and
+// turns records into reports.
+//
+// The Go types in types.go are the one source of the API: make generate
+// runs controller-gen on their +kubebuilder markers to write their DeepCopy
+// methods (zz_generated.deepcopy.go) and the CustomResourceDefinition
+// (charts/haagent/crds/nodefailover.yaml, which make manifests copies to
+// deploy/crd-nodefailover.yaml); make test fails when either is stale.
 //
 // A record is the failover's state, not a log written after the fact: the
 // coordinator creates it when a node is confirmed dead and updates its phase
@@ -41,8 +47,8 @@
 //
 // and calls store.Flush(ctx) on every pass of its loop: writes that failed
 // with a retryable error (API server down, overloaded or slow) are queued in
-// memory and Flush retries them with exponential backoff, so no record is
-// lost to an API outage. Reads through the Store include the queued writes.
+// memory and Flush retries them with exponential backoff (a client-go
+// rate-limiting workqueue), so no record is lost to an API outage. Reads through the Store include the queued writes.
 // When the coordinator loses the Lease it calls store.DropPending(): a
 // queued write written late, perhaps days later, would bring back a stale
 // failover. Before it creates a record it asks store.ActiveFor(ctx, node),

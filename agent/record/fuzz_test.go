@@ -65,6 +65,7 @@ func randomRecord(r *rand.Rand) *NodeFailover {
 	for range r.IntN(3) {
 		s.AffectedOwners = append(s.AffectedOwners, AffectedOwner{Kind: "StatefulSet", Namespace: str(8), Name: str(8), DesiredReplicas: n()})
 	}
+	s.ObservedGeneration = int64(n())
 	for range r.IntN(3) {
 		s.Conditions = append(s.Conditions, metav1.Condition{
 			Type: str(8), Status: metav1.ConditionUnknown, ObservedGeneration: int64(n()),

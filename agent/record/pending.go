@@ -11,7 +11,84 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 )
+
+// The retry queue. A write that fails with a retryable error is kept, as a
+// copy of the record, in Store.pending (one per record: a later write of a
+// queued record merges into it, so the newest status wins), and its name
+// goes on Store.queue, a client-go rate-limiting workqueue whose per-item
+// exponential rate limiter gives its backoff: Config.InitialBackoff after
+// the first failure, doubling after each further one up to Config.MaxBackoff.
+// The delaying layer under that queue is a dueQueue, on the Store's clock:
+// names wait there until Flush promotes the due ones to the workqueue and
+// takes them all off it, so between two calls the workqueue itself is empty.
+// Everything is done with s.mu held.
+
+// pendingWrite is a record whose latest status (and maybe the record
+// itself) is not in the API yet.
+type pendingWrite struct {
+	record *NodeFailover // a copy owned by the Store
+	create bool          // the create has not succeeded yet
+}
+
+// newRetryQueue returns the Store's retry queue and its delaying layer.
+func newRetryQueue(cfg Config, clk clock.PassiveClock) (workqueue.TypedRateLimitingInterface[string], *dueQueue) {
+	due := &dueQueue{
+		// Unnamed, so without metrics and without a goroutine.
+		TypedInterface: workqueue.NewTyped[string](),
+		clock:          clk,
+		due:            map[string]time.Time{},
+	}
+	limiter := workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.InitialBackoff, cfg.MaxBackoff)
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[string]{
+		DelayingQueue: due,
+	})
+	return q, due
+}
+
+// dueQueue is the delaying layer of the retry queue. client-go's delaying
+// queue hands an item to the queue from a goroutine of its own when the
+// item's timer fires; dueQueue holds each name with its due time until
+// promote hands over those due by the Store's clock. So Flush never waits,
+// a Store starts no goroutine, and a fake clock drives the backoff in tests.
+// A later AddAfter of a waiting name replaces its due time: the backoff
+// after the newest failure counts.
+type dueQueue struct {
+	workqueue.TypedInterface[string]
+	clock clock.PassiveClock
+	due   map[string]time.Time
+}
+
+var _ workqueue.TypedDelayingInterface[string] = (*dueQueue)(nil)
+
+// AddAfter makes name due after d.
+func (q *dueQueue) AddAfter(name string, d time.Duration) {
+	q.due[name] = q.clock.Now().Add(d)
+}
+
+// promote adds the names that are due to the workqueue, in name order.
+func (q *dueQueue) promote() {
+	now := q.clock.Now()
+	var names []string
+	for name, at := range q.due {
+		if !now.Before(at) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		delete(q.due, name)
+		q.Add(name)
+	}
+}
+
+// remove forgets a waiting name.
+func (q *dueQueue) remove(name string) { delete(q.due, name) }
+
+// wait returns how long until name is due.
+func (q *dueQueue) wait(name string) time.Duration { return q.due[name].Sub(q.clock.Now()) }
 
 // Flush retries the queued writes that are due, once each, and returns the
 // errors of this pass (nil if every attempt succeeded or none was due). It
@@ -33,22 +110,31 @@ import (
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.clock.Now()
-	var names []string
-	for name, p := range s.pending {
-		if !now.Before(p.due) {
-			names = append(names, name)
-		}
+	s.due.promote()
+	// Take every due name off the workqueue. Get does not block: the
+	// workqueue holds Len names and only Flush takes them, under s.mu.
+	names := make([]string, 0, s.queue.Len())
+	for s.queue.Len() > 0 {
+		name, _ := s.queue.Get()
+		s.queue.Done(name)
+		names = append(names, name)
 	}
-	slices.Sort(names)
 	var errs []error
-	for _, name := range names {
+	for i, name := range names {
 		if ctx.Err() != nil {
 			errs = append(errs, &Error{Op: opFlush, Kind: ErrPending, Err: ctx.Err()})
+			// Still due: the next Flush tries them, with no added backoff.
+			for _, left := range names[i:] {
+				s.queue.AddAfter(left, 0)
+			}
 			break
 		}
+		p, ok := s.pending[name]
+		if !ok {
+			continue
+		}
 		s.metrics.retries.Inc()
-		if err := s.retry(ctx, opFlush, name, s.pending[name]); err != nil {
+		if err := s.retry(ctx, opFlush, name, p); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -88,10 +174,9 @@ func (s *Store) DropPending() int {
 	names := make([]string, 0, n)
 	for name := range s.pending {
 		names = append(names, name)
+		s.unqueue(name)
 	}
 	slices.Sort(names)
-	clear(s.pending)
-	s.metrics.pending.Set(0)
 	s.metrics.pendingDropped.Add(float64(n))
 	s.log.Warn("queued failover record writes dropped", zap.Strings("nodefailovers", names))
 	return n
@@ -100,12 +185,20 @@ func (s *Store) DropPending() int {
 // enqueue queues a copy of f after a failed first attempt. Callers hold
 // s.mu and have checked that f is not queued yet.
 func (s *Store) enqueue(f *NodeFailover, create bool) {
-	p := &pendingWrite{record: f.DeepCopy(), create: create, attempts: 1}
-	p.due = s.clock.Now().Add(s.backoff(p.attempts))
-	s.pending[f.Name] = p
+	s.pending[f.Name] = &pendingWrite{record: f.DeepCopy(), create: create}
+	s.queue.AddRateLimited(f.Name)
 	s.metrics.pending.Set(float64(len(s.pending)))
 	s.log.Info("failover record write queued for retry",
-		zap.String("nodefailover", f.Name), zap.Bool("create", create), zap.Duration("retryIn", s.backoff(p.attempts)))
+		zap.String("nodefailover", f.Name), zap.Bool("create", create), zap.Duration("retryIn", s.due.wait(f.Name)))
+}
+
+// unqueue forgets the queued write of name, and its backoff. Callers hold
+// s.mu.
+func (s *Store) unqueue(name string) {
+	delete(s.pending, name)
+	s.due.remove(name)
+	s.queue.Forget(name)
+	s.metrics.pending.Set(float64(len(s.pending)))
 }
 
 // retry makes one attempt at a queued write and updates the queue. It
@@ -114,13 +207,14 @@ func (s *Store) enqueue(f *NodeFailover, create bool) {
 // caller's operation in the error. Callers hold s.mu.
 func (s *Store) retry(ctx context.Context, op, name string, p *pendingWrite) error {
 	err := s.persist(ctx, p)
+	// Failed attempts so far: the first one, then one per retry.
+	attempts := s.queue.NumRequeues(name)
 	drop := ""
 	switch {
 	case err == nil:
-		delete(s.pending, name)
-		s.metrics.pending.Set(float64(len(s.pending)))
+		s.unqueue(name)
 		s.log.Info("queued failover record write done",
-			zap.String("nodefailover", name), zap.Int("attempts", p.attempts+1))
+			zap.String("nodefailover", name), zap.Int("attempts", attempts+1))
 		return nil
 	case apierrors.IsNotFound(err):
 		drop = dropDeleted
@@ -128,18 +222,15 @@ func (s *Store) retry(ctx context.Context, op, name string, p *pendingWrite) err
 		drop = dropInvalid
 	}
 	if drop != "" {
-		delete(s.pending, name)
-		s.metrics.pending.Set(float64(len(s.pending)))
+		s.unqueue(name)
 		s.metrics.dropped.WithLabelValues(drop).Inc()
 		s.log.Error("queued failover record write dropped",
 			zap.String("nodefailover", name), zap.String("reason", drop), zap.Error(err))
 		return wrap(op, name, err)
 	}
-	p.attempts++
-	wait := s.backoff(p.attempts)
-	p.due = s.clock.Now().Add(wait)
+	s.queue.AddRateLimited(name)
 	s.log.Warn("queued failover record write failed",
-		zap.String("nodefailover", name), zap.Int("attempts", p.attempts), zap.Duration("retryIn", wait), zap.Error(err))
+		zap.String("nodefailover", name), zap.Int("attempts", attempts+1), zap.Duration("retryIn", s.due.wait(name)), zap.Error(err))
 	return &Error{Op: op, Name: name, Kind: ErrPending, Err: err}
 }
 
@@ -190,15 +281,6 @@ func (s *Store) persist(ctx context.Context, p *pendingWrite) error {
 		}
 		reread = true
 	}
-}
-
-// backoff returns the wait after the given number of failed attempts.
-func (s *Store) backoff(attempts int) time.Duration {
-	d := s.cfg.InitialBackoff
-	for i := 1; i < attempts && d < s.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, s.cfg.MaxBackoff)
 }
 
 // retryable reports whether err is worth retrying unchanged: the API server

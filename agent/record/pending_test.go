@@ -99,3 +99,83 @@ func TestStore_ActiveFor(t *testing.T) {
 		t.Fatalf("ActiveFor once created = %v, %v; want %s", f, err, queued.Name)
 	}
 }
+
+// TestStore_Flush_newestWriteWins: a write of a queued record is merged
+// into the queued one and tried at once; when that fails too, the backoff
+// after the newest failure counts, and the retry writes the merged status.
+func TestStore_Flush_newestWriteWins(t *testing.T) {
+	ctx := context.Background()
+	api := newFakeAPI(t)
+	s, clk := newTestStore(t, api)
+	f := confirmed(t, "node-a")
+	if err := s.Create(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	down := apierrors.NewServiceUnavailable("apiserver restarting")
+	api.failNext("update", "status", 2, down)
+	_ = f.Status.Advance(PhaseCordoned)
+	f.Status.Cordoned = ms(1600)
+	if err := s.UpdateStatus(ctx, f); !errors.Is(err, ErrPending) {
+		t.Fatalf("UpdateStatus = %v, want ErrPending", err)
+	}
+	_ = f.Status.Advance(PhaseTainted)
+	f.Status.Tainted = ms(1700)
+	if err := s.UpdateStatus(ctx, f); !errors.Is(err, ErrPending) || s.Pending() != 1 {
+		t.Fatalf("UpdateStatus of the queued record = %v with %d queued, want ErrPending and 1", err, s.Pending())
+	}
+	// Two failures: the retry is due 2s (not 1s) after the second.
+	clk.SetTime(t0.Add(time.Second))
+	writes := api.countActions("update", "status")
+	if err := s.Flush(ctx); err != nil || api.countActions("update", "status") != writes {
+		t.Fatalf("Flush before the second backoff = %v with %d writes, want none", err, api.countActions("update", "status")-writes)
+	}
+	clk.SetTime(t0.Add(2 * time.Second))
+	if err := s.Flush(ctx); err != nil || s.Pending() != 0 {
+		t.Fatalf("Flush = %v with %d queued, want the write done", err, s.Pending())
+	}
+	st := api.stored(t, f.Name).Status
+	if st.Phase != PhaseTainted || !st.Cordoned.Equal(ms(1600)) || !st.Tainted.Equal(ms(1700)) {
+		t.Errorf("stored = phase %s cordoned %v tainted %v; want the merged newest status", st.Phase, st.Cordoned, st.Tainted)
+	}
+
+	// Queued again later, a record starts over from the first backoff.
+	api.failNext("update", "status", 1, down)
+	cur, err := s.Get(ctx, f.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cur.Status.Advance(PhasePodsNotReady)
+	if err := s.UpdateStatus(ctx, cur); !errors.Is(err, ErrPending) {
+		t.Fatalf("UpdateStatus = %v, want ErrPending", err)
+	}
+	clk.SetTime(t0.Add(3 * time.Second))
+	if err := s.Flush(ctx); err != nil || s.Pending() != 0 {
+		t.Fatalf("Flush 1s after a new failure = %v with %d queued, want the write done", err, s.Pending())
+	}
+}
+
+// TestStore_Flush_cancelled: a Flush whose context is done makes no request
+// and keeps every write queued and due, for the next Flush.
+func TestStore_Flush_cancelled(t *testing.T) {
+	api := newFakeAPI(t)
+	s, clk := newTestStore(t, api)
+	api.failNext("create", "", 2, apierrors.NewServiceUnavailable("down"))
+	for _, node := range []string{"node-a", "node-b"} {
+		if err := s.Create(context.Background(), confirmed(t, node)); !errors.Is(err, ErrPending) {
+			t.Fatalf("Create = %v, want ErrPending", err)
+		}
+	}
+	clk.SetTime(t0.Add(time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	creates := api.countActions("create", "")
+	if err := s.Flush(ctx); !errors.Is(err, ErrPending) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Flush with a cancelled context = %v, want ErrPending and context.Canceled", err)
+	}
+	if s.Pending() != 2 || api.countActions("create", "") != creates {
+		t.Fatalf("%d queued and %d requests after a cancelled Flush, want 2 and none", s.Pending(), api.countActions("create", "")-creates)
+	}
+	if err := s.Flush(context.Background()); err != nil || s.Pending() != 0 {
+		t.Fatalf("next Flush = %v with %d queued, want both created", err, s.Pending())
+	}
+}

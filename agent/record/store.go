@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 )
 
@@ -83,17 +84,14 @@ type Store struct {
 	log     *zap.Logger
 	metrics *storeMetrics
 
-	mu      sync.Mutex // serialises writes; guards pending
+	mu sync.Mutex // serialises writes; guards the retry queue below
+	// The retry queue (see pending.go): the newest queued write of each
+	// record, and the names of those records on a client-go rate-limiting
+	// workqueue, whose delaying layer (due) holds each until its backoff
+	// is over.
 	pending map[string]*pendingWrite
-}
-
-// pendingWrite is a record whose latest status (and maybe the record
-// itself) is not in the API yet.
-type pendingWrite struct {
-	record   *NodeFailover // a copy owned by the Store
-	create   bool          // the create has not succeeded yet
-	attempts int           // failed attempts so far
-	due      time.Time     // earliest next attempt
+	queue   workqueue.TypedRateLimitingInterface[string]
+	due     *dueQueue
 }
 
 // NewStore returns a Store for the NodeFailover resource of client. It
@@ -120,6 +118,7 @@ func NewStore(client dynamic.Interface, cfg Config) (*Store, error) {
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
+	s.queue, s.due = newRetryQueue(cfg, s.clock)
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -309,7 +308,7 @@ func (s *Store) updateStatus(ctx context.Context, f *NodeFailover) error {
 		err := s.retry(ctx, opUpdateStatus, f.Name, p)
 		if err == nil {
 			f.ResourceVersion = p.record.ResourceVersion
-			f.Status = p.record.Status.DeepCopy()
+			f.Status = *p.record.Status.DeepCopy()
 		}
 		return err
 	}
