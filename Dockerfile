@@ -46,7 +46,7 @@ LABEL org.opencontainers.image.title="haagent" \
       org.opencontainers.image.revision="${COMMIT}" \
       org.opencontainers.image.created="${BUILD_DATE}" \
       org.opencontainers.image.source="https://github.com/haagent/haagent" \
-      org.opencontainers.image.licenses="NOASSERTION"
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/haagent /usr/local/bin/haagent
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/haagent"]

@@ -44,13 +44,13 @@ LDFLAGS := -X github.com/haagent/haagent/internal/version.Version=$(VERSION) \
 STATIC_FLAGS := -trimpath -ldflags '-s -w $(LDFLAGS)'
 PLATFORMS := linux/amd64 linux/arm64
 IMAGE_REPO ?= ghcr.io/haagent/haagent
-# SPDX expression for the image label; the repository has no LICENSE yet.
-LICENSES ?= NOASSERTION
+# SPDX expression for the image label (LICENSE).
+LICENSES ?= Apache-2.0
 CYCLONEDX_VERSION := v1.10.0
 CYCLONEDX := $(TOOLS)/cyclonedx-gomod-$(CYCLONEDX_VERSION)
 RELEASE_DIR = _output/release/v$(VERSION)
 
-.PHONY: soak chaos all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean \
+.PHONY: soak chaos apicost all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean \
 	manifests manifests-check helm-lint vulncheck \
 	binaries image release
 
@@ -111,7 +111,7 @@ release: image $(CYCLONEDX)
 	done < SHA256SUMS
 
 ## test: what CI runs (.ci/run). The first run builds the control plane (long; it prints progress).
-test: fmt-check tidy-check manifests-check helm-lint vet vulncheck unit e2e
+test: fmt-check tidy-check generate-check manifests-check helm-lint vet vulncheck unit e2e
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -206,6 +206,33 @@ $(HELM):
 	mv $(HELM).d/helm $@
 	rmdir $(HELM).d
 
+## generate: regenerate what the NodeFailover Go types in agent/record and
+## their +kubebuilder markers define: their DeepCopy methods
+## (agent/record/zz_generated.deepcopy.go) and the CRD in the chart
+## (charts/haagent/crds/nodefailover.yaml; make manifests copies it to
+## deploy/). controller-gen is pinned in tools/go.mod; Go's build cache keeps
+## its build. generate-check (part of make test) fails when they differ.
+CONTROLLER_GEN := $(GO) tool -modfile=tools/go.mod controller-gen
+GENERATED := agent/record/zz_generated.deepcopy.go charts/haagent/crds/nodefailover.yaml
+# $(call generate-into,SCRATCH,DIR) writes the files of GENERATED under DIR.
+generate-into = $(CONTROLLER_GEN) object crd paths=./agent/record output:object:dir=$(1) output:crd:dir=$(1) && \
+	mkdir -p $(2)/agent/record $(2)/charts/haagent/crds && \
+	cp $(1)/zz_generated.deepcopy.go $(2)/agent/record/zz_generated.deepcopy.go && \
+	{ printf '%s\n' '\# NodeFailover: the record of one failover of one dead node, written by the' \
+		'\# haagent coordinator as it acts (kubectl get nodefailovers, or kubectl get nf).' \
+		'\# Generated from agent/record/types.go by make generate; do not edit.'; \
+	  sed '1{/^---$$/d}' $(1)/haagent.io_nodefailovers.yaml; } >$(2)/charts/haagent/crds/nodefailover.yaml
+.PHONY: generate generate-check
+generate:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(call generate-into,$$tmp,.)
+	@echo "generate: wrote $(GENERATED)"
+generate-check:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(call generate-into,$$tmp/gen,$$tmp/out) && \
+	status=0 && for f in $(GENERATED); do \
+		diff -u --label "$$f" --label "$$f (make generate)" "$$f" "$$tmp/out/$$f" >&2 || \
+			{ echo "generate: $$f is not what the Go types in agent/record generate: run make generate" >&2; status=1; }; \
+	done && exit $$status
+
 ## manifests: regenerate deploy/ from the Helm chart charts/haagent, its one source.
 manifests: $(HELM)
 	hack/manifests.sh $(HELM)
@@ -224,6 +251,14 @@ demo: build
 
 bench:
 	hack/bench.sh
+
+## apicost: what each agent costs the kube-apiserver (watches, requests by verb
+## and resource, bytes, agent and apiserver memory and CPU; idle and across a
+## failover) at 7, 20 and 100 nodes, modelled to 5000; writes docs/API-COST.md,
+## docs/apicost.json and docs/bench/apicost-*.svg. About 20 minutes.
+APICOST_SIZES ?= 7,20,100
+apicost:
+	HAAGENT_BENCH_SIM_BUDGET=0 hack/bench.sh -api-cost-only -api-cost-sizes $(APICOST_SIZES)
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -8,10 +8,14 @@
 # HELM is the helm binary (the Makefile installs it: make manifests,
 # make manifests-check). The chart is rendered with release name and
 # namespace haagent and the values of charts/haagent/ci/deploy-values.yaml,
-# and each object goes to the deploy/ file named after its template below.
-# deploy/README.md and the kustomization.yaml files are written by hand and
-# left alone. The check also wants the chart's version and appVersion equal
-# to the VERSION file.
+# for Kubernetes $KUBE_VERSION (below), and each object goes to the deploy/
+# file named after its template below. deploy/README.md and the
+# kustomization.yaml files are written by hand and left alone. The check also
+# wants the chart's version and appVersion equal to the VERSION file.
+#
+# The generated parts of charts/haagent/README.md (the chart's versions and
+# the table of values, from the comments of values.yaml) are written, or
+# checked, too, by tools/cmd/chart-readme (needs go).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,12 +57,22 @@ declare -A preamble=(
 #"
 )
 
+# The Kubernetes release the project is built and tested against. helm
+# template needs one: a helm built with go install assumes v1.20, below the
+# chart's kubeVersion.
+KUBE_VERSION=v1.37.2
+
+# Objects of deploy/ are applied with kubectl, not installed by Helm: their
+# app.kubernetes.io/managed-by says so.
+managed_by=kubectl
+
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 rendered="$out/rendered.yaml"
 "$helm" template haagent "$chart" --namespace haagent --include-crds \
-	--values "$chart/ci/deploy-values.yaml" >"$rendered"
+	--kube-version "$KUBE_VERSION" --values "$chart/ci/deploy-values.yaml" |
+	sed -E "s|^( *app\.kubernetes\.io/managed-by: )Helm\$|\1$managed_by|" >"$rendered"
 
 # Split the stream on helm's "---" + "# Source: haagent/<path>" lines into
 # one file per source, in helm's order, documents separated by "---".
@@ -113,6 +127,7 @@ if [[ $check != --check ]]; then
 		cp "$out/deploy/$dest" "$deploy/$dest"
 	done
 	echo "manifests: wrote ${#generated[@]} files of deploy/ from charts/haagent"
+	go run -C "$root/tools" ./cmd/chart-readme "$chart"
 	exit 0
 fi
 
@@ -137,5 +152,8 @@ for dest in "${generated[@]}"; do
 done
 if ((status == 0)); then
 	echo "manifests: deploy/ matches charts/haagent (${#generated[@]} files)"
+fi
+if ! go run -C "$root/tools" ./cmd/chart-readme -check "$chart" >/dev/null; then
+	status=1
 fi
 exit $status

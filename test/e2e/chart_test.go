@@ -123,20 +123,24 @@ spec:
                             annotations: {type: object, additionalProperties: {type: string}}
 `
 
-// TestChart_serverDryRun renders charts/haagent with helm template, once
-// with the default values and once with ci/all-values.yaml (every toggle on:
-// keyring Secret, PodMonitor, PrometheusRule, dashboard, dry-run, fence and
-// guard settings, custom resources, tolerations and node selection), and
-// sends each object to a real API server as `kubectl apply
-// --dry-run=server` does: validation, defaulting and admission, nothing
-// stored. CustomResourceDefinitions (the chart's and stand-ins for the
-// Prometheus operator's, see monitoringCRDs) and the namespace are created
-// for real first, as the dry-run objects need them.
-func TestChart_serverDryRun(t *testing.T) {
+// TestChart_apply renders charts/haagent with helm template, once with the
+// default values and once with ci/all-values.yaml (every toggle on: keyring
+// Secret, PodMonitor, PrometheusRule, dashboard, dry-run, fence and guard
+// settings, custom resources, tolerations and node selection), and sends
+// each object to a real API server, first as `kubectl apply
+// --dry-run=server` does (validation, defaulting and admission, nothing
+// stored), then for real. CustomResourceDefinitions (the chart's and
+// stand-ins for the Prometheus operator's, see monitoringCRDs) and the
+// namespace are created first, as the other objects need them. Then a user
+// bound to the built-in ClusterRole view (impersonated) lists the
+// NodeFailover records, which the chart's aggregated view role grants, and
+// may not change them.
+func TestChart_apply(t *testing.T) {
 	helm := helmBinary(t)
 	cp := startControlPlane(t, stock)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	kubeVersion := serverVersion(t, cp)
 	root, err := cluster.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +206,7 @@ func TestChart_serverDryRun(t *testing.T) {
 				{"tolerations", jsonOf(pod["tolerations"]), `[{"effect":"NoSchedule","key":"node-role.kubernetes.io/control-plane","operator":"Exists"}]`},
 				{"priorityClassName", jsonOf(pod["priorityClassName"]), `"system-cluster-critical"`},
 				{"supplementalGroups", jsonOf(pod["securityContext"].(map[string]any)["supplementalGroups"]), `[0]`},
+				{"ports", jsonOf(container["ports"]), `[{"containerPort":7947,"name":"gossip-tcp","protocol":"TCP"},{"containerPort":7947,"name":"gossip-udp","protocol":"UDP"},{"containerPort":9751,"name":"http","protocol":"TCP"}]`},
 			} {
 				if c.got != c.want {
 					t.Errorf("DaemonSet %s: %s, want %s", c.what, c.got, c.want)
@@ -219,7 +224,7 @@ func TestChart_serverDryRun(t *testing.T) {
 				"evict-dry-run: true\n", "fence-action: command\n", "fence-command: /usr/local/bin/fence-self --now\n",
 				"fence-after: 15s\n", "fence-bound: 1m\n", "max-dead-fraction: 0.34\n", "zone-min-nodes: 5\n",
 				"failover-burst: 1\n", "failover-interval: 1m\n", "not-ready-failover-after: 2m\n",
-				"path: /run/crio/crio.sock\n",
+				"path: /run/crio/crio.sock\n", "gossip-port: 7947\n", "http-addr: \":9751\"\n",
 			} {
 				if !strings.Contains(config, want) {
 					t.Errorf("config.yaml has no %q:\n%s", want, config)
@@ -241,7 +246,7 @@ func TestChart_serverDryRun(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"template", "haagent", chart, "--namespace", tc.namespace, "--include-crds"}
+			args := []string{"template", "haagent", chart, "--namespace", tc.namespace, "--include-crds", "--kube-version", kubeVersion}
 			if tc.values != "" {
 				args = append(args, "--values", filepath.Join(chart, tc.values))
 			}
@@ -317,13 +322,276 @@ func TestChart_serverDryRun(t *testing.T) {
 				}
 			}
 			tc.check(t, objs)
+			checkStandardLabels(t, objs, sent)
 
 			// A dry run stores nothing.
 			if _, err := cp.Client().AppsV1().DaemonSets(tc.namespace).Get(ctx, "haagent", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Errorf("DaemonSet after a dry run: %v, want NotFound", err)
 			}
+
+			// For real, everything. The control plane has no nodes, so the
+			// DaemonSet makes no pods.
+			if out, err := cp.Kubectl(ctx, bytes.Join(rest, []byte("\n---\n")), "apply", "-f", "-"); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			out, err = cp.Kubectl(ctx, bytes.Join(rest, []byte("\n---\n")), "get", "-o", "json", "-f", "-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := dryRunObjects(out)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for _, name := range sent {
+				if stored[name] == nil && !strings.HasPrefix(name, "Namespace/") {
+					t.Errorf("%s was applied but is not stored", name)
+				}
+			}
+			ds := mustObject(t, stored, "DaemonSet/haagent")
+			sum, _, _ := unstructured.NestedString(ds.Object, "spec", "template", "metadata", "annotations", "checksum/config")
+			if len(sum) != 64 {
+				t.Errorf("stored DaemonSet: pod template annotation checksum/config %q, want a sha256", sum)
+			}
+			sel, _, _ := unstructured.NestedStringMap(ds.Object, "spec", "selector", "matchLabels")
+			if got, want := jsonOf(sel), `{"app.kubernetes.io/instance":"haagent","app.kubernetes.io/name":"haagent"}`; got != want {
+				t.Errorf("stored DaemonSet selector %s, want %s", got, want)
+			}
+			t.Logf("kubectl apply: %d objects stored", len(sent))
 		})
 	}
+
+	// A user bound to the built-in ClusterRole view may list the records,
+	// through the chart's haagent-nodefailovers-view (aggregated into view
+	// by the controller manager), and may not write them; one bound to edit
+	// may delete them (haagent-nodefailovers-edit), and not create them.
+	t.Run("viewAndEditRoles", func(t *testing.T) {
+		record := `{"apiVersion":"haagent.io/v1alpha1","kind":"NodeFailover","metadata":{"name":"e2e-node-1"},"spec":{"node":"node-1","reason":"chart e2e"}}`
+		if out, err := cp.Kubectl(ctx, []byte(record), "apply", "-f", "-"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		viewer := []string{"--as=jane", "--as-group=haagent-e2e-viewers"}
+		editor := []string{"--as=joe", "--as-group=haagent-e2e-editors"}
+		if out, err := cp.Kubectl(ctx, nil, append([]string{"get", "nodefailovers"}, viewer...)...); err == nil {
+			t.Errorf("kubectl get nodefailovers before any binding: allowed, want Forbidden:\n%s", out)
+		}
+		for _, b := range []struct{ name, role, group string }{
+			{"haagent-e2e-viewers", "view", "haagent-e2e-viewers"},
+			{"haagent-e2e-editors", "edit", "haagent-e2e-editors"},
+		} {
+			if out, err := cp.Kubectl(ctx, nil, "create", "clusterrolebinding", b.name, "--clusterrole="+b.role, "--group="+b.group); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		}
+		// Aggregation is asynchronous: wait until view and edit have the
+		// chart's rules.
+		var out []byte
+		var err error
+		deadline := time.Now().Add(time.Minute)
+		for {
+			out, err = cp.Kubectl(ctx, nil, append([]string{"get", "nodefailovers", "-o", "name"}, viewer...)...)
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		if err != nil {
+			t.Fatalf("kubectl get nodefailovers as a user bound to view: %v", err)
+		}
+		if got := strings.TrimSpace(string(out)); got != "nodefailover.haagent.io/e2e-node-1" {
+			t.Errorf("kubectl get nodefailovers as a viewer: %q, want nodefailover.haagent.io/e2e-node-1", got)
+		}
+		t.Logf("kubectl get nodefailovers %s: %s", strings.Join(viewer, " "), bytes.TrimSpace(out))
+		if out, err := cp.Kubectl(ctx, nil, append([]string{"get", "nodefailovers", "-o", "wide"}, viewer...)...); err != nil {
+			t.Errorf("kubectl get nodefailovers -o wide as a viewer: %v\n%s", err, out)
+		}
+		for _, c := range []struct {
+			who               []string
+			verb, subresource string
+			want              string
+		}{
+			{viewer, "watch", "", "yes"},
+			{viewer, "delete", "", "no"},
+			{viewer, "update", "", "no"},
+			{viewer, "create", "", "no"},
+			{editor, "list", "", "yes"},
+			{editor, "delete", "", "yes"},
+			{editor, "create", "", "no"},
+			{editor, "patch", "", "no"},
+			{editor, "update", "status", "no"},
+		} {
+			args := append([]string{"auth", "can-i", c.verb, "nodefailovers.haagent.io", "--subresource=" + c.subresource}, c.who...)
+			deadline := time.Now().Add(time.Minute)
+			var got string
+			for {
+				// can-i exits 1 for "no": the answer is the output's last
+				// word (a warning may come before it).
+				out, _ := cp.Kubectl(ctx, nil, args...)
+				got = lastWord(out)
+				if got == c.want || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(time.Second)
+			}
+			if got != c.want {
+				t.Errorf("kubectl %s: %q, want %q", strings.Join(args, " "), got, c.want)
+			}
+		}
+		if out, err := cp.Kubectl(ctx, nil, append([]string{"delete", "nodefailover", "e2e-node-1"}, viewer...)...); err == nil {
+			t.Errorf("kubectl delete nodefailover as a viewer: allowed, want Forbidden:\n%s", out)
+		}
+		if out, err := cp.Kubectl(ctx, nil, append([]string{"delete", "nodefailover", "e2e-node-1"}, editor...)...); err != nil {
+			t.Errorf("kubectl delete nodefailover as an editor: %v\n%s", err, out)
+		}
+	})
+}
+
+// TestChart_values renders the chart with helm template alone (no API
+// server) and checks what the values do to it: the ports reach the config,
+// the container ports and the probes, and a config.extra or extraArgs that
+// would move the agent away from them is refused; checksum/config changes
+// with the configuration and only with it.
+func TestChart_values(t *testing.T) {
+	helm := helmBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart := filepath.Join(root, "charts", "haagent")
+	render := func(t *testing.T, set ...string) (map[string]*unstructured.Unstructured, error) {
+		t.Helper()
+		args := []string{"template", "haagent", chart, "--namespace", "haagent", "--kube-version", "v1.37.2"}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		out, err := runHelm(ctx, helm, args...)
+		if err != nil {
+			return nil, err
+		}
+		docs, err := splitDocuments(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs := map[string]*unstructured.Unstructured{}
+		for _, d := range docs {
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal(d, &u.Object); err != nil {
+				t.Fatal(err)
+			}
+			objs[u.GetKind()+"/"+u.GetName()] = u
+		}
+		return objs, nil
+	}
+	checksum := func(t *testing.T, objs map[string]*unstructured.Unstructured) string {
+		t.Helper()
+		s, _, _ := unstructured.NestedString(mustObject(t, objs, "DaemonSet/haagent").Object, "spec", "template", "metadata", "annotations", "checksum/config")
+		return s
+	}
+
+	t.Run("ports", func(t *testing.T) {
+		objs, err := render(t, "ports.gossip=7947", "ports.metrics=9751")
+		if err != nil {
+			t.Fatal(err)
+		}
+		config := configYAML(t, objs)
+		for _, want := range []string{"gossip-port: 7947\n", "http-addr: \":9751\"\n"} {
+			if !strings.Contains(config, want) {
+				t.Errorf("config.yaml has no %q:\n%s", want, config)
+			}
+		}
+		container := field(t, mustObject(t, objs, "DaemonSet/haagent"), "spec", "template", "spec")["containers"].([]any)[0].(map[string]any)
+		if got, want := jsonOf(container["ports"]), `[{"containerPort":7947,"name":"gossip-tcp","protocol":"TCP"},{"containerPort":7947,"name":"gossip-udp","protocol":"UDP"},{"containerPort":9751,"name":"http","protocol":"TCP"}]`; got != want {
+			t.Errorf("container ports %s, want %s", got, want)
+		}
+		for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+			if got := jsonOf(container[probe].(map[string]any)["httpGet"].(map[string]any)["port"]); got != `"http"` {
+				t.Errorf("%s port %s, want the named port http (ports.metrics)", probe, got)
+			}
+		}
+		// The same ports in config.extra are accepted.
+		if _, err := render(t, "config.extra.gossip-port=7946", "config.extra.http-addr=:9750"); err != nil {
+			t.Errorf("config.extra with the ports of the values: %v", err)
+		}
+		for _, set := range [][]string{
+			{"config.extra.gossip-port=7947"},
+			{"config.extra.http-addr=127.0.0.1:9751"},
+			{"extraArgs={--gossip-port=7946}"},
+			{"extraArgs={--http-addr,:9750}"},
+			{"ports.gossip=9750"},
+		} {
+			_, err := render(t, set...)
+			if err == nil {
+				t.Errorf("--set %s: rendered, want refused", strings.Join(set, " "))
+				continue
+			}
+			if !strings.Contains(err.Error(), "ports.") {
+				t.Errorf("--set %s: refused without naming the ports values: %v", strings.Join(set, " "), err)
+			}
+		}
+	})
+
+	t.Run("checksumFollowsTheConfig", func(t *testing.T) {
+		base, err := render(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := render(t, "config.logLevel=debug")
+		if err != nil {
+			t.Fatal(err)
+		}
+		same, err := render(t, "resources.requests.cpu=30m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if checksum(t, base) == "" || checksum(t, base) == checksum(t, other) {
+			t.Errorf("checksum/config %q did not change with config.logLevel (%q)", checksum(t, base), checksum(t, other))
+		}
+		if checksum(t, base) != checksum(t, same) {
+			t.Errorf("checksum/config changed with resources, which are not the config: %q, %q", checksum(t, base), checksum(t, same))
+		}
+	})
+}
+
+// serverVersion is the API server's version, for helm template
+// --kube-version (a helm built with go install assumes v1.20, below the
+// chart's kubeVersion).
+func serverVersion(t *testing.T, cp *cluster.ControlPlane) string {
+	t.Helper()
+	v, err := cp.Client().Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.GitVersion
+}
+
+// checkStandardLabels checks Kubernetes' recommended labels on every object
+// the chart sent.
+func checkStandardLabels(t *testing.T, objs map[string]*unstructured.Unstructured, sent []string) {
+	t.Helper()
+	for _, name := range sent {
+		o := objs[name]
+		if o == nil || o.GetLabels() == nil && strings.HasPrefix(name, "Namespace/") {
+			continue
+		}
+		labels := o.GetLabels()
+		for _, key := range []string{"helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of"} {
+			if labels[key] == "" {
+				t.Errorf("%s has no label %s: %v", name, key, labels)
+			}
+		}
+		if labels["app.kubernetes.io/instance"] != "haagent" || labels["app.kubernetes.io/managed-by"] != "Helm" {
+			t.Errorf("%s: instance %q, managed-by %q; want haagent, Helm", name, labels["app.kubernetes.io/instance"], labels["app.kubernetes.io/managed-by"])
+		}
+	}
+}
+
+func lastWord(b []byte) string {
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[len(f)-1]
 }
 
 // helmBinary is $HAAGENT_HELM. Without it the test is skipped, except under

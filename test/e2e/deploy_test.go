@@ -86,13 +86,15 @@ func TestDeploy_leastPrivilege(t *testing.T) {
 		{"create", "", "events", "", "default", ""},
 		{"get", "apps", "replicasets", "", "default", ""},
 		{"get", "apps", "statefulsets", "", "default", ""},
-		{"list", "policy", "poddisruptionbudgets", "", "default", ""},
 		{"create", "haagent.io", "nodefailovers", "", "", ""},
 		{"update", "haagent.io", "nodefailovers", "status", "", ""},
 		{"create", "coordination.k8s.io", "leases", "", "haagent", ""},
 		{"update", "coordination.k8s.io", "leases", "", "haagent", "haagent-coordinator"},
 		{"delete", "coordination.k8s.io", "leases", "", "haagent", "haagent-coordinator"},
 		{"get", "coordination.k8s.io", "leases", "", "kube-node-lease", "node-1"},
+		{"watch", "", "configmaps", "", "haagent", "haagent-roster"},
+		{"update", "", "configmaps", "", "haagent", "haagent-roster"},
+		{"create", "", "configmaps", "", "haagent", ""},
 	}
 	denied := []access{
 		{"get", "", "secrets", "", "haagent", ""},
@@ -110,6 +112,11 @@ func TestDeploy_leastPrivilege(t *testing.T) {
 		{"create", "rbac.authorization.k8s.io", "clusterrolebindings", "", "", ""},
 		{"delete", "haagent.io", "nodefailovers", "", "", ""},
 		{"update", "", "configmaps", "", "haagent", "haagent-config"},
+		// The API server enforces PodDisruptionBudgets on each eviction;
+		// haagent never reads them.
+		{"list", "policy", "poddisruptionbudgets", "", "default", ""},
+		// The roster is the only ConfigMap the agents write.
+		{"update", "", "configmaps", "", "haagent", "another-configmap"},
 	}
 	check := func(a access) bool {
 		t.Helper()

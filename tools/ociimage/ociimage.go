@@ -89,13 +89,17 @@ type Config struct {
 	CompressionLevel int
 }
 
+// License is the SPDX identifier of haagent's license, the file LICENSE at
+// the repository root: the default of Config.Licenses.
+const License = "Apache-2.0"
+
 // DefaultConfig returns the settings of a haagent release, without the
 // binaries, the version, the revision and the creation time, which belong to
 // each build.
 func DefaultConfig() Config {
 	return Config{
 		Source:           "https://github.com/haagent/haagent",
-		Licenses:         "NOASSERTION",
+		Licenses:         License,
 		Repository:       "ghcr.io/haagent/haagent",
 		CACertificates:   "/etc/ssl/certs/ca-certificates.crt",
 		CompressionLevel: gzip.BestCompression,

@@ -128,7 +128,7 @@ func TestImage_haagent(t *testing.T) {
 		"org.opencontainers.image.revision":    testRevision,
 		"org.opencontainers.image.created":     testBuildDate,
 		"org.opencontainers.image.source":      "https://github.com/haagent/haagent",
-		"org.opencontainers.image.licenses":    "NOASSERTION",
+		"org.opencontainers.image.licenses":    "Apache-2.0",
 	}
 	if !reflect.DeepEqual(mm.Annotations, wantLabels) {
 		t.Errorf("index annotations\n got %v\nwant %v", mm.Annotations, wantLabels)
@@ -497,4 +497,21 @@ func sameFile(t *testing.T, a, b string) bool {
 		t.Fatal(err)
 	}
 	return bytes.Equal(x, y)
+}
+
+// The image's license label names the license of the repository's LICENSE
+// file.
+func TestLicense_isTheRepositoryLicense(t *testing.T) {
+	data, err := os.ReadFile("../../LICENSE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	if ociimage.License != "Apache-2.0" || !strings.Contains(text, "Apache License") || !strings.Contains(text, "Version 2.0, January 2004") ||
+		!strings.Contains(text, "END OF TERMS AND CONDITIONS") {
+		t.Errorf("ociimage.License is %q, but LICENSE is not the full Apache License 2.0 text", ociimage.License)
+	}
+	if got := ociimage.DefaultConfig().Licenses; got != ociimage.License {
+		t.Errorf("DefaultConfig().Licenses = %q, want %q", got, ociimage.License)
+	}
 }

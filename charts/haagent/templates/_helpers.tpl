@@ -1,10 +1,29 @@
 {{/*
-Labels of every object. app.kubernetes.io/name=haagent is also the agents'
-peer discovery selector, the DaemonSet's selector and the PodMonitor's job
-label: it is fixed, not a value.
+The chart label, helm.sh/chart: name-version, as a label value.
+*/}}
+{{- define "haagent.chart" -}}
+{{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels: the DaemonSet's selector (immutable: they never change for
+a release) and the PodMonitor's. app.kubernetes.io/name=haagent is also the
+agents' peer discovery selector (--discovery-selector) and, through the
+PodMonitor, the job label of every series: it is fixed, not a value.
+*/}}
+{{- define "haagent.selectorLabels" -}}
+app.kubernetes.io/name: haagent
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of every object: Kubernetes' recommended labels, then commonLabels.
 */}}
 {{- define "haagent.labels" -}}
-app.kubernetes.io/name: haagent
+helm.sh/chart: {{ include "haagent.chart" . }}
+{{ include "haagent.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: haagent
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
@@ -48,10 +67,52 @@ null values are left out, so that the agent's own default applies.
 {{- fail "fence.command is required with fence.action=command" }}
 {{- end }}
 {{- range $k, $v := .Values.config.extra }}
+{{- if has $k (list "gossip-port" "http-addr") }}
+{{- continue }}{{/* haagent.ports checks them and writes them */}}
+{{- end }}
 {{- if or (hasKey $s $k) (has $k (list "gossip-profile" "cluster-label" "log-level" "checks" "config")) }}
 {{- fail (printf "config.extra.%s: set it with its own value of the chart, not in config.extra" $k) }}
 {{- end }}
 {{- $_ := set $s $k $v }}
 {{- end }}
 {{- if $s }}{{ toYaml $s }}{{ end }}
+{{- end }}
+
+{{/*
+The ports' settings of config.yaml, from ports.gossip and ports.metrics,
+which the container ports, the probes and the PodMonitor use too. A
+config.extra that sets --gossip-port or --http-addr to another port would
+move the agent away from them without a word: refused. The same port is
+accepted, and an http-addr with a host of its own is kept (the probes reach
+the agent at the node's address, so that host must be the node's). extraArgs
+beat the config file and cannot be checked as reliably: refused outright.
+*/}}
+{{- define "haagent.ports" -}}
+{{- $gossip := int .Values.ports.gossip }}
+{{- $metrics := int .Values.ports.metrics }}
+{{- if eq $gossip $metrics }}
+{{- fail (printf "ports.gossip and ports.metrics are both %d: the gossip TCP listener and the HTTP server need a port each" $gossip) }}
+{{- end }}
+{{- $addr := printf ":%d" $metrics }}
+{{- with .Values.config.extra }}
+{{- if hasKey . "gossip-port" }}
+{{- if ne (toString (index . "gossip-port")) (toString $gossip) }}
+{{- fail (printf "config.extra.gossip-port is %v but ports.gossip is %d: set the gossip port with ports.gossip alone, which the container ports follow" (index . "gossip-port") $gossip) }}
+{{- end }}
+{{- end }}
+{{- if hasKey . "http-addr" }}
+{{- $extra := toString (index . "http-addr") }}
+{{- if ne (splitList ":" $extra | last) (toString $metrics) }}
+{{- fail (printf "config.extra.http-addr is %q but ports.metrics is %d: set the port with ports.metrics, which the probes and the PodMonitor follow" $extra $metrics) }}
+{{- end }}
+{{- $addr = $extra }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraArgs }}
+{{- if regexMatch "^--?(gossip-port|http-addr)(=|$)" (toString .) }}
+{{- fail (printf "extraArgs: %s: set the port with ports.gossip or ports.metrics instead, which the container ports, the probes and the PodMonitor follow" .) }}
+{{- end }}
+{{- end }}
+gossip-port: {{ $gossip }}
+http-addr: {{ $addr | quote }}
 {{- end }}
