@@ -21,6 +21,13 @@
 # at 7 nodes, 19 at 20 nodes (slower crashes), 35-40 minutes for the default
 # run. Progress is printed as it goes.
 #
+# With -api-cost (default 1m) each haagent cluster also runs with the
+# apiserver's audit log and measures what every agent costs the API server
+# (an idle window, then one crash and its failover), and -api-cost-sizes
+# (default 100) adds a cluster per size for that alone: about 10 minutes
+# more. make apicost runs only that part (-api-cost-only) and writes
+# docs/API-COST.md; see test/cmd/haagent-bench/apicost.go.
+#
 # Then the scale simulation (see below), HAAGENT_BENCH_SIM_BUDGET (22m) more.
 #
 # It builds (or finds in the cache) the control-plane binaries with
@@ -94,6 +101,13 @@ done
 cd "$root/test"
 export HAAGENT_BENCH_SCRIPT=1
 "$root/_output/bin/haagent-bench" --control-plane-bin "$bin_dir" --haagent "$root/_output/bin/haagent" "$@"
+
+# make apicost: the API-cost figures alone, no simulation.
+for arg in "$@"; do
+	case "$arg" in
+	-api-cost-only | --api-cost-only | -api-cost-only=true | --api-cost-only=true) exit 0 ;;
+	esac
+done
 
 # The scale simulation (test/cmd/haagent-sim): gossip and agreement of 50 to
 # 1000 members in one process each, both profiles, 5 % loss at 100 members.

@@ -488,12 +488,55 @@ func (a *Agent) Metrics(ctx context.Context) (Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	m, err := parseMetrics(body)
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: /metrics: %w", a.cfg.NodeName, err)
 	}
+	return m, nil
+}
+
+func parseMetrics(body []byte) (Metrics, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
 	return Metrics(families), nil
+}
+
+// Sum adds up the samples of name whose labels include every pair of labels
+// (name, value, ...), as Value reads each; false when there is none.
+func (m Metrics) Sum(name string, labels ...string) (float64, bool) {
+	mf, ok := m[name]
+	if !ok {
+		return 0, false
+	}
+	var sum float64
+	found := false
+next:
+	for _, s := range mf.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			if !slices.ContainsFunc(s.GetLabel(), func(lp *dto.LabelPair) bool {
+				return lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+			}) {
+				continue next
+			}
+		}
+		found = true
+		switch {
+		case s.Counter != nil:
+			sum += s.Counter.GetValue()
+		case s.Gauge != nil:
+			sum += s.Gauge.GetValue()
+		case s.Untyped != nil:
+			sum += s.Untyped.GetValue()
+		case s.Histogram != nil:
+			sum += float64(s.Histogram.GetSampleCount())
+		case s.Summary != nil:
+			sum += float64(s.Summary.GetSampleCount())
+		}
+	}
+	return sum, found
 }
 
 // Metrics are the metric families of one scrape, by name.
@@ -574,12 +617,29 @@ func RepoRoot() (string, error) {
 	}
 }
 
+// AgentBinaryEnv names a prebuilt haagent binary for BuildAgent to use.
+const AgentBinaryEnv = "HAAGENT_AGENT_BINARY"
+
 // BuildAgent compiles cmd/haagent of the checkout at root into dir/haagent
 // and returns the binary's path. It is built as the image ships it, static
 // (CGO_ENABLED=0): a cgo build links and maps far more of its dependencies
 // (kubectl's drain package reaches Go's plugin package, which makes the
 // binary export every symbol), and its resident memory is about 24 MiB larger.
+//
+// When the environment variable AgentBinaryEnv names a file, that prebuilt
+// binary is returned instead and nothing is built: a way to measure another
+// commit's agent (say, a baseline) with this checkout's harness.
 func BuildAgent(ctx context.Context, root, dir string) (string, error) {
+	if bin := os.Getenv(AgentBinaryEnv); bin != "" {
+		info, err := os.Stat(bin)
+		if err != nil {
+			return "", fmt.Errorf("cluster: %s: %w", AgentBinaryEnv, err)
+		}
+		if info.IsDir() || info.Mode().Perm()&0o111 == 0 {
+			return "", fmt.Errorf("cluster: %s (%s) is not an executable file", AgentBinaryEnv, bin)
+		}
+		return filepath.Abs(bin)
+	}
 	out := filepath.Join(dir, "haagent")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/haagent")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

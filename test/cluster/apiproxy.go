@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +24,11 @@ const APIProxyPort = 6443
 type apiProxy struct {
 	ln     net.Listener
 	target string
+	// node is the node's address: a connection from it is the agent's (its
+	// source NAT rule gives it that address), any other the kubelet's.
+	node netip.Addr
+	// Bytes forwarded, by direction and side; see APITraffic.
+	agentDown, agentUp, otherDown, otherUp atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
@@ -29,12 +36,29 @@ type apiProxy struct {
 	wg     sync.WaitGroup
 }
 
+// APITraffic is what went through a node's API proxy, TLS included, in
+// bytes. A connection from the node's own address is the agent's (with a
+// firewall, its source NAT rule gives it that address); any other is the
+// kubelet's (or the harness's through Node.RESTConfig).
+type APITraffic struct {
+	// AgentReceived went from the apiserver to the agent, AgentSent the
+	// other way.
+	AgentReceived, AgentSent int64
+	// OtherReceived and OtherSent, likewise for every other client.
+	OtherReceived, OtherSent int64
+}
+
 func startAPIProxy(listenAddr, target string) (*apiProxy, error) {
 	ln, err := net.Listen("tcp", listenAddr)
 	if err != nil {
 		return nil, err
 	}
-	p := &apiProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	ap, err := netip.ParseAddrPort(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	p := &apiProxy{ln: ln, target: target, node: ap.Addr().Unmap(), conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -89,18 +113,43 @@ func (p *apiProxy) forward(client net.Conn) {
 	}
 	defer p.track(server, false)
 
+	down, up := &p.otherDown, &p.otherUp
+	if ra, err := netip.ParseAddrPort(client.RemoteAddr().String()); err == nil && ra.Addr().Unmap() == p.node {
+		down, up = &p.agentDown, &p.agentUp
+	}
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+	pipe := func(dst, src net.Conn, n *atomic.Int64) {
+		buf := make([]byte, 32<<10)
+		_, _ = io.CopyBuffer(countingWriter{dst, n}, src, buf)
 		if tc, ok := dst.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
 		done <- struct{}{}
 	}
-	go pipe(server, client)
-	go pipe(client, server)
+	go pipe(server, client, up)
+	go pipe(client, server, down)
 	<-done
 	<-done
+}
+
+// countingWriter adds what it writes to n as it goes, so that a long watch
+// is counted while it lasts.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (p *apiProxy) traffic() APITraffic {
+	return APITraffic{
+		AgentReceived: p.agentDown.Load(), AgentSent: p.agentUp.Load(),
+		OtherReceived: p.otherDown.Load(), OtherSent: p.otherUp.Load(),
+	}
 }
 
 // close stops listening and cuts every forwarded connection.

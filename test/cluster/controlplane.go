@@ -58,6 +58,12 @@ type ControlPlaneConfig struct {
 	APIServerFlags         []string
 	ControllerManagerFlags []string
 	SchedulerFlags         []string
+	// AuditLog turns on the apiserver's audit log (AuditLogPath): every
+	// request at level Metadata, in JSON, one line per stage (ResponseStarted
+	// of a watch, ResponseComplete of every request). It is what the
+	// API-cost measurement reads (AnalyzeAudit). Off by default: it costs
+	// the apiserver a write per request.
+	AuditLog bool
 	// StartTimeout bounds the whole start, from etcd to the default
 	// ServiceAccount. A cold start takes about ten seconds on two cores;
 	// the bound is generous because CI machines are often busier.
@@ -246,7 +252,24 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	}
 
 	p := cp.pki
-	if err := cp.run(APIServer, []string{
+	var audit []string
+	if cp.cfg.AuditLog {
+		policy := filepath.Join(dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o644); err != nil {
+			return fmt.Errorf("cluster: audit policy: %w", err)
+		}
+		audit = []string{
+			"--audit-policy-file=" + policy,
+			"--audit-log-path=" + cp.AuditLogPath(),
+			"--audit-log-format=json",
+			// Written as each request ends, not in batches: a window's
+			// events are in the file when the window closes.
+			"--audit-log-mode=blocking",
+			// One file, never rotated: a measurement reads it whole.
+			"--audit-log-maxsize=0",
+		}
+	}
+	if err := cp.run(APIServer, append([]string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -275,7 +298,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 		// kubernetes Endpoints, and a loopback address is invalid there.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
-	}, cp.cfg.APIServerFlags); err != nil {
+	}, audit...), cp.cfg.APIServerFlags); err != nil {
 		return err
 	}
 
@@ -519,6 +542,34 @@ func (cp *ControlPlane) ServiceAccountKubeconfig(ctx context.Context, namespace,
 // Dir is the run directory: component logs (<component>.log), pki/,
 // kubeconfigs/ and the etcd data.
 func (cp *ControlPlane) Dir() string { return cp.dir }
+
+// AuditLogPath is the apiserver's audit log (see ControlPlaneConfig.AuditLog).
+func (cp *ControlPlane) AuditLogPath() string { return filepath.Join(cp.dir, "audit.log") }
+
+// AuditLogEnabled reports whether the apiserver writes AuditLogPath.
+func (cp *ControlPlane) AuditLogEnabled() bool { return cp.cfg.AuditLog }
+
+// PID is the process ID of a component (Etcd, APIServer, ...), 0 if it was
+// not started.
+func (cp *ControlPlane) PID(component string) int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	for _, p := range cp.procs {
+		if p.name == component {
+			return p.pid()
+		}
+	}
+	return 0
+}
+
+// APIServerMetrics scrapes the apiserver's /metrics as the admin.
+func (cp *ControlPlane) APIServerMetrics(ctx context.Context) (Metrics, error) {
+	body, err := cp.client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: apiserver /metrics: %w", err)
+	}
+	return parseMetrics(body)
+}
 
 // APIServerURL is the https URL of the apiserver.
 func (cp *ControlPlane) APIServerURL() string { return cp.apiserverURL }

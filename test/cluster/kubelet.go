@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -82,6 +84,13 @@ type FakeKubeletConfig struct {
 	MaxPods int
 	// KubeletVersion is reported in the Node's status.
 	KubeletVersion string
+	// Images are the container images the Node's status lists. A real
+	// node lists every image it holds (the kubelet reports up to 50), and
+	// they make most of a Node object's size: DefaultFakeKubeletConfig
+	// gives RealisticImages, for Node objects of about 12 KB as JSON, as
+	// large as a busy production node's, so that whatever reads Nodes pays
+	// what it would in production. Nil lists none.
+	Images []corev1.ContainerImage
 	// Logger receives the fake kubelet's actions; nil means no logging.
 	Logger *zap.Logger
 	// Journal, if set, records when each pod's containers run on this node
@@ -111,7 +120,45 @@ func DefaultFakeKubeletConfig(nodeName string, addr NodeAddress) FakeKubeletConf
 		Memory:               resource.MustParse("8Gi"),
 		MaxPods:              110,
 		KubeletVersion:       "v1.37.2",
+		Images:               RealisticImages(45),
 	}
+}
+
+// RealisticImages returns n container images as a production node lists
+// them: long registry paths, each by digest and by tag, with sizes from
+// 5 MB to 1.2 GB. The list is the same on every call.
+func RealisticImages(n int) []corev1.ContainerImage {
+	registries := []string{
+		"123456789012.dkr.ecr.eu-west-1.amazonaws.com/platform",
+		"europe-west4-docker.pkg.dev/acme-prod-7f3a/services",
+		"registry.k8s.io",
+		"quay.io/prometheus",
+		"ghcr.io/acme-corp/payments",
+		"docker.io/library",
+	}
+	apps := []string{
+		"checkout-api", "ledger-writer", "fraud-scoring-model-server", "pause", "kube-proxy",
+		"node-exporter", "fluent-bit", "envoy-distroless", "otel-collector-contrib", "coredns",
+		"aws-node", "ebs-csi-driver", "csi-node-driver-registrar", "livenessprobe", "cluster-autoscaler",
+		"search-indexer", "recommendation-batch", "image-resizer", "notification-fanout", "session-cache",
+	}
+	out := make([]corev1.ContainerImage, 0, n)
+	for i := range n {
+		repo := registries[i%len(registries)] + "/" + apps[i%len(apps)]
+		if i >= len(apps) {
+			repo += fmt.Sprintf("-v%d", i/len(apps)+1)
+		}
+		sum := sha256.Sum256([]byte(repo))
+		tag := fmt.Sprintf("%d.%d.%d-%x", 1+i%4, (i*7)%23, (i*13)%41, sum[:4])
+		out = append(out, corev1.ContainerImage{
+			Names: []string{
+				repo + "@sha256:" + hex.EncodeToString(sum[:]),
+				repo + ":" + tag,
+			},
+			SizeBytes: 5_000_000 + int64(sum[5])<<22 + int64(i)*1_234_567,
+		})
+	}
+	return out
 }
 
 // Validate checks the configuration.
@@ -540,6 +587,13 @@ func (k *FakeKubelet) fillStatus(st *corev1.NodeStatus, now metav1.Time) {
 		corev1.ResourceMemory: k.cfg.Memory,
 		corev1.ResourcePods:   *resource.NewQuantity(int64(k.cfg.MaxPods), resource.DecimalSI),
 	}
+	if k.cfg.Images != nil {
+		// What a real node reports besides; only with the realistic status.
+		resources[corev1.ResourceEphemeralStorage] = resource.MustParse("101430960Ki")
+		resources["hugepages-1Gi"] = resource.MustParse("0")
+		resources["hugepages-2Mi"] = resource.MustParse("0")
+		resources["attachable-volumes-aws-ebs"] = resource.MustParse("25")
+	}
 	st.Capacity = resources
 	st.Allocatable = resources.DeepCopy()
 	st.Phase = corev1.NodeRunning
@@ -558,6 +612,17 @@ func (k *FakeKubelet) fillStatus(st *corev1.NodeStatus, now metav1.Time) {
 		KubeletVersion:          k.cfg.KubeletVersion,
 		OperatingSystem:         "linux",
 		Architecture:            "amd64",
+	}
+	if k.cfg.Images != nil {
+		st.Addresses = append(st.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalDNS, Address: k.cfg.NodeName + ".eu-west-1.compute.internal"})
+		id := sha256.Sum256([]byte(k.cfg.NodeName))
+		st.NodeInfo.MachineID = hex.EncodeToString(id[:16])
+		st.NodeInfo.SystemUUID = fmt.Sprintf("ec2%x-%x-%x-%x-%x", id[16:18], id[18:20], id[20:22], id[22:24], id[24:30])
+		st.NodeInfo.KernelVersion = "6.8.0-1021-aws"
+		st.NodeInfo.OSImage = "Ubuntu 24.04.2 LTS"
+		st.NodeInfo.ContainerRuntimeVersion = "containerd://2.0.5"
+		st.NodeInfo.KubeProxyVersion = k.cfg.KubeletVersion
+		st.Images = k.cfg.Images
 	}
 	conds := []struct {
 		typ    corev1.NodeConditionType

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +53,9 @@ type Node struct {
 
 	proxy *apiProxy
 	snat  *Fault
+	// credID is the credential ID of the agent's token, as the audit log
+	// names it (CredentialIDKey).
+	credID string
 
 	mu      sync.Mutex
 	kubelet *FakeKubelet
@@ -157,6 +163,9 @@ func (n *Node) serviceAccountKubeconfig(ctx context.Context, namespace, name str
 		TLSServerName:            apiServerName,
 		CertificateAuthorityData: n.cp.pki.caPEM,
 	}
+	if jti := tokenJTI(token); jti != "" {
+		n.credID = "JTI=" + jti
+	}
 	user := "system:serviceaccount:" + namespace + ":" + name
 	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
 	cfg.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: user}
@@ -164,6 +173,35 @@ func (n *Node) serviceAccountKubeconfig(ctx context.Context, namespace, name str
 	path := filepath.Join(n.dir, "agent.kubeconfig")
 	return path, clientcmd.WriteToFile(*cfg, path)
 }
+
+// tokenJTI is the jti claim of a JWT, read without checking the signature
+// (the harness minted it); "" if there is none.
+func tokenJTI(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		JTI string `json:"jti"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return ""
+	}
+	return claims.JTI
+}
+
+// AgentCredentialID is the credential ID of the agent's ServiceAccount
+// token as the apiserver's audit log gives it under CredentialIDKey
+// ("JTI=<jti>"), so that requests of agents sharing one ServiceAccount can
+// be told apart; "" when the harness did not mint the token.
+func (n *Node) AgentCredentialID() string { return n.credID }
+
+// APITraffic is what went through the node's API proxy so far.
+func (n *Node) APITraffic() APITraffic { return n.proxy.traffic() }
 
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Kubelet.NodeName }

@@ -109,6 +109,8 @@ type clusterOptions struct {
 	// --fence-action=command with a command that creates it, which powers
 	// the node's kubelet off. agent may override the flags.
 	fence bool
+	// auditLog turns on the apiserver's audit log (cluster.ControlPlaneConfig.AuditLog).
+	auditLog bool
 }
 
 // testCluster is a control plane with deploy/ installed, a firewall, and
@@ -132,7 +134,7 @@ func (tc *testCluster) fenceFile(node string) string {
 func startCluster(t *testing.T, opts clusterOptions) *testCluster {
 	t.Helper()
 	bin := haagentBinary(t)
-	cp := startControlPlane(t, opts.timings)
+	cp := startControlPlane(t, opts.timings, func(cfg *cluster.ControlPlaneConfig) { cfg.AuditLog = opts.auditLog })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := cp.ApplyDeploy(ctx, deployDir(t)); err != nil {

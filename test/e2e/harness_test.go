@@ -31,7 +31,7 @@ const (
 // startControlPlane starts a control plane for one test and stops it when
 // the test ends, printing the components' logs if the test failed and
 // checking that no component process is left.
-func startControlPlane(t *testing.T, tm timings) *cluster.ControlPlane {
+func startControlPlane(t *testing.T, tm timings, adjust ...func(*cluster.ControlPlaneConfig)) *cluster.ControlPlane {
 	t.Helper()
 	binDir := os.Getenv(binDirEnv)
 	if binDir == "" {
@@ -44,6 +44,9 @@ func startControlPlane(t *testing.T, tm timings) *cluster.ControlPlane {
 	if tm == tuned {
 		cfg.APIServerFlags = cluster.TunedAPIServerFlags()
 		cfg.ControllerManagerFlags = cluster.TunedControllerManagerFlags()
+	}
+	for _, f := range adjust {
+		f(&cfg)
 	}
 	cp, err := cluster.NewControlPlane(cfg)
 	if err != nil {

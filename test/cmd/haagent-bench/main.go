@@ -31,6 +31,16 @@
 // beside the haagent cluster's chaos phases, never beside its cost window
 // or its crashes.
 //
+// With -api-cost (default 1m), each haagent cluster runs with the
+// apiserver's audit log, and after the cost window comes the API-cost
+// measurement: an idle window, then one crash of a node that is not the
+// coordinator, measured until its failover is over; per agent, its watches,
+// its requests by verb and resource, the bytes it received from the API,
+// its memory, and the apiserver's CPU and memory. -api-cost-sizes (default
+// 100) adds a cluster per size for these figures alone; -api-cost-only
+// (make apicost) measures them alone, at -api-cost-sizes, into API-COST.md
+// and apicost.json. Each figure is then modelled to 5000 nodes.
+//
 // Every time is from the crash to the phase, measured on the API's watches
 // (and the agents' /members). The results go, as JSON, to
 // <docs>/benchmarks.json; the plots to <docs>/bench/*.svg; the report to
@@ -83,6 +93,10 @@ type options struct {
 	fenceBound       time.Duration
 	chaos            time.Duration
 	cost             time.Duration
+	apiCost          time.Duration
+	apiCostFailover  bool
+	apiCostSizes     []int
+	apiCostOnly      bool
 	seed             uint64
 	stock            bool
 	tuned            bool
@@ -106,7 +120,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs := flag.NewFlagSet("haagent-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var sizes string
+	var sizes, apiSizes string
 	fs.StringVar(&o.binDir, "control-plane-bin", getenv("HAAGENT_CONTROL_PLANE_BIN"), "directory of the control-plane binaries (hack/build-control-plane.sh prints it); default $HAAGENT_CONTROL_PLANE_BIN")
 	fs.StringVar(&o.haagent, "haagent", "", "haagent binary; empty builds cmd/haagent of this checkout")
 	fs.StringVar(&o.docs, "docs", "", "where BENCHMARKS.md, benchmarks.json and bench/*.svg go; default docs/ of the checkout")
@@ -123,6 +137,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.fenceBound, "fence-bound", 17*time.Second, "the agents' --fence-bound: after a confirmed death, when StatefulSet pods may be force-deleted; the agents accept no less than 17s with the fast profile and --fence-after 10s")
 	fs.DurationVar(&o.chaos, "chaos", time.Minute, "duration of each chaos phase (packet loss 10 %, 30 %, stalls, restarts) on the haagent cluster; 0 skips them")
 	fs.DurationVar(&o.cost, "cost", 30*time.Second, "quiet window in which the agents' memory, CPU and gossip traffic are sampled; 0 skips it")
+	fs.DurationVar(&o.apiCost, "api-cost", time.Minute, "idle window of the API-cost measurement (what each agent costs the kube-apiserver; the clusters then run with the apiserver's audit log), at every size of -sizes and -api-cost-sizes, followed by one crash measured until its failover is over; 0 skips it")
+	fs.BoolVar(&o.apiCostFailover, "api-cost-failover", true, "measure the API cost of one crash and its failover after the idle window")
+	fs.StringVar(&apiSizes, "api-cost-sizes", "100", "more cluster sizes (nodes, up to 200), comma-separated, each a cluster of its own for the API-cost figures only; empty for none")
+	fs.BoolVar(&o.apiCostOnly, "api-cost-only", false, "measure the API cost alone, at -api-cost-sizes: no failover benchmark, no stock clusters; writes API-COST.md and apicost.json only")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the chaos's random choices; 0 picks one (printed and saved)")
 	fs.BoolVar(&o.stock, "stock", true, "measure the stock controllers with default timings")
 	fs.BoolVar(&o.tuned, "tuned", true, "measure the stock controllers with tuned timings")
@@ -137,6 +155,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	var err error
 	if o.sizes, err = parseSizes(sizes); err != nil {
+		return o, err
+	}
+	if o.apiCostSizes, err = parseAPISizes(apiSizes); err != nil {
 		return o, err
 	}
 	switch {
@@ -162,6 +183,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, fmt.Errorf("--cost (%s) must be between 0 and 10m", o.cost)
 	case o.cost > 0 && o.cost < 5*time.Second:
 		return o, fmt.Errorf("--cost (%s) must be 0 (skip) or at least 5s", o.cost)
+	case o.apiCost < 0 || o.apiCost > 30*time.Minute:
+		return o, fmt.Errorf("--api-cost (%s) must be between 0 and 30m", o.apiCost)
+	case o.apiCost > 0 && o.apiCost < 10*time.Second:
+		return o, fmt.Errorf("--api-cost (%s) must be 0 (skip) or at least 10s", o.apiCost)
+	case o.apiCostOnly && (o.apiCost == 0 || len(o.apiCostSizes) == 0):
+		return o, errors.New("--api-cost-only needs --api-cost and --api-cost-sizes")
+	case o.apiCostOnly:
+		return o, nil
 	case o.crashes == 0 && !o.stock && !o.tuned:
 		return o, errors.New("nothing to measure: --crashes is 0, --stock and --tuned are false")
 	}
@@ -186,6 +215,29 @@ func parseSizes(s string) ([]int, error) {
 	}
 	if len(out) > 4 {
 		return nil, fmt.Errorf("--sizes (%q): at most 4 sizes", s)
+	}
+	return out, nil
+}
+
+// parseAPISizes reads -api-cost-sizes: distinct sizes from 3 to
+// scenario.MaxNodes; empty is none.
+func parseAPISizes(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("--api-cost-sizes (%q): %q is not a number", s, f)
+		}
+		if n < 3 || n > scenario.MaxNodes {
+			return nil, fmt.Errorf("--api-cost-sizes (%q): %d must be between 3 and %d", s, n, scenario.MaxNodes)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("--api-cost-sizes (%q): %d given twice", s, n)
+		}
+		out = append(out, n)
 	}
 	return out, nil
 }
@@ -271,7 +323,11 @@ func (b *bench) run(ctx context.Context) error {
 		StockGap: o.stockGap.String(), StockConcurrent: o.stockConcurrent,
 		FailoverInterval: o.failoverInterval.String(), FenceBound: o.fenceBound.String(), Stabilization: stabilization.String(),
 		GossipProfile: "fast", Chaos: o.chaos.String(), ChaosSettle: chaosSettle.String(), CostWindow: o.cost.String(), Seed: o.seed,
+		APICostSizes: o.apiCostSizes, APICostOnly: o.apiCostOnly,
 		Percentiles: "nearest rank: the q-quantile is the smallest sample with at least a fraction q of the samples at or below it (with fewer than 100 samples, p99 is the maximum)",
+	}
+	if o.apiCost > 0 {
+		b.res.Settings.APICostWindow = o.apiCost.String()
 	}
 	if !o.stock {
 		b.res.Settings.StockCrashes = 0
@@ -296,7 +352,8 @@ func (b *bench) run(ctx context.Context) error {
 		b.p.Printf("removed the firewall rules left behind by %d ended run(s)", n)
 	}
 	bin := o.haagent
-	if o.crashes > 0 && bin == "" {
+	needAgents := o.crashes > 0 || (o.apiCost > 0 && len(o.apiCostSizes) > 0)
+	if needAgents && bin == "" {
 		dir, err := os.MkdirTemp("", "haagent-bench-bin-")
 		if err != nil {
 			return err
@@ -311,6 +368,9 @@ func (b *bench) run(ctx context.Context) error {
 	b.res.Versions = readVersions(ctx, o.binDir, bin)
 	b.p.Printf("seed %d; versions: %s, Kubernetes %s, etcd %s, haagent %s", o.seed, b.res.Versions.Go, b.res.Versions.Kubernetes, b.res.Versions.Etcd, b.res.Versions.Haagent)
 	rng := rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15))
+	if o.apiCostOnly {
+		return b.apiCostSizes(ctx, bin, nil)
+	}
 	for _, n := range o.sizes {
 		sz := &Size{Nodes: n}
 		b.res.Sizes = append(b.res.Sizes, sz)
@@ -319,6 +379,24 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		sz.Ratios = sz.ratios()
 		b.printSize(sz)
+	}
+	if o.apiCost > 0 && o.crashes > 0 {
+		return b.apiCostSizes(ctx, bin, o.sizes)
+	}
+	return nil
+}
+
+// apiCostSizes runs a cluster for the API-cost figures at every size of
+// -api-cost-sizes not in done (measured already, on the failover
+// benchmark's cluster).
+func (b *bench) apiCostSizes(ctx context.Context, bin string, done []int) error {
+	for _, n := range b.opts.apiCostSizes {
+		if slices.Contains(done, n) {
+			continue
+		}
+		if err := b.apiCostCluster(ctx, n, bin); err != nil {
+			return fmt.Errorf("API cost at %d nodes: %w", n, err)
+		}
 	}
 	return nil
 }
@@ -399,10 +477,16 @@ func (b *bench) size(ctx context.Context, sz *Size, bin string, rng *rand.Rand) 
 		err = b.cluster(ctx, haagent, scenario.Config{
 			BinDir: o.binDir, Nodes: n, Timings: scenario.Stock,
 			Haagent: bin, AgentArgs: haagent.AgentArgs, Deploy: filepath.Join(b.root, "deploy"),
+			AuditLog: o.apiCost > 0,
 		}, func(c *scenario.Cluster) error {
 			if o.cost > 0 {
 				if err := b.cost(ctx, c, sz); err != nil {
 					return fmt.Errorf("cost: %w", err)
+				}
+			}
+			if o.apiCost > 0 {
+				if _, err := b.apiCost(ctx, c, n); err != nil {
+					return fmt.Errorf("api cost: %w", err)
 				}
 			}
 			r := newRunner(b.p, c, haagent, true, 2*time.Minute)
@@ -559,6 +643,15 @@ func (b *bench) write(runErr error) error {
 		sz.Ratios = sz.ratios()
 	}
 	b.res.Targets = targets(&b.res)
+	if b.opts.apiCostOnly {
+		if err := writeAPICostOnly(b.opts.docs, &b.res); err != nil {
+			return err
+		}
+		b.printAPITargets()
+		b.p.Raw("\nresults: %s, report: %s, plots: %s\n", filepath.Join(b.opts.docs, "apicost.json"),
+			filepath.Join(b.opts.docs, "API-COST.md"), filepath.Join(b.opts.docs, "bench"))
+		return nil
+	}
 	if err := writeDocs(b.opts.docs, &b.res); err != nil {
 		return err
 	}
@@ -594,6 +687,13 @@ func rewriteReport(o options, stdout io.Writer) error {
 		return err
 	}
 	b.res.Targets = targets(&b.res)
+	if res.Settings.APICostOnly {
+		if err := writeAPICostOnly(docs, &b.res); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(docs, "API-COST.md"), filepath.Join(docs, "apicost.json"))
+		return nil
+	}
 	if err := writeDocs(docs, &b.res); err != nil {
 		return err
 	}

@@ -123,7 +123,8 @@ func targets(res *Results) []Target {
 		cpu.Value = fmt.Sprintf("max %.2f %% (mean %.2f %%)", 100*sz.Cost.CPUMax, 100*sz.Cost.CPUMean)
 		cpu.Status = judge(sz.Cost.CPUMax <= targetCPUPerSecond)
 	}
-	return append(out, rss, cpu)
+	out = append(out, rss, cpu)
+	return append(out, apiTargets(res)...)
 }
 
 func judge(ok bool) string {
@@ -199,7 +200,26 @@ func writeDocs(dir string, res *Results) error {
 			return err
 		}
 	}
+	if err := writeAPICost(dir, res); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(markdown(res)), 0o644)
+}
+
+// writeAPICostOnly writes apicost.json, API-COST.md and its plots: the
+// files of an -api-cost-only run, which leaves BENCHMARKS.md alone.
+func writeAPICostOnly(dir string, res *Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "apicost.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return writeAPICost(dir, res)
 }
 
 // mdTable writes a markdown table.
@@ -350,6 +370,8 @@ func markdown(res *Results) string {
 		mdTable(&b, []string{"nodes", "window", "RSS MiB mean / max", "anon / file MiB (mean)", "CPU of one core mean / max", "gossip KiB/s sent+received mean / max"}, krows)
 	}
 
+	apiCostSection(&b, res)
+
 	b.WriteString("## Simulation\n\n")
 	b.WriteString(simBegin + "\n")
 	switch {
@@ -426,6 +448,19 @@ func (b *bench) printSize(sz *Size) {
 	for _, c := range sz.Chaos {
 		b.p.Raw("chaos %-8s %3.0fs: %d wrong actions by haagent, %d node lifecycle taints\n", c.Kind, c.Seconds, c.Wrong.Haagent(), c.Wrong.KubernetesTaints)
 	}
+}
+
+// printAPITargets prints the API-cost targets on the terminal.
+func (b *bench) printAPITargets() {
+	if b.stdout == nil {
+		return
+	}
+	b.p.Raw("\n=== API-cost targets ===\n")
+	var rows [][]string
+	for _, t := range apiTargets(&b.res) {
+		rows = append(rows, []string{t.Name, t.Goal, t.Value, t.Status})
+	}
+	scenario.WriteTable(b.stdout, []string{"target", "goal", "measured", "status"}, rows)
 }
 
 // printTargets prints the targets on the terminal.

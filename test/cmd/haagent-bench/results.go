@@ -35,6 +35,9 @@ type Results struct {
 	Settings Settings `json:"settings"`
 	Sizes    []*Size  `json:"sizes"`
 	Targets  []Target `json:"targets"`
+	// APICost is what the agents cost the apiserver, per size (-api-cost,
+	// -api-cost-sizes); see API-COST.md.
+	APICost []*APICostSize `json:"apiCost,omitempty"`
 	// Simulation is the simulator's JSON (-sim-json), as it is.
 	Simulation json.RawMessage `json:"simulation,omitempty"`
 	// SimulationMarkdown is the simulator's markdown (-sim-md), as it is.
@@ -72,6 +75,9 @@ type Settings struct {
 	Chaos            string `json:"chaos"`
 	ChaosSettle      string `json:"chaosSettle"`
 	CostWindow       string `json:"costWindow"`
+	APICostWindow    string `json:"apiCostWindow,omitempty"`
+	APICostSizes     []int  `json:"apiCostSizes,omitempty"`
+	APICostOnly      bool   `json:"apiCostOnly,omitempty"`
 	Seed             uint64 `json:"seed"`
 	// Percentiles says how they are computed.
 	Percentiles string `json:"percentiles"`

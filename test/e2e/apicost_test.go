@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/haagent/haagent/agent/api"
+	"github.com/haagent/haagent/test/cluster"
+)
+
+// The API-cost targets: an agent that does not coordinate keeps a few
+// watches, none of them on a whole resource of the cluster, and next to no
+// requests when nothing happens; its cost to the apiserver must not grow
+// with the cluster. The coordinator is measured but not held to them.
+const (
+	apiCostMaxWatches   = 3
+	apiCostMaxIdleRate  = 0.1 // requests per second, mean over the non-coordinators
+	apiCostNodes        = 7
+	apiCostSettle       = 15 * time.Second
+	apiCostWindowEnv    = "HAAGENT_APICOST_WINDOW"
+	apiCostDefaultWidth = 45 * time.Second
+)
+
+// TestAPICost measures, on an idle cluster of 7 nodes, what each agent asks
+// of the apiserver (its audit log, attributed per agent by User-Agent or by
+// token) and holds every agent but the coordinator to the targets. The full
+// per-agent table is logged whatever the outcome.
+func TestAPICost(t *testing.T) {
+	window := apiCostDefaultWidth
+	if v := os.Getenv(apiCostWindowEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Second {
+			t.Fatalf("%s=%q: want a duration of at least 10s", apiCostWindowEnv, v)
+		}
+		window = d
+	}
+	tc := startCluster(t, clusterOptions{nodes: apiCostNodes, timings: stock, auditLog: true})
+	waitMembers(t, tc.nodes, 2*time.Minute, "every agent sees every member alive", func(r *api.MembersResponse) error {
+		for _, n := range tc.nodes {
+			if err := memberIs(n.Name(), "alive")(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// The start's lists and Lease contention are over by then.
+	time.Sleep(apiCostSettle)
+
+	ctx, cancel := context.WithTimeout(context.Background(), window+time.Minute)
+	defer cancel()
+	startBytes := map[string]cluster.APITraffic{}
+	for _, n := range tc.nodes {
+		startBytes[n.Name()] = n.APITraffic()
+	}
+	from := time.Now()
+	time.Sleep(window)
+	to := time.Now()
+	lease, err := tc.cp.Client().CoordinationV1().Leases("haagent").Get(ctx, "haagent-coordinator", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("coordinator Lease: %v", err)
+	}
+	coord := ""
+	if lease.Spec.HolderIdentity != nil {
+		coord = *lease.Spec.HolderIdentity
+	}
+	time.Sleep(500 * time.Millisecond) // the last audit events reach the file
+	attr := cluster.Attribution{ByCredential: map[string]string{}}
+	for _, n := range tc.nodes {
+		if id := n.AgentCredentialID(); id != "" {
+			attr.ByCredential[id] = n.Name()
+		}
+	}
+	usage, err := cluster.AnalyzeAudit(tc.cp.AuditLogPath(), from, to, attr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs := to.Sub(from).Seconds()
+
+	// The table, every agent, before any verdict.
+	var b strings.Builder
+	fmt.Fprintf(&b, "idle window of %.0f s, %d nodes, coordinator %q; audit log: %d requests of every client (%.1f/s)\n",
+		secs, len(tc.nodes), coord, usage.AllRequests, float64(usage.AllRequests)/secs)
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "agent\trole\treq/s\t/readyz/s\twatches max\tcluster-wide\twire B/s in\twatching\trequests")
+	for _, n := range tc.nodes {
+		u := usage.Agents[n.Name()]
+		if u == nil {
+			u = &cluster.ClientUsage{Name: n.Name()}
+		}
+		role := ""
+		if n.Name() == coord {
+			role = "coordinator"
+		}
+		end := n.APITraffic()
+		in := float64(end.AgentReceived-startBytes[n.Name()].AgentReceived) / secs
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.2f\t%d\t%d\t%.0f\t%s\t%s\n", n.Name(), role, float64(u.Total-u.Health)/secs, float64(u.Health)/secs, u.MaxOpenWatches,
+			len(u.ClusterWideWatches()), in, watchList(u), requestList(u, secs))
+	}
+	tw.Flush()
+	if u := usage.Agents[cluster.Unattributed]; u != nil {
+		fmt.Fprintf(&b, "unattributed haagent requests: %d (%s)\n", u.Total, requestList(u, secs))
+	}
+	t.Logf("API cost per agent:\n%s", b.String())
+
+	if u := usage.Agents[cluster.Unattributed]; u != nil && u.Total > 0 {
+		t.Errorf("%d haagent requests could not be attributed to an agent (no node= in the User-Agent, unknown token): %s", u.Total, requestList(u, secs))
+	}
+	var rates []string
+	var sum float64
+	others := 0
+	for _, n := range tc.nodes {
+		if n.Name() == coord {
+			continue
+		}
+		others++
+		u := usage.Agents[n.Name()]
+		if u == nil {
+			rates = append(rates, n.Name()+" 0")
+			continue
+		}
+		if u.MaxOpenWatches > apiCostMaxWatches {
+			t.Errorf("agent %s: %d watches open at once, want at most %d: %s", n.Name(), u.MaxOpenWatches, apiCostMaxWatches, watchList(u))
+		}
+		for _, w := range u.ClusterWideWatches() {
+			t.Errorf("agent %s: cluster-wide watch %q (no namespace, no metadata.name field selector; %d opened in the window, %.1f open on average)",
+				n.Name(), w.String(), w.Requests, w.MeanOpen)
+		}
+		// The agent's check of the apiserver's /readyz is left out: its
+		// rate is the check's period (2 s here, 12 s in deploy/), logged above.
+		rate := float64(u.Total-u.Health) / secs
+		sum += rate
+		rates = append(rates, fmt.Sprintf("%s %.3f/s (%s)", n.Name(), rate, requestList(u, secs)))
+	}
+	if others == 0 {
+		t.Fatal("no agent but the coordinator")
+	}
+	if mean := sum / float64(others); mean > apiCostMaxIdleRate {
+		t.Errorf("idle API requests: the %d non-coordinator agents average %.3f requests/s, want at most %.1f; per agent: %s",
+			others, mean, apiCostMaxIdleRate, strings.Join(rates, "; "))
+	}
+}
+
+// watchList is a client's watch targets in one line.
+func watchList(u *cluster.ClientUsage) string {
+	if len(u.Watches) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, w := range u.Watches {
+		s := w.String()
+		if w.MaxOpen > 1 {
+			s += fmt.Sprintf(" (×%d)", w.MaxOpen)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// requestList is a client's requests by verb and resource, with rates.
+func requestList(u *cluster.ClientUsage, secs float64) string {
+	if len(u.Requests) == 0 {
+		return "none"
+	}
+	rs := slices.Clone(u.Requests)
+	var parts []string
+	for _, r := range rs {
+		where := r.Resource
+		if r.Namespace != "" {
+			where += " in " + r.Namespace
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %.3f/s", r.Verb, where, float64(r.Count)/secs))
+	}
+	return strings.Join(parts, ", ")
+}
