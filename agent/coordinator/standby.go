@@ -64,7 +64,8 @@ func (v *leaseView) seed(p *predecessor, self string) {
 }
 
 // watchLease keeps v up to date until ctx ends, watching again a second
-// after each end of the stream.
+// after each end of the stream, and after a failure with a backoff
+// doubling to 30 s.
 func (l *leadership) watchLease(ctx context.Context, v *leaseView) {
 	client := l.watchClient
 	if client == nil {
@@ -72,6 +73,7 @@ func (l *leadership) watchLease(ctx context.Context, v *leaseView) {
 	}
 	leases := client.CoordinationV1().Leases(l.namespace)
 	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", l.cfg.Name).String()}
+	delay, lastErr := time.Second, ""
 	for ctx.Err() == nil {
 		// The first events of a watch without a resourceVersion are the
 		// Lease as it is (none: no Lease).
@@ -89,10 +91,19 @@ func (l *leadership) watchLease(ctx context.Context, v *leaseView) {
 				l.follow(ctx, w, v)
 			}
 		}
-		if err != nil && ctx.Err() == nil {
-			l.log.Debug("watch the coordinator Lease", zap.Error(err))
+		switch {
+		case err == nil:
+			delay, lastErr = time.Second, ""
+		case ctx.Err() != nil:
+			return
+		default:
+			if err.Error() != lastErr {
+				lastErr = err.Error()
+				l.log.Warn("standby: cannot watch the coordinator Lease; retrying with backoff", zap.Error(err))
+			}
+			delay = min(2*delay, 30*time.Second)
 		}
-		if !l.sleep(ctx, time.Second) {
+		if !l.sleep(ctx, delay) {
 			return
 		}
 	}

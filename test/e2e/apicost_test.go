@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/haagent/haagent/agent/api"
+	"github.com/haagent/haagent/agent/probe"
 	"github.com/haagent/haagent/test/cluster"
 )
 
@@ -22,7 +23,7 @@ import (
 // with the cluster. The coordinator is measured but not held to them.
 const (
 	apiCostMaxWatches   = 3
-	apiCostMaxIdleRate  = 0.1 // requests per second, mean over the non-coordinators
+	apiCostMaxIdleRate  = 0.1 // requests per second, each non-coordinator
 	apiCostNodes        = 7
 	apiCostSettle       = 15 * time.Second
 	apiCostWindowEnv    = "HAAGENT_APICOST_WINDOW"
@@ -42,7 +43,20 @@ func TestAPICost(t *testing.T) {
 		}
 		window = d
 	}
-	tc := startCluster(t, clusterOptions{nodes: apiCostNodes, timings: stock, auditLog: true})
+	// The agents run the shipped apiserver check (the harness's own runs
+	// every 2 s, to keep the fence bound short in the isolation tests), so
+	// that its requests count as a user's would.
+	shipped := apiServerCheck(t, probe.DefaultNodeChecks())
+	tc := startCluster(t, clusterOptions{nodes: apiCostNodes, timings: stock, auditLog: true, agent: func(_ int, cfg *cluster.AgentConfig) {
+		if cfg.Checks == nil {
+			cfg.Checks = cluster.DefaultAgentChecks(cfg.IP)
+		}
+		for i := range cfg.Checks {
+			if cfg.Checks[i].APIServer != nil {
+				cfg.Checks[i] = shipped
+			}
+		}
+	}})
 	waitMembers(t, tc.nodes, 2*time.Minute, "every agent sees every member alive", func(r *api.MembersResponse) error {
 		for _, n := range tc.nodes {
 			if err := memberIs(n.Name(), "alive")(r); err != nil {
@@ -133,19 +147,35 @@ func TestAPICost(t *testing.T) {
 			t.Errorf("agent %s: cluster-wide watch %q (no namespace, no metadata.name field selector; %d opened in the window, %.1f open on average)",
 				n.Name(), w.String(), w.Requests, w.MeanOpen)
 		}
-		// The agent's check of the apiserver's /readyz is left out: its
-		// rate is the check's period (2 s here, 12 s in deploy/), logged above.
-		rate := float64(u.Total-u.Health) / secs
+		// Every request counts, the agent's check of /readyz included.
+		rate := float64(u.Total) / secs
 		sum += rate
 		rates = append(rates, fmt.Sprintf("%s %.3f/s (%s)", n.Name(), rate, requestList(u, secs)))
+		// One request more than the rate allows in the window: a window
+		// of 45 s holds 3 or 4 runs of a 12 s check, and once in a while
+		// the 5-minute rewrite of the Node condition or a watch's renewal
+		// (5 to 10 minutes) falls into it.
+		if allowed := apiCostMaxIdleRate*secs + 1; float64(u.Total) > allowed {
+			t.Errorf("agent %s: %d API requests in %.0f s idle (%.3f/s), want at most %.1f/s (%.0f requests, one allowed for the window's edges): %s",
+				n.Name(), u.Total, secs, rate, apiCostMaxIdleRate, allowed, requestList(u, secs))
+		}
 	}
 	if others == 0 {
 		t.Fatal("no agent but the coordinator")
 	}
-	if mean := sum / float64(others); mean > apiCostMaxIdleRate {
-		t.Errorf("idle API requests: the %d non-coordinator agents average %.3f requests/s, want at most %.1f; per agent: %s",
-			others, mean, apiCostMaxIdleRate, strings.Join(rates, "; "))
+	t.Logf("idle API requests of the %d non-coordinator agents: mean %.3f/s; %s", others, sum/float64(others), strings.Join(rates, "; "))
+}
+
+// apiServerCheck is the apiserver check of checks.
+func apiServerCheck(t *testing.T, checks []probe.Check) probe.Check {
+	t.Helper()
+	for _, c := range checks {
+		if c.APIServer != nil {
+			return c
+		}
 	}
+	t.Fatal("no apiserver check in the shipped checks")
+	return probe.Check{}
 }
 
 // watchList is a client's watch targets in one line.
