@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
 
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 )
 
@@ -16,6 +16,9 @@ import (
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+// Type names the value in the help, as pflag's string lists do.
+func (l *listFlag) Type() string { return "strings" }
 
 func (l *listFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
@@ -42,9 +45,9 @@ var sections = map[string]bool{"checks": true}
 // environment variable and then the config file's value. So the order of
 // precedence is: command line, environment, config file, default. It
 // returns the file's sections (such as "checks") as raw JSON.
-func settle(fs *flag.FlagSet, configPath string, getenv func(string) string) (map[string]json.RawMessage, error) {
+func settle(fs *pflag.FlagSet, configPath string, getenv func(string) string) (map[string]json.RawMessage, error) {
 	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	fs.Visit(func(f *pflag.Flag) { given[f.Name] = true })
 
 	names := make([]string, 0, len(envFallbacks))
 	for n := range envFallbacks {
@@ -57,7 +60,7 @@ func settle(fs *flag.FlagSet, configPath string, getenv func(string) string) (ma
 		}
 		for _, env := range envFallbacks[name] {
 			if v := getenv(env); v != "" {
-				if err := fs.Set(name, v); err != nil {
+				if err := setValue(fs, name, v); err != nil {
 					return nil, fmt.Errorf("environment %s: %v", env, err)
 				}
 				given[name] = true
@@ -77,7 +80,7 @@ func settle(fs *flag.FlagSet, configPath string, getenv func(string) string) (ma
 }
 
 // applyConfigFile sets flags from a YAML file whose keys are the flag names.
-func applyConfigFile(fs *flag.FlagSet, path string, data []byte, given map[string]bool) (map[string]json.RawMessage, error) {
+func applyConfigFile(fs *pflag.FlagSet, path string, data []byte, given map[string]bool) (map[string]json.RawMessage, error) {
 	var doc map[string]json.RawMessage
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
@@ -101,7 +104,7 @@ func applyConfigFile(fs *flag.FlagSet, path string, data []byte, given map[strin
 			out[key] = raw
 			continue
 		}
-		if key == "config" || fs.Lookup(key) == nil {
+		if key == "config" || key == "help" || fs.Lookup(key) == nil {
 			return nil, fmt.Errorf("config file %s: unknown setting %q (settings are the flag names of `haagent run -h`)", path, key)
 		}
 		if given[key] {
@@ -112,12 +115,23 @@ func applyConfigFile(fs *flag.FlagSet, path string, data []byte, given map[strin
 			return nil, fmt.Errorf("config file %s: %s: %v", path, key, err)
 		}
 		for _, v := range values {
-			if err := fs.Set(key, v); err != nil {
+			if err := setValue(fs, key, v); err != nil {
 				return nil, fmt.Errorf("config file %s: %s: %v", path, key, err)
 			}
 		}
 	}
 	return out, nil
+}
+
+// setValue sets a flag from the environment or the config file. The error
+// is the value's own, without pflag's "invalid argument ... for --flag",
+// since the caller names the source.
+func setValue(fs *pflag.FlagSet, name, value string) error {
+	f := fs.Lookup(name)
+	if f == nil {
+		return fmt.Errorf("no flag --%s", name)
+	}
+	return f.Value.Set(value)
 }
 
 // scalars turns a JSON value into flag text: a string, number or boolean

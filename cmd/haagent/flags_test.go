@@ -28,6 +28,7 @@ func TestParseRunOptions_errors(t *testing.T) {
 	badValue := writeFile(t, "probe-interval: soon\n")
 	badCheck := writeFile(t, "checks:\n- name: kubelet\n  tcpSocket: {port: 0}\n")
 	nested := writeFile(t, "zone: {a: b}\n")
+	help := writeFile(t, "help: true\n")
 	cases := []struct {
 		name string
 		args []string
@@ -44,7 +45,7 @@ func TestParseRunOptions_errors(t *testing.T) {
 		{"bad http addr", []string{"--node-name=n", "--http-addr=9750"}, nil,
 			`api: --http-addr ("9750") must be host:port: address 9750: missing port in address`},
 		{"not a duration", []string{"--node-name=n", "--probe-interval=soon"}, nil,
-			`invalid value "soon" for flag -probe-interval: parse error`},
+			`invalid argument "soon" for "--probe-interval" flag: time: invalid duration "soon"`},
 		{"bad env advertise addr", []string{"--node-name=n"}, map[string]string{"HOST_IP": "nowhere"},
 			`gossip: --advertise-addr ("nowhere") must be an IP address`},
 		{"stray argument", []string{"--node-name=n", "extra"}, nil, `haagent run takes no arguments, got ["extra"]`},
@@ -55,7 +56,9 @@ func TestParseRunOptions_errors(t *testing.T) {
 		{"config unknown key", []string{"--node-name=n", "--config=" + unknown}, nil,
 			"config file " + unknown + `: unknown setting "probe-intervall" (settings are the flag names of ` + "`haagent run -h`)"},
 		{"config bad value", []string{"--node-name=n", "--config=" + badValue}, nil,
-			"config file " + badValue + `: probe-interval: parse error`},
+			"config file " + badValue + `: probe-interval: time: invalid duration "soon"`},
+		{"config help", []string{"--node-name=n", "--config=" + help}, nil,
+			"config file " + help + `: unknown setting "help" (settings are the flag names of ` + "`haagent run -h`)"},
 		{"config nested value", []string{"--node-name=n", "--config=" + nested}, nil,
 			"config file " + nested + ": zone: value must be a string, number, boolean or list of those"},
 		{"config bad check", []string{"--node-name=n", "--config=" + badCheck}, nil,

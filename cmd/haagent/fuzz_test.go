@@ -1,10 +1,11 @@
 package main
 
 import (
-	"flag"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/haagent/haagent/agent/probe"
 )
@@ -19,9 +20,9 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add([]byte("- a\n- b\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		o := defaultRunOptions()
-		fs := flag.NewFlagSet("fuzz", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("fuzz", pflag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		o.registerFlags(fs)
+		o.addFlags(fs)
 		sections, err := applyConfigFile(fs, "fuzz.yaml", data, map[string]bool{})
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "config file fuzz.yaml") {

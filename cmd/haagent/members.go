@@ -3,54 +3,107 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/haagent/haagent/agent/api"
+	"github.com/haagent/haagent/agent/gossip"
 )
 
-func membersCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("haagent members", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	agent := fs.String("agent", "http://127.0.0.1:9750", "base URL of the agent's HTTP API")
-	output := fs.String("o", "", "output format: (table), wide or json")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the agent")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+type membersOptions struct {
+	agent   string
+	timeout time.Duration
+	out     *outputFlags
+}
+
+// registerFlags registers the command's own flags; -o and --no-headers
+// are kubectl's (see outputFlags).
+func (o *membersOptions) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.agent, "agent", o.agent, "base URL of the agent's HTTP API")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "how long to wait for the agent")
+}
+
+const membersLong = `Print the membership table of a running agent, as that agent sees it.
+
+The table has one row per member: NAME, its gossip ADDRESS, its STATE
+(alive, suspect, dead or left), ZONE, READY (the node's own verdict about
+its checks; - for a member that is not alive, whose verdict is stale), SINCE
+(time in that state) and SELF (yes for the agent that answered). -o wide adds
+VERSION, STARTED and REASON (the failing check).
+
+-o json and -o yaml print the agent's /members document; -o name prints
+member/NAME lines; -o jsonpath=... and the templates query the document.`
+
+func newMembersCommand() *cobra.Command {
+	o := &membersOptions{agent: "http://127.0.0.1:9750", timeout: 5 * time.Second, out: newOutputFlags()}
+	cmd := &cobra.Command{
+		Use:   "members [flags]",
+		Short: "Print the membership table of a running agent",
+		Long:  membersLong,
+		Example: `  kubectl -n haagent exec daemonset/haagent -- haagent members -o wide
+  haagent members --agent=http://10.0.0.7:9750 -o yaml
+  haagent members --no-headers | awk '$3 == "dead" {print $1}'
+  haagent members -o jsonpath='{range .members[?(@.state=="dead")]}{.name}{"\n"}{end}'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd.OutOrStdout())
+		},
 	}
-	if *output != "" && *output != "wide" && *output != "json" {
-		fmt.Fprintf(stderr, "haagent members: -o (%q) must be wide or json\n", *output)
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	body, err := fetchMembers(ctx, strings.TrimSuffix(*agent, "/")+"/members")
+	gfs := flag.NewFlagSet("haagent members", flag.ContinueOnError)
+	o.registerFlags(gfs)
+	o.out.registerFlags(gfs)
+	addGoFlags(cmd.Flags(), gfs)
+	o.out.addFlags(cmd)
+	return cmd
+}
+
+func (o *membersOptions) run(w io.Writer) error {
+	printer, wide, err := o.out.printer()
 	if err != nil {
-		fmt.Fprintf(stderr, "haagent members: %v\n", err)
-		return 1
+		return err
 	}
-	if *output == "json" {
-		_, _ = stdout.Write(body)
-		return 0
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	body, err := fetchMembers(ctx, strings.TrimSuffix(o.agent, "/")+"/members")
+	if err != nil {
+		return failure(err)
 	}
 	var resp api.MembersResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
-		fmt.Fprintf(stderr, "haagent members: agent answered with unreadable JSON: %v\n", err)
-		return 1
+		return failure(fmt.Errorf("agent answered with unreadable JSON: %v", err))
 	}
-	printMembers(stdout, resp, *output == "wide")
-	return 0
+	if err := o.print(w, resp, body, printer, wide); err != nil {
+		return failure(err)
+	}
+	return nil
+}
+
+// print writes the members as -o asks: the table when printer is nil, else
+// the agent's document (body), or member/NAME lines for -o name.
+func (o *membersOptions) print(w io.Writer, resp api.MembersResponse, body []byte, printer printers.ResourcePrinter, wide bool) error {
+	if printer == nil {
+		return printMembers(w, resp, wide, o.out.noHeaders)
+	}
+	if o.out.isName() {
+		names := make([]string, len(resp.Members))
+		for i, m := range resp.Members {
+			names[i] = m.Name
+		}
+		return printer.PrintObj(nameList("Member", "", names), w)
+	}
+	doc, err := document(json.RawMessage(body))
+	if err != nil {
+		return err
+	}
+	return printer.PrintObj(doc, w)
 }
 
 func fetchMembers(ctx context.Context, url string) ([]byte, error) {
@@ -74,28 +127,23 @@ func fetchMembers(ctx context.Context, url string) ([]byte, error) {
 }
 
 // printMembers writes the table the way kubectl get does: upper-case
-// headers, ages relative to the agent's clock.
-func printMembers(w io.Writer, resp api.MembersResponse, wide bool) {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	header := "NAME\tADDRESS\tSTATE\tZONE\tREADY\tSINCE"
-	if wide {
-		header += "\tVERSION\tSTARTED\tREASON"
+// headers, one word per cell, ages relative to the agent's clock.
+func printMembers(w io.Writer, resp api.MembersResponse, wide, noHeaders bool) error {
+	tw := printers.GetNewTabWriter(w)
+	if !noHeaders {
+		header := "NAME\tADDRESS\tSTATE\tZONE\tREADY\tSINCE\tSELF"
+		if wide {
+			header += "\tVERSION\tSTARTED\tREASON"
+		}
+		fmt.Fprintln(tw, header)
 	}
-	fmt.Fprintln(tw, header)
 	for _, m := range resp.Members {
-		name := m.Name
+		self := "no"
 		if m.Local {
-			name += " (self)"
+			self = "yes"
 		}
-		ready := "no"
-		if m.Meta.Ready {
-			ready = "yes"
-		}
-		if m.MetaError != "" {
-			ready = "?"
-		}
-		row := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", name, m.Addr, m.State, dash(m.Meta.Zone), ready,
-			duration.HumanDuration(resp.Time.Sub(m.Since)))
+		row := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", m.Name, dash(m.Addr), m.State, dash(m.Meta.Zone), memberReady(m),
+			duration.HumanDuration(resp.Time.Sub(m.Since)), self)
 		if wide {
 			started := "-"
 			if m.Meta.StartEpoch != 0 {
@@ -105,11 +153,26 @@ func printMembers(w io.Writer, resp api.MembersResponse, wide bool) {
 			if m.MetaError != "" {
 				reason = "metadata: " + m.MetaError
 			}
-			row += fmt.Sprintf("\t%s\t%s\t%s", dash(m.Meta.AgentVersion), started, dash(reason))
+			row += fmt.Sprintf("\t%s\t%s\t%s", dash(m.Meta.AgentVersion), started, dash(oneLine(reason)))
 		}
 		fmt.Fprintln(tw, row)
 	}
-	_ = tw.Flush()
+	return tw.Flush()
+}
+
+// memberReady is the READY cell: the member's own verdict while it is
+// alive; "-" otherwise, since the last verdict it gossiped is stale; "?"
+// while its metadata does not decode.
+func memberReady(m gossip.Member) string {
+	switch {
+	case m.State != gossip.StateAlive:
+		return "-"
+	case m.MetaError != "":
+		return "?"
+	case m.Meta.Ready:
+		return "yes"
+	}
+	return "no"
 }
 
 func dash(s string) string {
@@ -117,4 +180,9 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// oneLine keeps a message from breaking the table.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -29,6 +29,15 @@ var buildOnce struct {
 	err  error
 }
 
+// TestMain removes the binary that haagentBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.path != "" {
+		_ = os.RemoveAll(filepath.Dir(buildOnce.path))
+	}
+	os.Exit(code)
+}
+
 func haagentBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -185,7 +194,7 @@ func TestProcesses_killedIsDeadStoppedIsLeft(t *testing.T) {
 	if err != nil {
 		t.Fatalf("haagent members: %v\n%s", err, out)
 	}
-	if !tableHas(string(out), "node-4", "dead") || !tableHas(string(out), "node-1 (self)", "alive") {
+	if !tableHas(string(out), "node-4", "dead") || !tableHas(string(out), "node-1", "alive") {
 		t.Fatalf("haagent members output does not show node-4 dead:\n%s", out)
 	}
 

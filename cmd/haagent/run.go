@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	gometricsprom "github.com/hashicorp/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -108,61 +109,98 @@ func (o *runOptions) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.admission, "admission", o.admission, "admit only gossip peers named after a Node, at that Node's address (needs the API)")
 }
 
+// addFlags registers the flags of `haagent run` on fs: the components'
+// Go flags, bridged to pflag (--name).
+func (o *runOptions) addFlags(fs *pflag.FlagSet) {
+	gfs := flag.NewFlagSet("haagent run", flag.ContinueOnError)
+	o.registerFlags(gfs)
+	addGoFlags(fs, gfs)
+}
+
 // parseRunOptions reads flags, environment and the config file, and
 // validates the result.
 func parseRunOptions(args []string, getenv func(string) string, output io.Writer) (runOptions, error) {
 	o := defaultRunOptions()
-	fs := flag.NewFlagSet("haagent run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("haagent run", pflag.ContinueOnError)
 	fs.SetOutput(output)
-	o.registerFlags(fs)
+	o.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("haagent run takes no arguments, got %q", fs.Args())
+	return o, o.complete(fs, fs.Args(), getenv)
+}
+
+// complete applies the environment and the config file to the flags parsed
+// into fs, and validates the result.
+func (o *runOptions) complete(fs *pflag.FlagSet, args []string, getenv func(string) string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("haagent run takes no arguments, got %q", args)
 	}
 	sections, err := settle(fs, o.configPath, getenv)
 	if err != nil {
-		return o, err
+		return err
 	}
 	if raw, ok := sections["checks"]; ok {
 		doc, _ := json.Marshal(map[string]json.RawMessage{"checks": raw})
 		if o.probe.Checks, err = probe.ParseChecks(doc); err != nil {
-			return o, fmt.Errorf("config file %s: %w", o.configPath, err)
+			return fmt.Errorf("config file %s: %w", o.configPath, err)
 		}
 	}
 	o.gossip.AgentVersion = version.Version
 	for _, v := range []interface{ Validate() error }{o.logging, o.gossip, o.api, o.probe, o.peer, o.agreement, o.evict, o.fence} {
 		if err := v.Validate(); err != nil {
-			return o, err
+			return err
 		}
 	}
 	switch {
 	case !(o.apiQPS >= 1 && o.apiQPS <= 1000):
-		return o, fmt.Errorf("--kube-api-qps (%g) must be between 1 and 1000", o.apiQPS)
+		return fmt.Errorf("--kube-api-qps (%g) must be between 1 and 1000", o.apiQPS)
 	case o.apiBurst < int(o.apiQPS) || o.apiBurst > 2000:
-		return o, fmt.Errorf("--kube-api-burst (%d) must be between --kube-api-qps (%g) and 2000", o.apiBurst, o.apiQPS)
+		return fmt.Errorf("--kube-api-burst (%d) must be between --kube-api-qps (%g) and 2000", o.apiBurst, o.apiQPS)
 	}
 	o.coordinator.Decide.NotReadyAfter = o.probe.NotReadyFailoverAfter
-	if err := o.coordinator.Validate(o.fenceTerms()); err != nil {
-		return o, err
-	}
-	return o, nil
+	return o.coordinator.Validate(o.fenceTerms())
 }
 
-func runCommand(args []string, getenv func(string) string, stderr io.Writer) int {
-	o, err := parseRunOptions(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+const runLong = `Run the agent: one per node, as a DaemonSet.
+
+Settings come, in order of precedence, from:
+  1. flags;
+  2. the environment a DaemonSet passes through the downward API:
+     NODE_NAME (--node-name), HOST_IP then POD_IP (--advertise-addr),
+     POD_NAMESPACE (--namespace);
+  3. the YAML file of --config, whose keys are the flag names below (plus
+     a checks: list of node checks);
+  4. the defaults.
+
+Invalid settings stop the agent at start, with exit code 2 and a message
+that names the flag and the bound.`
+
+func newRunCommand(getenv func(string) string) *cobra.Command {
+	o := defaultRunOptions()
+	cmd := &cobra.Command{
+		Use:   "run [flags]",
+		Short: "Run the agent (one per node, as a DaemonSet)",
+		Long:  runLong,
+		Example: `  haagent run --config=/etc/haagent/config.yaml --keyring-file=/etc/haagent/keyring/keys
+  haagent run --node-name=n1 --join=10.0.0.2,10.0.0.3 --gossip-profile=fast --log-format=console`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(cmd.Flags(), args, getenv); err != nil {
+				return configError(err)
+			}
+			return runMain(o, getenv)
+		},
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "haagent run: %v\n", err)
-		return 2
-	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+// runMain runs the agent until SIGINT or SIGTERM.
+func runMain(o runOptions, getenv func(string) string) error {
 	log, err := logging.New(o.logging)
 	if err != nil {
-		fmt.Fprintf(stderr, "haagent run: %v\n", err)
-		return 2
+		return configError(err)
 	}
 	defer func() { _ = log.Sync() }()
 	logging.RouteKlog(log)
@@ -171,9 +209,9 @@ func runCommand(args []string, getenv func(string) string, stderr io.Writer) int
 	defer stop()
 	if err := runAgent(ctx, o, log, getenv); err != nil {
 		log.Error("agent failed", zap.Error(err))
-		return 1
+		return &exitError{code: exitFailure} // logged
 	}
-	return 0
+	return nil
 }
 
 // fenceTerms are the settings that bound how long a cut-off node may keep
