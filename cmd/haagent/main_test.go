@@ -83,7 +83,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"members", "extra-arg"}, `haagent members: accepts no arguments, got ["extra-arg"] (see 'haagent members -h')`},
 		{[]string{"members", "--timeout=soon"},
 			`haagent members: invalid argument "soon" for "--timeout" flag: time: invalid duration "soon" (see 'haagent members -h')`},
-		{[]string{"members", "-o", "xml"}, `haagent members: --output ("xml") must be one of wide, json, yaml, kyaml, name, go-template, go-template-file, template, templatefile, jsonpath, jsonpath-as-json, jsonpath-file (see 'haagent members -h')`},
+		{[]string{"members", "-o", "xml"}, `haagent members: --output ("xml") must be one of wide, json, yaml, kyaml, name, jsonpath, jsonpath-as-json, jsonpath-file (see 'haagent members -h')`},
 		{[]string{"report", "a", "b"}, `haagent report: accepts no arguments, got ["a" "b"] (see 'haagent report -h')`},
 		{[]string{"report", "--since=0s"}, `haagent report: --since (0s) must be positive (see 'haagent report -h')`},
 		{[]string{"report", "--replicas=3", "--min-available=4"}, `haagent report: --min-available (4) must be between 1 and --replicas (3) (see 'haagent report -h')`},

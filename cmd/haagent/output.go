@@ -6,32 +6,40 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/printers"
 )
 
-// outputFlags are kubectl's -o/--output and --no-headers: the table (and
-// -o wide) are this command's own; every other format is a printer of
-// k8s.io/cli-runtime, from genericclioptions.PrintFlags.
+// outputFlags are kubectl's -o/--output, --template and --no-headers: the
+// table (and -o wide) are this command's own; every other format is a
+// printer of k8s.io/cli-runtime/pkg/printers, chosen as kubectl chooses
+// it, but for Go templates: a text/template in the binary makes the linker
+// keep every exported method of every type (about 8 MB more code, mapped
+// into the memory of the agent on every node), and jsonpath answers the
+// same questions.
 type outputFlags struct {
-	print     *genericclioptions.PrintFlags
+	format    string
+	template  string
 	noHeaders bool
 }
 
-func newOutputFlags() *outputFlags {
-	return &outputFlags{print: genericclioptions.NewPrintFlags("")}
-}
+func newOutputFlags() *outputFlags { return &outputFlags{} }
+
+// outputFormats are kubectl's values of -o, in kubectl's order, less the
+// Go templates; jsonpath takes its expression after "=" or from
+// --template.
+var outputFormats = []string{"json", "yaml", "kyaml", "name", "jsonpath", "jsonpath-as-json", "jsonpath-file"}
 
 // formats lists the values of -o, for the help, the errors and shell
 // completion.
 func (o *outputFlags) formats() []string {
-	return append([]string{"wide"}, o.print.AllowedFormats()...)
+	return append([]string{"wide"}, outputFormats...)
 }
 
 // registerFlags registers --no-headers, a flag of this command's own table.
@@ -39,15 +47,12 @@ func (o *outputFlags) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.noHeaders, "no-headers", o.noHeaders, "print the table (the default output, or -o wide) without its header lines")
 }
 
-// addFlags adds cli-runtime's printer flags: -o/--output and those of the
-// templates.
+// addFlags adds kubectl's printer flags: -o/--output and --template.
 func (o *outputFlags) addFlags(cmd *cobra.Command) {
-	o.print.AddFlags(cmd)
 	fs := cmd.Flags()
-	// Managed fields are for API objects; these documents have none.
-	_ = fs.MarkHidden("show-managed-fields")
-	fs.Lookup("output").Usage = "output format: the table by default, or one of " + strings.Join(o.formats(), ", ") +
-		" (jsonpath and the templates as -o jsonpath='{...}')"
+	fs.StringVarP(&o.format, "output", "o", "", "output format: the table by default, or one of "+strings.Join(o.formats(), ", ")+
+		" (jsonpath and the templates as -o jsonpath='{...}')")
+	fs.StringVar(&o.template, "template", "", "jsonpath expression, or path to a file of one, to use with -o jsonpath, -o jsonpath-as-json or -o jsonpath-file")
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return o.formats(), cobra.ShellCompDirectiveNoFileComp
 	})
@@ -56,28 +61,60 @@ func (o *outputFlags) addFlags(cmd *cobra.Command) {
 // printer returns the printer of -o, or nil for the table; wide is -o
 // wide. An unknown format is a usage error.
 func (o *outputFlags) printer() (p printers.ResourcePrinter, wide bool, err error) {
-	format := *o.print.OutputFormat
-	template := o.print.TemplatePrinterFlags.TemplateArgument
-	switch {
-	case format == "wide":
-		return nil, true, nil
-	case format == "" && (template == nil || *template == ""):
+	format, arg, hasArg := strings.Cut(o.format, "=")
+	if !hasArg {
+		arg = o.template
+	}
+	if format == "" && o.template != "" {
+		format = "jsonpath"
+	}
+	readFile := func() (string, error) {
+		if arg == "" {
+			return "", fmt.Errorf("-o %s needs a file name", format)
+		}
+		data, err := os.ReadFile(arg)
+		if err != nil {
+			return "", fmt.Errorf("-o %s: %w", format, err)
+		}
+		return string(data), nil
+	}
+	switch format {
+	case "":
 		return nil, false, nil
+	case "wide":
+		return nil, true, nil
+	case "json":
+		return &printers.JSONPrinter{}, false, nil
+	case "yaml":
+		return &printers.YAMLPrinter{}, false, nil
+	case "kyaml":
+		return &printers.KYAMLPrinter{}, false, nil
+	case "name":
+		return &printers.NamePrinter{}, false, nil
+	case "jsonpath", "jsonpath-as-json", "jsonpath-file":
+		if format == "jsonpath-file" {
+			if arg, err = readFile(); err != nil {
+				return nil, false, usageError(err)
+			}
+		}
+		if arg == "" {
+			return nil, false, usageError(fmt.Errorf("-o %s needs an expression: -o %s='{...}'", format, format))
+		}
+		jp, err := printers.NewJSONPathPrinter(arg)
+		if err != nil {
+			return nil, false, usageError(fmt.Errorf("-o %s: %w", format, err))
+		}
+		jp.AllowMissingKeys(true)
+		jp.EnableJSONOutput(format == "jsonpath-as-json")
+		return jp, false, nil
 	}
-	p, err = o.print.ToPrinter()
-	if genericclioptions.IsNoCompatiblePrinterError(err) {
-		return nil, false, usageError(fmt.Errorf("--output (%q) must be one of %s", format, strings.Join(o.formats(), ", ")))
-	}
-	if err != nil {
-		return nil, false, usageError(err)
-	}
-	return p, false, nil
+	return nil, false, usageError(fmt.Errorf("--output (%q) must be one of %s", o.format, strings.Join(o.formats(), ", ")))
 }
 
 // isName reports whether -o name was asked for: it prints kind/name lines
 // from a list of objects, where the others print a whole document.
 func (o *outputFlags) isName() bool {
-	return strings.EqualFold(*o.print.OutputFormat, "name")
+	return strings.EqualFold(o.format, "name")
 }
 
 // document is a JSON document for the printers: -o json and yaml print it

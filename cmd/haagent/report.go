@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -28,7 +28,7 @@ type reportOptions struct {
 	timeout      time.Duration
 	replicas     int
 	minAvailable int
-	kube         *genericclioptions.ConfigFlags
+	kube         *kubeFlags
 	out          *outputFlags
 }
 
@@ -68,7 +68,7 @@ func newReportCommand() *cobra.Command {
 
 func newReportOptionsCommand() (*reportOptions, *cobra.Command) {
 	o := &reportOptions{since: 30 * 24 * time.Hour, timeout: 30 * time.Second, minAvailable: 1, out: newOutputFlags()}
-	o.kube = kubeFlags()
+	o.kube = newKubeFlags()
 	cmd := &cobra.Command{
 		Use:   "report [flags]",
 		Short: "Print the failover history and the availability figures",
@@ -92,14 +92,37 @@ func newReportOptionsCommand() (*reportOptions, *cobra.Command) {
 }
 
 // kubeFlags are kubectl's flags for finding the API, those that a
-// read-only report needs.
-func kubeFlags() *genericclioptions.ConfigFlags {
-	f := genericclioptions.NewConfigFlags(false)
-	f.CacheDir, f.Namespace, f.APIServer, f.TLSServerName, f.Insecure = nil, nil, nil, nil, nil
-	f.CertFile, f.KeyFile, f.CAFile, f.BearerToken = nil, nil, nil, nil
-	f.Impersonate, f.ImpersonateUID, f.ImpersonateGroup, f.ImpersonateUserExtra = nil, nil, nil, nil
-	f.Username, f.Password, f.Timeout, f.DisableCompression, f.ProxyURL = nil, nil, nil, nil, nil
-	return f
+// read-only report needs, loaded as kubectl loads them: --kubeconfig, else
+// $KUBECONFIG, else ~/.kube/config, with --context, --cluster and --user
+// applied, else the in-cluster config. (genericclioptions.ConfigFlags does
+// the same and brings REST mappers and discovery caching into the binary
+// of every node's agent; see outputFlags.)
+type kubeFlags struct {
+	kubeconfig, context, cluster, user string
+}
+
+func newKubeFlags() *kubeFlags { return &kubeFlags{} }
+
+// AddFlags registers the flags.
+func (f *kubeFlags) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "Path to the kubeconfig file to use for CLI requests.")
+	fs.StringVar(&f.context, "context", "", "The name of the kubeconfig context to use")
+	fs.StringVar(&f.cluster, "cluster", "", "The name of the kubeconfig cluster to use")
+	fs.StringVar(&f.user, "user", "", "The name of the kubeconfig user to use")
+}
+
+// ToRawKubeConfigLoader is the kubeconfig loader of the flags.
+func (f *kubeFlags) ToRawKubeConfigLoader() clientcmd.ClientConfig {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = f.kubeconfig
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: f.context}
+	overrides.Context.Cluster, overrides.Context.AuthInfo = f.cluster, f.user
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+}
+
+// ToRESTConfig is the client config of the flags.
+func (f *kubeFlags) ToRESTConfig() (*rest.Config, error) {
+	return f.ToRawKubeConfigLoader().ClientConfig()
 }
 
 func (o *reportOptions) validate() error {
