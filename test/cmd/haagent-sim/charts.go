@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/haagent/haagent/test/cmd/internal/plot"
+
 	"fmt"
 	"math"
 	"os"
@@ -52,7 +54,7 @@ func charts(res *results) (detection, traffic lineChart) {
 		if k.loss > 0 {
 			name += fmt.Sprintf(", %g%% loss", 100*k.loss)
 		}
-		color := chartPalette[i%len(chartPalette)]
+		color := plot.LinePalette[i%len(plot.LinePalette)]
 		p50 := lineSeries{Name: name + " p50", Color: color}
 		p99 := lineSeries{Name: name + " p99", Color: color, Dashed: true}
 		bps := lineSeries{Name: name, Color: color}

@@ -7,6 +7,7 @@ package plot
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"html"
@@ -24,7 +25,7 @@ type LineSeries struct {
 	Dashed bool
 	// NoDots draws the line without a dot at each point (a fitted model).
 	NoDots bool
-	// Color is an SVG colour; empty picks one from a fixed linePalette.
+	// Color is an SVG colour; empty picks one from a fixed LinePalette.
 	Color string
 }
 
@@ -51,7 +52,7 @@ type LineChart struct {
 	Width, Height int
 }
 
-var linePalette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"}
+var LinePalette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"}
 
 // Margins of the plot area inside the picture, in pixels.
 const (
@@ -198,7 +199,7 @@ func (c LineChart) SVG() ([]byte, error) {
 	for i, s := range c.Series {
 		color := s.Color
 		if color == "" {
-			color = linePalette[i%len(linePalette)]
+			color = LinePalette[i%len(LinePalette)]
 		}
 		dash := ""
 		if s.Dashed {
@@ -285,3 +286,22 @@ func lineTicks(max float64) ([]float64, float64) {
 func lineNum(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
 func lineEsc(s string) string { return html.EscapeString(s) }
+
+// ElementCounts parses svg as XML and counts its elements by name: for
+// tests of the charts, here and in the programs that draw them.
+func ElementCounts(svg []byte) (map[string]int, error) {
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	counts := map[string]int{}
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return counts, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("not well-formed XML: %w", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			counts[se.Name.Local]++
+		}
+	}
+}

@@ -1,41 +1,30 @@
-package main
+package plot
 
 import (
 	"encoding/xml"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"testing"
 )
 
-// svgElements parses the SVG as XML and counts its elements by name.
 func svgElements(t *testing.T, svg []byte) map[string]int {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(string(svg)))
-	counts := map[string]int{}
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			return counts
-		}
-		if err != nil {
-			t.Fatalf("not well-formed XML: %v\n%s", err, svg)
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			counts[se.Name.Local]++
-		}
+	counts, err := ElementCounts(svg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, svg)
 	}
+	return counts
 }
 
 func TestLineChart_SVG(t *testing.T) {
-	c := lineChart{
+	c := LineChart{
 		Title: "detection <time>", XLabel: "members", YLabel: "seconds", LogX: true,
-		Series: []lineSeries{
+		Series: []LineSeries{
 			{Name: "fast p50", X: []float64{50, 100, 1000}, Y: []float64{1, 2, 3}},
 			{Name: "fast p99", X: []float64{50, 100, 1000}, Y: []float64{2, math.NaN(), 7.5}, Dashed: true},
 		},
-		References: []refLine{{Label: "target 5 s", Y: 5}},
+		References: []RefLine{{Label: "target 5 s", Y: 5}},
 	}
 	svg, err := c.SVG()
 	if err != nil {
@@ -64,7 +53,7 @@ func TestLineChart_SVG(t *testing.T) {
 
 // On a log axis 100 lies half way between 10 and 1000.
 func TestLineChart_logScalePlacesPoints(t *testing.T) {
-	c := lineChart{LogX: true, Width: 600, Height: 300, Series: []lineSeries{{Name: "s", X: []float64{10, 100, 1000}, Y: []float64{1, 1, 1}}}}
+	c := LineChart{LogX: true, Width: 600, Height: 300, Series: []LineSeries{{Name: "s", X: []float64{10, 100, 1000}, Y: []float64{1, 1, 1}}}}
 	svg, err := c.SVG()
 	if err != nil {
 		t.Fatal(err)
@@ -99,14 +88,14 @@ func TestLineChart_logScalePlacesPoints(t *testing.T) {
 func TestLineChart_errors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		c    lineChart
+		c    LineChart
 		want string
 	}{
-		{"empty", lineChart{}, "nothing to draw"},
-		{"lengths", lineChart{Series: []lineSeries{{Name: "a", X: []float64{1}, Y: nil}}}, `series "a" has 1 x and 0 y values`},
-		{"log of zero", lineChart{LogX: true, Series: []lineSeries{{Name: "a", X: []float64{0}, Y: []float64{1}}}}, "x 0 on a log axis"},
-		{"all missing", lineChart{Series: []lineSeries{{Name: "a", X: []float64{1}, Y: []float64{math.NaN()}}}}, "nothing to draw"},
-		{"too small", lineChart{Width: 100, Height: 100, Series: []lineSeries{{Name: "a", X: []float64{1}, Y: []float64{1}}}}, "no room"},
+		{"empty", LineChart{}, "nothing to draw"},
+		{"lengths", LineChart{Series: []LineSeries{{Name: "a", X: []float64{1}, Y: nil}}}, `series "a" has 1 x and 0 y values`},
+		{"log of zero", LineChart{LogX: true, Series: []LineSeries{{Name: "a", X: []float64{0}, Y: []float64{1}}}}, "x 0 on a log axis"},
+		{"all missing", LineChart{Series: []LineSeries{{Name: "a", X: []float64{1}, Y: []float64{math.NaN()}}}}, "nothing to draw"},
+		{"too small", LineChart{Width: 100, Height: 100, Series: []LineSeries{{Name: "a", X: []float64{1}, Y: []float64{1}}}}, "no room"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.c.SVG()
@@ -117,15 +106,15 @@ func TestLineChart_errors(t *testing.T) {
 	}
 }
 
-func TestChartTicks(t *testing.T) {
+func TestLineTicks(t *testing.T) {
 	for _, tc := range []struct {
 		max, top, step float64
 	}{
 		{7.3, 8, 2}, {12, 15, 5}, {0.9, 1, 0.2}, {3000, 3000, 1000}, {1, 1, 0.2},
 	} {
-		ticks, top := chartTicks(tc.max)
+		ticks, top := lineTicks(tc.max)
 		if math.Abs(top-tc.top) > 1e-9 || math.Abs(ticks[1]-tc.step) > 1e-9 || ticks[0] != 0 {
-			t.Errorf("chartTicks(%v) = %v (top %v), want step %v top %v", tc.max, ticks, top, tc.step, tc.top)
+			t.Errorf("lineTicks(%v) = %v (top %v), want step %v top %v", tc.max, ticks, top, tc.step, tc.top)
 		}
 	}
 }
