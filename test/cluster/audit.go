@@ -518,3 +518,19 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// WatchList is watch targets in one line, "none" for none.
+func WatchList(ws []WatchUse) string {
+	if len(ws) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(ws))
+	for _, w := range ws {
+		s := w.String()
+		if w.MaxOpen > 1 {
+			s += fmt.Sprintf(" (×%d)", w.MaxOpen)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}

@@ -179,20 +179,7 @@ func apiServerCheck(t *testing.T, checks []probe.Check) probe.Check {
 }
 
 // watchList is a client's watch targets in one line.
-func watchList(u *cluster.ClientUsage) string {
-	if len(u.Watches) == 0 {
-		return "none"
-	}
-	var parts []string
-	for _, w := range u.Watches {
-		s := w.String()
-		if w.MaxOpen > 1 {
-			s += fmt.Sprintf(" (×%d)", w.MaxOpen)
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, "; ")
-}
+func watchList(u *cluster.ClientUsage) string { return cluster.WatchList(u.Watches) }
 
 // requestList is a client's requests by verb and resource, with rates.
 func requestList(u *cluster.ClientUsage, secs float64) string {

@@ -453,20 +453,7 @@ func (w *APIWindow) CoordinatorAgent() (AgentAPI, bool) {
 }
 
 // WatchList is an agent's watch targets in one line.
-func (a AgentAPI) WatchList() string {
-	if len(a.Watches) == 0 {
-		return "none"
-	}
-	var parts []string
-	for _, w := range a.Watches {
-		s := w.String()
-		if w.MaxOpen > 1 {
-			s += fmt.Sprintf(" (×%d)", w.MaxOpen)
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, "; ")
-}
+func (a AgentAPI) WatchList() string { return cluster.WatchList(a.Watches) }
 
 // TopRequests is an agent's request groups in one line, the most frequent
 // first, at most n of them.
