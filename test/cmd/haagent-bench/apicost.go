@@ -293,6 +293,17 @@ func models(res *Results) []apiModel {
 				m.Fit = scenario.FitLine(xs, ys)
 			}
 			m.Fit = m.Fit.Flatten(xs, ys, flatTolerance)
+			if !m.Fit.Flat && m.Fit.B < 0 {
+				// Shrinking with N: a straight line would cross zero. A
+				// total that shrinks per member is a fixed part plus a
+				// part per member; a figure per member that shrinks is a
+				// fixed cost shared by N.
+				if f.Total {
+					m.Fit = scenario.FitLine(xs, ys).Flatten(xs, ys, flatTolerance)
+				} else {
+					m.Fit = scenario.FitInverse(xs, ys)
+				}
+			}
 		}
 		out = append(out, m)
 	}
@@ -532,7 +543,7 @@ func apiCostMarkdown(res *Results, ms []apiModel) string {
 	mdTable(&b, []string{"target", "goal", "measured", "status"}, trows)
 
 	b.WriteString("## Model\n\n")
-	b.WriteString("Each figure fitted by least squares over the sizes measured: a + b·N per agent or for the apiserver; a total over all agents as N times a per-agent line, N·(a + b·N), which is a·N when an agent costs the same at every size and grows as N² when each agent's share grows with N (as the bytes of a watch on every Node do). A fit that moves by less than 3 % of its mean over the sizes measured is noise, not growth: it is taken as flat, the mean at every size, and marked (flat). Negative values of a model are shown as 0. With two or three sizes, a model is a straight line through few points: read it as the order of magnitude, and trust its slope only as far as the sizes measured reach.\n\n")
+	b.WriteString("Each figure fitted by least squares over the sizes measured: a + b·N per agent or for the apiserver; a total over all agents as N times a per-agent line, N·(a + b·N), which is a·N when an agent costs the same at every size and grows as N² when each agent's share grows with N (as the bytes of a watch on every Node do). A fit that moves by less than 3 % of its mean over the sizes measured is noise, not growth: it is taken as flat, the mean at every size, and marked (flat). A figure per agent that shrinks as N grows is fitted as a + b/N instead (a fixed cost, such as the standbys' watches of the Lease, shared by more agents), and a total that shrinks per agent as a + b·N. Negative values of a model are shown as 0. With two or three sizes, a model is a straight line through few points: read it as the order of magnitude, and trust its slope only as far as the sizes measured reach.\n\n")
 	header := []string{"figure", "unit"}
 	var sizes []int
 	for _, s := range res.APICost {

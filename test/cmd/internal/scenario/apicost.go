@@ -318,6 +318,23 @@ type Fit struct {
 	// Flat is true when the measured sizes showed no growth beyond their
 	// noise (see Flatten): then B is 0 and A the mean.
 	Flat bool `json:"flat,omitempty"`
+	// Inverse is true for y = A + B/x: a fixed cost shared by x members
+	// (the coordinator's standbys among all agents), which shrinks per
+	// member as x grows.
+	Inverse bool `json:"inverse,omitempty"`
+}
+
+// FitInverse fits y = a + b/x by least squares.
+func FitInverse(xs, ys []float64) Fit {
+	inv := make([]float64, len(xs))
+	for i := range xs {
+		if xs[i] != 0 {
+			inv[i] = 1 / xs[i]
+		}
+	}
+	f := FitLine(inv, ys)
+	f.Inverse = true
+	return f
 }
 
 // Flatten makes f flat (B = 0, A = the mean of ys) when, over the range of
@@ -350,6 +367,12 @@ func (f Fit) Flatten(xs, ys []float64, tol float64) Fit {
 
 // At is the fit's value at x.
 func (f Fit) At(x float64) float64 {
+	if f.Inverse {
+		if x == 0 {
+			return f.A
+		}
+		return f.A + f.B/x
+	}
 	if f.Total {
 		return x * (f.A + f.B*x)
 	}
@@ -358,6 +381,13 @@ func (f Fit) At(x float64) float64 {
 
 // String is "a + b·N", "b·N" or "N·(a + b·N)", "(flat)" added to a flat fit.
 func (f Fit) String() string {
+	if f.Inverse {
+		sign, b := "+", f.B
+		if b < 0 {
+			sign, b = "−", -b
+		}
+		return fmt.Sprintf("%.4g %s %.4g/N", f.A, sign, b)
+	}
 	if f.Flat {
 		if f.Total {
 			return fmt.Sprintf("%.4g·N (flat)", f.A)
