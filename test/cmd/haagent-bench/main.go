@@ -37,7 +37,7 @@
 // coordinator, measured until its failover is over; per agent, its watches,
 // its requests by verb and resource, the bytes it received from the API,
 // its memory, and the apiserver's CPU and memory. -api-cost-sizes (default
-// 100) adds a cluster per size for these figures alone; -api-cost-only
+// 50) adds a cluster per size for these figures alone; -api-cost-only
 // (make apicost) measures them alone, at -api-cost-sizes, into API-COST.md
 // and apicost.json. Each figure is then modelled to 5000 nodes.
 //
@@ -139,7 +139,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.cost, "cost", 30*time.Second, "quiet window in which the agents' memory, CPU and gossip traffic are sampled; 0 skips it")
 	fs.DurationVar(&o.apiCost, "api-cost", time.Minute, "idle window of the API-cost measurement (what each agent costs the kube-apiserver; the clusters then run with the apiserver's audit log), at every size of -sizes and -api-cost-sizes, followed by one crash measured until its failover is over; 0 skips it")
 	fs.BoolVar(&o.apiCostFailover, "api-cost-failover", true, "measure the API cost of one crash and its failover after the idle window")
-	fs.StringVar(&apiSizes, "api-cost-sizes", "100", "more cluster sizes (nodes, up to 200), comma-separated, each a cluster of its own for the API-cost figures only; empty for none")
+	fs.StringVar(&apiSizes, "api-cost-sizes", "50", "more cluster sizes (nodes, up to 200; 50 is the most a 2-core machine ran), comma-separated, each a cluster of its own for the API-cost figures only; empty for none")
 	fs.BoolVar(&o.apiCostOnly, "api-cost-only", false, "measure the API cost alone, at -api-cost-sizes: no failover benchmark, no stock clusters; writes API-COST.md and apicost.json only")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the chaos's random choices; 0 picks one (printed and saved)")
 	fs.BoolVar(&o.stock, "stock", true, "measure the stock controllers with default timings")
