@@ -4,12 +4,14 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -30,6 +32,10 @@ type Cache struct {
 	entries  prometheus.Gauge
 	// snap is the last roster read, nil before one was.
 	snap atomic.Pointer[snapshot]
+	// gone are Nodes of the roster that the API has said are deleted since
+	// it was written (FollowDeletions); a new roster clears them.
+	goneMu sync.Mutex
+	gone   map[string]bool
 }
 
 type snapshot struct {
@@ -89,6 +95,68 @@ func (c *Cache) set(obj any) {
 	}
 	c.snap.Store(s)
 	c.entries.Set(float64(len(entries)))
+	c.goneMu.Lock()
+	c.gone = nil // the coordinator's word is newer
+	c.goneMu.Unlock()
+}
+
+func (c *Cache) isGone(name string) bool {
+	c.goneMu.Lock()
+	defer c.goneMu.Unlock()
+	return c.gone[name]
+}
+
+// FollowDeletions keeps the roster true to Node deletions while no
+// coordinator can write it. Only a coordinator writes the roster, and
+// only an agent that sees a majority of the expected group becomes one:
+// when most of a cluster's nodes die and are deleted, the survivors
+// would count them for ever, and never see a majority again. So, while
+// active() (no majority in sight, and the API server reachable), it reads
+// the Node of one name of suspects() (members of the expected group not
+// alive in gossip) every interval, in turn, and counts a Node the API no
+// longer has as gone until the next roster. It asks nothing while a
+// majority is in sight, and at most one GET an interval otherwise.
+func (c *Cache) FollowDeletions(ctx context.Context, get func(ctx context.Context, name string) error,
+	active func() bool, suspects func() []string, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	next := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !c.Synced() || !active() {
+			continue
+		}
+		names := suspects()
+		if len(names) == 0 {
+			continue
+		}
+		name := names[next%len(names)]
+		next++
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		err := get(rctx, name)
+		cancel()
+		switch {
+		case apierrors.IsNotFound(err):
+			c.goneMu.Lock()
+			if c.gone == nil {
+				c.gone = map[string]bool{}
+			}
+			added := !c.gone[name]
+			c.gone[name] = true
+			c.goneMu.Unlock()
+			if added {
+				c.log.Info("roster: Node deleted; no longer counted in the expected group", zap.String("node", name))
+			}
+		case err == nil:
+			c.goneMu.Lock()
+			delete(c.gone, name)
+			c.goneMu.Unlock()
+		}
+	}
 }
 
 // Run runs the watch until ctx ends.
@@ -123,7 +191,7 @@ func (c *Cache) Synced() bool { return c.snap.Load() != nil }
 // Lookup returns the named Node's entry.
 func (c *Cache) Lookup(name string) (Entry, bool) {
 	s := c.snap.Load()
-	if s == nil {
+	if s == nil || c.isGone(name) {
 		return Entry{}, false
 	}
 	e, ok := s.byName[name]
@@ -142,7 +210,13 @@ func (c *Cache) AgentNodes() []string {
 	if s == nil {
 		return nil
 	}
-	return append([]string(nil), s.agents...)
+	out := make([]string, 0, len(s.agents))
+	for _, name := range s.agents {
+		if !c.isGone(name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // Addresses returns the named Node's addresses.

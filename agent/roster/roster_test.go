@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -183,4 +184,54 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestCache_followsDeletionsWithoutACoordinator: with no majority in
+// sight no coordinator writes the roster; the agent reads the Nodes of
+// the members it does not see alive, one at a time, counts the deleted
+// ones as gone until the next roster, and asks nothing while active says
+// no.
+func TestCache_followsDeletionsWithoutACoordinator(t *testing.T) {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: DefaultName, Namespace: "haagent"},
+		Data: Encode([]Entry{{Name: "a", Agent: true}, {Name: "b", Agent: true}, {Name: "c", Agent: true}})}
+	client := fake.NewClientset(cm)
+	cache := NewCache(client, "haagent", DefaultName, zap.NewNop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = cache.Run(ctx) }()
+	if !cache.WaitForSync(ctx, 10*time.Second) {
+		t.Fatal("never synced")
+	}
+	var active atomic.Bool
+	var gets atomic.Int32
+	existing := map[string]bool{"a": true, "b": true} // c was deleted
+	get := func(_ context.Context, name string) error {
+		gets.Add(1)
+		if existing[name] {
+			return nil
+		}
+		return apierrors.NewNotFound(corev1.Resource("nodes"), name)
+	}
+	go cache.FollowDeletions(ctx, get, active.Load, func() []string { return []string{"b", "c"} }, 5*time.Millisecond)
+
+	time.Sleep(50 * time.Millisecond)
+	if n := gets.Load(); n != 0 {
+		t.Fatalf("%d reads while a majority is in sight", n)
+	}
+	active.Store(true)
+	waitFor(t, func() bool { return !cache.Exists("c") })
+	if !cache.Exists("b") {
+		t.Error("b, which the API still has, is gone")
+	}
+	if got := cache.AgentNodes(); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("AgentNodes = %v, want [a b]", got)
+	}
+	// The next roster is the coordinator's word: c is back in it.
+	active.Store(false)
+	cm2 := cm.DeepCopy()
+	cm2.Data = Encode([]Entry{{Name: "a", Agent: true}, {Name: "c", Agent: true}})
+	if _, err := client.CoreV1().ConfigMaps("haagent").Update(ctx, cm2, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return cache.Exists("c") && !cache.Exists("b") })
 }

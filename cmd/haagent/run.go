@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -372,6 +373,17 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return abort(err)
 	}
+	if nodes != nil {
+		// Without a majority no coordinator writes the roster, so this
+		// agent follows Node deletions itself (see FollowDeletions).
+		g.Go(func() error {
+			nodes.FollowDeletions(ctx, func(ctx context.Context, name string) error {
+				_, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{ResourceVersion: "0"})
+				return err
+			}, func() bool { return !members.SeesMajority() && apiOK() }, func() []string { return notAlive(members) }, deletionCheck)
+			return nil
+		})
+	}
 	peer, err := probe.NewPeerChecker(o.peer, nil, reg)
 	if err != nil {
 		return abort(err)
@@ -429,6 +441,28 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		g.Go(func() error { return reporter.Run(ctx) })
 	}
 	return g.Wait()
+}
+
+// deletionCheck is how often an agent without a majority in sight reads
+// the Node of one member it expects but does not see alive.
+const deletionCheck = 2 * time.Second
+
+// notAlive lists the members of the expected group that gossip does not
+// hold alive.
+func notAlive(m *gossip.Membership) []string {
+	alive := map[string]bool{}
+	for _, mem := range m.Members() {
+		if mem.State == gossip.StateAlive {
+			alive[mem.Name] = true
+		}
+	}
+	var out []string
+	for _, name := range m.ExpectedNames() {
+		if !alive[name] {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // nodeListWait bounds the start-up wait for the first Node list.
