@@ -36,6 +36,9 @@ type Cache struct {
 	// it was written (FollowDeletions); a new roster clears them.
 	goneMu sync.Mutex
 	gone   map[string]bool
+	// version is the resourceVersion of the roster in snap: a relist of
+	// the watch hands the same object again, which changes nothing.
+	version string
 }
 
 type snapshot struct {
@@ -80,6 +83,12 @@ func (c *Cache) set(obj any) {
 	if !ok {
 		return
 	}
+	c.goneMu.Lock()
+	same := cm.ResourceVersion != "" && cm.ResourceVersion == c.version
+	c.goneMu.Unlock()
+	if same {
+		return
+	}
 	entries, err := Decode(cm.Data)
 	if err != nil {
 		c.invalid.Inc()
@@ -97,6 +106,7 @@ func (c *Cache) set(obj any) {
 	c.entries.Set(float64(len(entries)))
 	c.goneMu.Lock()
 	c.gone = nil // the coordinator's word is newer
+	c.version = cm.ResourceVersion
 	c.goneMu.Unlock()
 }
 
