@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -162,6 +163,9 @@ func (o *runOptions) complete(fs *pflag.FlagSet, args []string, getenv func(stri
 		return fmt.Errorf("--kube-api-qps (%g) must be between 1 and 1000", o.apiQPS)
 	case o.apiBurst < int(o.apiQPS) || o.apiBurst > 2000:
 		return fmt.Errorf("--kube-api-burst (%d) must be between --kube-api-qps (%g) and 2000", o.apiBurst, o.apiQPS)
+	}
+	if o.httpAuth.Mode == httpauth.ModeKubernetes && o.kubeconfig == "" && getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return errors.New("httpauth: --http-auth=kubernetes needs the Kubernetes API: set --kubeconfig or run in a pod")
 	}
 	o.coordinator.Decide.NotReadyAfter = o.probe.NotReadyFailoverAfter
 	return o.coordinator.Validate(o.fenceTerms())
