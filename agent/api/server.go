@@ -78,17 +78,26 @@ type Server struct {
 	ln      net.Listener
 }
 
-// New builds the server; it does not listen yet.
-func New(cfg Config, log *zap.Logger, gather prometheus.Gatherer, members Membership) (*Server, error) {
+// Guard wraps the handlers of /metrics and /members, which show what the
+// agent knows, in access checks (see package httpauth). /healthz and
+// /readyz stay open: the kubelet probes them without credentials.
+type Guard func(http.Handler) http.Handler
+
+// New builds the server; it does not listen yet. A nil guard leaves every
+// path open.
+func New(cfg Config, log *zap.Logger, gather prometheus.Gatherer, members Membership, guard Guard) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if guard == nil {
+		guard = func(h http.Handler) http.Handler { return h }
+	}
 	s := &Server{cfg: cfg, log: log.Named("api"), gather: gather, members: members}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(s.log)}))
+	mux.Handle("GET /metrics", guard(promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(s.log)})))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /members", s.membersJSON)
+	mux.Handle("GET /members", guard(http.HandlerFunc(s.membersJSON)))
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -44,6 +44,10 @@ func TestParseRunOptions_errors(t *testing.T) {
 			`logging: --log-format ("xml") must be json or console`},
 		{"bad http addr", []string{"--node-name=n", "--http-addr=9750"}, nil,
 			`api: --http-addr ("9750") must be host:port: address 9750: missing port in address`},
+		{"bad http auth", []string{"--node-name=n", "--http-auth=basic"}, nil,
+			`httpauth: --http-auth ("basic") must be none or kubernetes`},
+		{"http auth without the API", []string{"--node-name=n", "--http-auth=kubernetes"}, nil,
+			"httpauth: --http-auth=kubernetes needs the Kubernetes API: set --kubeconfig or run in a pod"},
 		{"not a duration", []string{"--node-name=n", "--probe-interval=soon"}, nil,
 			`invalid argument "soon" for "--probe-interval" flag: time: invalid duration "soon"`},
 		{"bad env advertise addr", []string{"--node-name=n"}, map[string]string{"HOST_IP": "nowhere"},
@@ -134,5 +138,28 @@ func TestParseRunOptions_fenceBoundTerms(t *testing.T) {
 	// 15 + 2 + 2 + 2 = 21 s, margin 2.1 s.
 	if got := o.fenceTerms().MinBound(); got != 23100*time.Millisecond {
 		t.Errorf("MinBound() = %s, want 23.1s", got)
+	}
+}
+
+// TestParseRunOptions_httpAuth: --http-auth=kubernetes is accepted where
+// there is an API to ask: a kubeconfig, or in a pod.
+func TestParseRunOptions_httpAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"kubeconfig", []string{"--node-name=n", "--http-auth=kubernetes", "--kubeconfig=/etc/kubeconfig"}, nil},
+		{"in a pod", []string{"--node-name=n", "--http-auth=kubernetes"}, map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseRunOptions(tc.args, env(tc.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.httpAuth.Mode != "kubernetes" || o.httpAuth.AllowTTL != 5*time.Minute || o.httpAuth.DenyTTL != time.Minute {
+				t.Errorf("httpAuth = %+v", o.httpAuth)
+			}
+		})
 	}
 }

@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -18,10 +23,18 @@ import (
 	"github.com/haagent/haagent/agent/gossip"
 )
 
+// serviceAccountTokenFile is where the kubelet puts a pod's service
+// account token.
+const serviceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
 type membersOptions struct {
-	agent   string
-	timeout time.Duration
-	out     *outputFlags
+	agent     string
+	timeout   time.Duration
+	tokenFile string
+	// defaultTokenFile is read when tokenFile is empty and the agent is on
+	// this host: serviceAccountTokenFile, but for tests.
+	defaultTokenFile string
+	out              *outputFlags
 }
 
 // registerFlags registers the command's own flags; -o and --no-headers
@@ -29,6 +42,7 @@ type membersOptions struct {
 func (o *membersOptions) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.agent, "agent", o.agent, "base URL of the agent's HTTP API")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "how long to wait for the agent")
+	fs.StringVar(&o.tokenFile, "token-file", o.tokenFile, "file with the bearer token to send, for an agent run with --http-auth=kubernetes; empty: the pod's service account token, when there is one and --agent is on this host")
 }
 
 const membersLong = `Print the membership table of a running agent, as that agent sees it.
@@ -40,16 +54,24 @@ its checks; - for a member that is not alive, whose verdict is stale), SINCE
 VERSION, STARTED and REASON (the failing check).
 
 -o json and -o yaml print the agent's /members document; -o name prints
-member/NAME lines; -o jsonpath=... and the templates query the document.`
+member/NAME lines; -o jsonpath=... and the templates query the document.
+
+An agent run with --http-auth=kubernetes answers only a bearer token whose
+user RBAC allows to get the non-resource URL /members. The command sends
+the token in --token-file; without it, the pod's service account token
+(` + serviceAccountTokenFile + `), but only to an agent on this host (a
+loopback --agent): the agent's HTTP is not encrypted, and that token must
+not cross the network.`
 
 func newMembersCommand() *cobra.Command {
-	o := &membersOptions{agent: "http://127.0.0.1:9750", timeout: 5 * time.Second, out: newOutputFlags()}
+	o := &membersOptions{agent: "http://127.0.0.1:9750", timeout: 5 * time.Second, defaultTokenFile: serviceAccountTokenFile, out: newOutputFlags()}
 	cmd := &cobra.Command{
 		Use:   "members [flags]",
 		Short: "Print the membership table of a running agent",
 		Long:  membersLong,
 		Example: `  kubectl -n haagent exec daemonset/haagent -- haagent members -o wide
   haagent members --agent=http://10.0.0.7:9750 -o yaml
+  haagent members --agent=http://10.0.0.7:9750 --token-file=./metrics-reader.token
   haagent members --no-headers | awk '$3 == "dead" {print $1}'
   haagent members -o jsonpath='{range .members[?(@.state=="dead")]}{.name}{"\n"}{end}'`,
 		Args: noArgs,
@@ -70,9 +92,13 @@ func (o *membersOptions) run(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	token, err := o.token()
+	if err != nil {
+		return failure(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	body, err := fetchMembers(ctx, strings.TrimSuffix(o.agent, "/")+"/members")
+	body, err := fetchMembers(ctx, strings.TrimSuffix(o.agent, "/")+"/members", token)
 	if err != nil {
 		return failure(err)
 	}
@@ -106,10 +132,51 @@ func (o *membersOptions) print(w io.Writer, resp api.MembersResponse, body []byt
 	return printer.PrintObj(doc, w)
 }
 
-func fetchMembers(ctx context.Context, url string) ([]byte, error) {
+// token is the bearer token to send: that of --token-file, else the
+// pod's own to an agent on this host, else none.
+func (o *membersOptions) token() (string, error) {
+	path := o.tokenFile
+	if path == "" {
+		if !loopbackURL(o.agent) {
+			return "", nil
+		}
+		path = o.defaultTokenFile
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("--token-file: %s is empty", path)
+	}
+	return token, nil
+}
+
+// loopbackURL reports whether the host of rawURL is this host's loopback.
+func loopbackURL(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func fetchMembers(ctx context.Context, url, token string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -120,7 +187,10 @@ func fetchMembers(ctx context.Context, url string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read agent answer: %w", err)
 	}
-	if res.StatusCode != http.StatusOK {
+	switch {
+	case res.StatusCode == http.StatusUnauthorized && token == "":
+		return nil, fmt.Errorf("agent answered %s: %s (it runs with --http-auth=kubernetes: pass --token-file)", res.Status, strings.TrimSpace(string(body)))
+	case res.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("agent answered %s: %s", res.Status, strings.TrimSpace(string(body)))
 	}
 	return body, nil

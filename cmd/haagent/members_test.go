@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -137,5 +140,93 @@ func TestMembers_agentUnreachable(t *testing.T) {
 	code, stdout, stderr := haagent(t, nil, "members", "--agent="+srv.URL, "--timeout=2s")
 	if code != 1 || stdout != "" || !strings.HasPrefix(stderr, "haagent members: ask agent: ") || strings.Contains(stderr, "see '") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// tokenAgent serves /members only to the bearer token want, as an agent
+// with --http-auth=kubernetes does to a token RBAC allows.
+func tokenAgent(t *testing.T, want string) string {
+	t.Helper()
+	open := fakeAgent(t, testMembers())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+want {
+			http.Error(w, "Unauthorized: no bearer token", http.StatusUnauthorized)
+			return
+		}
+		res, err := http.Get(open + r.URL.Path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		_, _ = io.Copy(w, res.Body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestMembers_tokenFile(t *testing.T) {
+	url := tokenAgent(t, "s3cret")
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := runMembers(t, url, "--token-file="+file, "-o", "name"); got != "member/n1\nmember/n2\nmember/n3\nmember/n4\n" {
+		t.Errorf("with --token-file: %q", got)
+	}
+
+	code, stdout, stderr := haagent(t, nil, "members", "--agent="+url, "--token-file="+filepath.Join(t.TempDir(), "absent"))
+	if code != 1 || stdout != "" || !strings.HasPrefix(stderr, "haagent members: --token-file: open ") {
+		t.Errorf("missing --token-file: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = haagent(t, nil, "members", "--agent="+url, "--token-file="+empty)
+	if code != 1 || stderr != "haagent members: --token-file: "+empty+" is empty\n" {
+		t.Errorf("empty --token-file: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestMembers_noTokenHint(t *testing.T) {
+	url := tokenAgent(t, "s3cret")
+	o := &membersOptions{agent: url, timeout: 2 * time.Second, defaultTokenFile: filepath.Join(t.TempDir(), "absent"), out: newOutputFlags()}
+	err := o.run(io.Discard)
+	want := "agent answered 401 Unauthorized: Unauthorized: no bearer token (it runs with --http-auth=kubernetes: pass --token-file)"
+	if err == nil || err.Error() != want {
+		t.Errorf("run = %v, want %q", err, want)
+	}
+}
+
+// TestMembersOptions_token: the pod's own token goes only to an agent on
+// this host; --token-file goes wherever --agent points.
+func TestMembersOptions_token(t *testing.T) {
+	dir := t.TempDir()
+	pod := filepath.Join(dir, "pod-token")
+	own := filepath.Join(dir, "own-token")
+	for file, token := range map[string]string{pod: "pod", own: "own"} {
+		if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		agent, tokenFile, defaultFile string
+		want                          string
+	}{
+		{"http://127.0.0.1:9750", "", pod, "pod"},
+		{"http://localhost:9750", "", pod, "pod"},
+		{"http://[::1]:9750", "", pod, "pod"},
+		{"http://10.0.0.7:9750", "", pod, ""},
+		{"http://node-7.example:9750", "", pod, ""},
+		{"http://127.0.0.1:9750", "", filepath.Join(dir, "absent"), ""},
+		{"http://10.0.0.7:9750", own, pod, "own"},
+		{"http://127.0.0.1:9750", own, pod, "own"},
+	} {
+		o := &membersOptions{agent: tc.agent, tokenFile: tc.tokenFile, defaultTokenFile: tc.defaultFile}
+		got, err := o.token()
+		if err != nil || got != tc.want {
+			t.Errorf("agent %s, --token-file %q, pod token %s: %q, %v; want %q", tc.agent, tc.tokenFile, tc.defaultFile, got, err, tc.want)
+		}
 	}
 }

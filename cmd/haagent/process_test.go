@@ -98,7 +98,7 @@ func startProc(t *testing.T, bin, name, ip, cfg string, join string) *agentProc 
 func members(a *agentProc) (map[string]gossip.Member, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	body, err := fetchMembers(ctx, a.url()+"/members")
+	body, err := fetchMembers(ctx, a.url()+"/members", "")
 	if err != nil {
 		return nil, err
 	}

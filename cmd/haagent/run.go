@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ import (
 	"github.com/haagent/haagent/agent/evict"
 	"github.com/haagent/haagent/agent/fence"
 	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/httpauth"
 	"github.com/haagent/haagent/agent/nodestatus"
 	"github.com/haagent/haagent/agent/probe"
 	"github.com/haagent/haagent/agent/record"
@@ -53,6 +55,7 @@ type runOptions struct {
 	gossip            gossip.Config
 	logging           logging.Config
 	api               api.Config
+	httpAuth          httpauth.Config
 	probe             probe.Config
 	peer              probe.PeerConfig
 	agreement         agreement.Config
@@ -73,6 +76,7 @@ func defaultRunOptions() runOptions {
 		gossip:            gossip.DefaultConfig(),
 		logging:           logging.DefaultConfig(),
 		api:               api.DefaultConfig(),
+		httpAuth:          httpauth.DefaultConfig(),
 		probe:             probe.DefaultConfig(),
 		peer:              probe.DefaultPeerConfig(),
 		agreement:         agreement.DefaultConfig(),
@@ -91,6 +95,7 @@ func (o *runOptions) registerFlags(fs *flag.FlagSet) {
 	o.gossip.RegisterFlags(fs)
 	o.logging.RegisterFlags(fs)
 	o.api.RegisterFlags(fs)
+	o.httpAuth.RegisterFlags(fs)
 	fs.IntVar(&o.probe.MaxConcurrent, "check-max-concurrent", o.probe.MaxConcurrent, "most node checks running at once")
 	fs.DurationVar(&o.probe.NotReadyFailoverAfter, "not-ready-failover-after", o.probe.NotReadyFailoverAfter, "fail over a node alive on gossip but not ready this long (0: never)")
 	fs.IntVar(&o.peer.Port, "peer-check-port", o.peer.Port, "kubelet port checked on a node that gossip declares dead")
@@ -148,7 +153,7 @@ func (o *runOptions) complete(fs *pflag.FlagSet, args []string, getenv func(stri
 		}
 	}
 	o.gossip.AgentVersion = version.Version
-	for _, v := range []interface{ Validate() error }{o.logging, o.gossip, o.api, o.probe, o.peer, o.agreement, o.evict, o.fence} {
+	for _, v := range []interface{ Validate() error }{o.logging, o.gossip, o.api, o.httpAuth, o.probe, o.peer, o.agreement, o.evict, o.fence} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -158,6 +163,9 @@ func (o *runOptions) complete(fs *pflag.FlagSet, args []string, getenv func(stri
 		return fmt.Errorf("--kube-api-qps (%g) must be between 1 and 1000", o.apiQPS)
 	case o.apiBurst < int(o.apiQPS) || o.apiBurst > 2000:
 		return fmt.Errorf("--kube-api-burst (%d) must be between --kube-api-qps (%g) and 2000", o.apiBurst, o.apiQPS)
+	}
+	if o.httpAuth.Mode == httpauth.ModeKubernetes && o.kubeconfig == "" && getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return errors.New("httpauth: --http-auth=kubernetes needs the Kubernetes API: set --kubeconfig or run in a pod")
 	}
 	o.coordinator.Decide.NotReadyAfter = o.probe.NotReadyFailoverAfter
 	return o.coordinator.Validate(o.fenceTerms())
@@ -420,7 +428,11 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	} else {
 		log.Info("no Kubernetes API configured: this agent votes but never coordinates a failover")
 	}
-	server, err := api.New(o.api, log, reg, members)
+	guard, err := httpGuard(o.httpAuth, restCfg, log, reg)
+	if err != nil {
+		return abort(err)
+	}
+	server, err := api.New(o.api, log, reg, members, guard)
 	if err != nil {
 		return abort(err)
 	}

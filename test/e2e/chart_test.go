@@ -70,6 +70,17 @@ spec:
                       port: {type: string}
                       path: {type: string}
                       interval: {type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$'}
+                      authorization:
+                        type: object
+                        properties:
+                          type: {type: string}
+                          credentials:
+                            type: object
+                            required: [key]
+                            properties:
+                              name: {type: string}
+                              key: {type: string}
+                              optional: {type: boolean}
                       relabelings:
                         type: array
                         items:
@@ -182,7 +193,8 @@ func TestChart_apply(t *testing.T) {
 					t.Errorf("config.yaml sets %s by default:\n%s", absent, config)
 				}
 			}
-			for _, absent := range []string{"Namespace/haagent", "Secret/haagent-keyring", "PrometheusRule/haagent", "PodMonitor/haagent", "ConfigMap/haagent-grafana-dashboard"} {
+			for _, absent := range []string{"Namespace/haagent", "Secret/haagent-keyring", "PrometheusRule/haagent", "PodMonitor/haagent", "ConfigMap/haagent-grafana-dashboard",
+				"ClusterRole/haagent-metrics-reader", "ServiceAccount/haagent-metrics-reader", "Secret/haagent-metrics-reader-token"} {
 				if objs[absent] != nil {
 					t.Errorf("the default values render %s", absent)
 				}
@@ -193,8 +205,18 @@ func TestChart_apply(t *testing.T) {
 		namespace: "ha-system",
 		values:    "ci/all-values.yaml",
 		check: func(t *testing.T, objs map[string]*unstructured.Unstructured) {
-			for _, want := range []string{"Namespace/ha-system", "Secret/haagent-gossip-keys", "PrometheusRule/haagent", "PodMonitor/haagent", "ConfigMap/haagent-grafana-dashboard"} {
+			for _, want := range []string{"Namespace/ha-system", "Secret/haagent-gossip-keys", "PrometheusRule/haagent", "PodMonitor/haagent", "ConfigMap/haagent-grafana-dashboard",
+				"ClusterRole/haagent-metrics-reader", "ClusterRoleBinding/haagent-metrics-reader", "ServiceAccount/haagent-metrics-reader", "Secret/haagent-metrics-reader-token"} {
 				mustObject(t, objs, want)
+			}
+			pm := mustObject(t, objs, "PodMonitor/haagent")
+			if got, want := jsonOf(field(t, pm, "spec")["podMetricsEndpoints"].([]any)[0].(map[string]any)["authorization"]),
+				`{"credentials":{"key":"token","name":"haagent-metrics-reader-token"},"type":"Bearer"}`; got != want {
+				t.Errorf("PodMonitor authorization: %s, want %s", got, want)
+			}
+			if rules := jsonOf(mustObject(t, objs, "ClusterRole/haagent").Object["rules"]); !strings.Contains(rules, `"resources":["tokenreviews"]`) ||
+				!strings.Contains(rules, `"resources":["subjectaccessreviews"]`) {
+				t.Errorf("ClusterRole haagent cannot review callers with metrics.auth.enabled: %s", rules)
 			}
 			ds := mustObject(t, objs, "DaemonSet/haagent")
 			pod := field(t, ds, "spec", "template", "spec")
@@ -224,7 +246,7 @@ func TestChart_apply(t *testing.T) {
 				"evict-dry-run: true\n", "fence-action: command\n", "fence-command: /usr/local/bin/fence-self --now\n",
 				"fence-after: 15s\n", "fence-bound: 1m\n", "max-dead-fraction: 0.34\n", "zone-min-nodes: 5\n",
 				"failover-burst: 1\n", "failover-interval: 1m\n", "not-ready-failover-after: 2m\n",
-				"path: /run/crio/crio.sock\n", "gossip-port: 7947\n", "http-addr: \":9751\"\n",
+				"path: /run/crio/crio.sock\n", "gossip-port: 7947\n", "http-addr: \":9751\"\n", "http-auth: kubernetes\n",
 			} {
 				if !strings.Contains(config, want) {
 					t.Errorf("config.yaml has no %q:\n%s", want, config)

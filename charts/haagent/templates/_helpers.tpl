@@ -50,6 +50,7 @@ null values are left out, so that the agent's own default applies.
 {{- define "haagent.settings" -}}
 {{- $s := dict }}
 {{- if .Values.dryRun }}{{ $_ := set $s "evict-dry-run" true }}{{ end }}
+{{- if .Values.metrics.auth.enabled }}{{ $_ := set $s "http-auth" "kubernetes" }}{{ end }}
 {{- with .Values.fence }}
 {{- if .action }}{{ $_ := set $s "fence-action" .action }}{{ end }}
 {{- if .after }}{{ $_ := set $s "fence-after" .after }}{{ end }}
@@ -70,7 +71,7 @@ null values are left out, so that the agent's own default applies.
 {{- if has $k (list "gossip-port" "http-addr") }}
 {{- continue }}{{/* haagent.ports checks them and writes them */}}
 {{- end }}
-{{- if or (hasKey $s $k) (has $k (list "gossip-profile" "cluster-label" "log-level" "checks" "config")) }}
+{{- if or (hasKey $s $k) (has $k (list "gossip-profile" "cluster-label" "log-level" "checks" "config" "http-auth")) }}
 {{- fail (printf "config.extra.%s: set it with its own value of the chart, not in config.extra" $k) }}
 {{- end }}
 {{- $_ := set $s $k $v }}
@@ -115,4 +116,17 @@ beat the config file and cannot be checked as reliably: refused outright.
 {{- end }}
 gossip-port: {{ $gossip }}
 http-addr: {{ $addr | quote }}
+{{- end }}
+
+{{/*
+The Secret whose token the PodMonitor sends with metrics.auth.enabled: that
+of metrics.auth.tokenSecret.name, else the reader's that the chart makes.
+*/}}
+{{- define "haagent.metricsTokenSecret" -}}
+{{- with .Values.metrics.auth }}
+{{- if .tokenSecret.name }}{{ .tokenSecret.name }}
+{{- else if .createReader }}haagent-metrics-reader-token
+{{- else }}{{ fail "metrics.auth.tokenSecret.name: name the Secret of the token the PodMonitor sends, or set metrics.auth.createReader" }}
+{{- end }}
+{{- end }}
 {{- end }}
