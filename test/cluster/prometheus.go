@@ -389,21 +389,33 @@ func (p *Prometheus) Query(ctx context.Context, q string) ([]Sample, error) {
 	return out, nil
 }
 
-// TargetHealth maps each active target's node label to its health ("up",
-// "down", "unknown").
-func (p *Prometheus) TargetHealth(ctx context.Context) (map[string]string, error) {
+// Target is one active scrape target.
+type Target struct {
+	Labels    map[string]string `json:"labels"`
+	Health    string            `json:"health"` // up, down or unknown
+	LastError string            `json:"lastError"`
+}
+
+// Targets lists the active scrape targets.
+func (p *Prometheus) Targets(ctx context.Context) ([]Target, error) {
 	var data struct {
-		ActiveTargets []struct {
-			Labels    map[string]string `json:"labels"`
-			Health    string            `json:"health"`
-			LastError string            `json:"lastError"`
-		} `json:"activeTargets"`
+		ActiveTargets []Target `json:"activeTargets"`
 	}
 	if err := p.api(ctx, "/api/v1/targets", url.Values{"state": {"active"}}, &data); err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(data.ActiveTargets))
-	for _, t := range data.ActiveTargets {
+	return data.ActiveTargets, nil
+}
+
+// TargetHealth maps each active target's node label to its health ("up",
+// "down", "unknown").
+func (p *Prometheus) TargetHealth(ctx context.Context) (map[string]string, error) {
+	targets, err := p.Targets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(targets))
+	for _, t := range targets {
 		out[t.Labels["node"]] = t.Health
 	}
 	return out, nil

@@ -7,4 +7,9 @@
 // Tests with network faults need root and iptables (hack/e2e.sh installs
 // it); without root they are skipped. HAAGENT_E2E_KEEP=1 keeps each run
 // directory (component and agent logs, kubeconfigs) after the test.
+//
+// The alert tests (alerts_test.go) also run a real Prometheus, built by
+// hack/build-prometheus.sh (hack/e2e.sh sets HAAGENT_PROMETHEUS_BIN), that
+// scrapes every agent and evaluates the chart's alert rules with their
+// `for:` durations divided by 20; they fail without it.
 package e2e

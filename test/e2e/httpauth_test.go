@@ -147,6 +147,44 @@ func TestHTTPAuth(t *testing.T) {
 		after[`haagent_http_auth_reviews_total{review="token"}`], after[`haagent_http_auth_reviews_total{review="access"}`],
 		strings.Join(grepLines(body, "haagent_http_auth_total{"), ", "))
 
+	// A real Prometheus, as the chart's PodMonitor sets it up: the reader
+	// Secret's token on every scrape. One without a token sees the target
+	// down with the agent's 401.
+	readerFile := filepath.Join(t.TempDir(), "reader-token")
+	if err := os.WriteFile(readerFile, []byte(readerToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tokenFile := range []string{readerFile, ""} {
+		cfg := cluster.DefaultPrometheusConfig(prometheusBinDir(t))
+		cfg.BearerTokenFile = tokenFile
+		dir := filepath.Join(t.TempDir(), "prometheus")
+		prom, err := cluster.StartPrometheus(ctx, dir, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tokenFile != "" {
+			if err := prom.ScrapeNodes(ctx, tc.nodes[:1]); err != nil {
+				t.Errorf("prometheus with the reader's token: %v\n%s", err, prom.LogTail(20))
+			}
+			v, err := prom.Query(ctx, `haagent_build_info{job="haagent"}`)
+			if err != nil || len(v) != 1 {
+				t.Errorf("prometheus with the reader's token: haagent_build_info: %v %v", v, err)
+			}
+		} else {
+			target := cluster.ScrapeTarget{Address: strings.TrimPrefix(agent.URL(), "http://"), Node: tc.nodes[0].Name()}
+			if err := prom.SetTargets([]cluster.ScrapeTarget{target}); err != nil {
+				t.Fatal(err)
+			}
+			health, lastErr := scrapeError(ctx, prom)
+			if health != "down" || !strings.Contains(lastErr, "401") {
+				t.Errorf("prometheus without a token: target %q (%s), want down with a 401", health, lastErr)
+			}
+		}
+		if err := prom.Stop(); err != nil {
+			t.Error(err)
+		}
+	}
+
 	// haagent members, as run in the agent's pod: the agent's own token.
 	agentToken, err := cp.ServiceAccountToken(ctx, "haagent", "haagent", time.Hour)
 	if err != nil {
@@ -171,6 +209,21 @@ func TestHTTPAuth(t *testing.T) {
 	if want := "pass --token-file"; err == nil || !strings.Contains(string(out), "401 Unauthorized") || !strings.Contains(string(out), want) {
 		t.Errorf("haagent members without a token: %v, %q; want a failure naming 401 and %q", err, out, want)
 	}
+}
+
+// scrapeError waits for the first scrape of the only target and returns
+// its health and last error.
+func scrapeError(ctx context.Context, prom *cluster.Prometheus) (health, lastErr string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		targets, err := prom.Targets(ctx)
+		if err == nil && len(targets) == 1 && targets[0].Health != "unknown" {
+			return targets[0].Health, targets[0].LastError
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return "", "no scrape within 30s"
 }
 
 // httpGet gets url with the bearer token (none if empty) and returns the
