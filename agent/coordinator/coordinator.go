@@ -178,6 +178,7 @@ type Coordinator struct {
 	held    map[string]string               // last hold reason logged, by node
 	back    map[string]time.Time            // since when a failed-over node is back
 	unready map[string]time.Time            // since when an alive node reports itself not ready
+	failed  map[string]bool                 // nodes whose last failover failed and that are not back
 	leading atomic.Bool
 	// nodes is this term's Node watch, nil out of a term.
 	nodes  atomic.Pointer[nodecache.Cache]
@@ -237,7 +238,6 @@ func New(cfg Config, fence FenceTerms, d Deps) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.failovers.WithLabelValues(string(record.OutcomeAborted))
 	refused, err := newFenceRefused(d.Registerer)
 	if err != nil {
 		return nil, err
@@ -400,8 +400,9 @@ func (c *Coordinator) stepDown() {
 		c.log.Warn("coordinator Lease lost: queued failover record writes dropped", zap.Int("writes", n))
 	}
 	c.mu.Lock()
-	c.active, c.taken, c.pace = nil, nil, nil
+	c.active, c.taken, c.pace, c.failed = nil, nil, nil, nil
 	c.mu.Unlock()
+	c.metrics.setMemberStatus(nil)
 }
 
 // load reads the active records (to resume them) and the recent history
@@ -413,16 +414,27 @@ func (c *Coordinator) load(ctx context.Context) error {
 	}
 	active := map[string]*record.NodeFailover{}
 	history := map[string][]time.Time{}
+	last := map[string]*record.NodeFailover{} // the latest ended failover of each node
 	for i := range all {
 		f := all[i].DeepCopy()
 		if f.Active() {
 			active[f.Spec.Node] = f
 		} else if f.Status.Confirmed != nil {
 			history[f.Spec.Node] = append(history[f.Spec.Node], f.Status.Confirmed.Time)
+			if l := last[f.Spec.Node]; l == nil || l.Status.Confirmed.Before(f.Status.Confirmed) {
+				last[f.Spec.Node] = f
+			}
+		}
+	}
+	failed := map[string]bool{}
+	for n, f := range last {
+		if f.Status.Phase == record.PhaseFailed && active[n] == nil {
+			failed[n] = true
 		}
 	}
 	c.mu.Lock()
 	c.active, c.history, c.held, c.taken, c.pace = active, history, map[string]string{}, map[string]takeover{}, map[string]*pace{}
+	c.failed = failed
 	c.mu.Unlock()
 	for _, f := range active {
 		c.takeOver(ctx, f, evict.NodeLease{}, false)
@@ -491,6 +503,48 @@ func (c *Coordinator) step(ctx context.Context) {
 		}
 	}
 	c.metrics.active.Set(float64(len(active)))
+	c.metrics.setMemberStatus(c.memberStatus(members, decisions, active))
+}
+
+// memberStatus is what haagent_failover_member_status shows after a pass:
+// the members held or agent-down by this pass's decisions, those with an
+// active failover, and those whose last failover failed, until they are
+// back alive or their Node is deleted.
+func (c *Coordinator) memberStatus(members []failover.Member, decisions []failover.Decision, active []*record.NodeFailover) map[string]string {
+	status := map[string]string{}
+	c.mu.Lock()
+	for _, m := range members {
+		if m.State == gossip.StateAlive || m.State == gossip.StateLeft {
+			delete(c.failed, m.Name)
+		}
+	}
+	c.mu.Unlock()
+	for _, d := range decisions {
+		switch d.Action {
+		case failover.ActionHold:
+			status[d.Target] = statusHeld
+		case failover.ActionAgentDown:
+			status[d.Target] = statusAgentDown
+		}
+	}
+	c.mu.Lock()
+	for n := range c.failed {
+		// A failed failover is the finding, even while a guard now holds
+		// the node back.
+		status[n] = statusFailed
+	}
+	c.mu.Unlock()
+	for _, f := range active {
+		switch {
+		case f.Spec.Cause == record.CauseNotReady:
+			status[f.Spec.Node] = statusDraining
+		case f.Status.Phase == record.PhaseRecovered || f.Status.Phase == record.PhaseNodeReturned:
+			status[f.Spec.Node] = statusFailedOver
+		default:
+			status[f.Spec.Node] = statusFailingOver
+		}
+	}
+	return status
 }
 
 // activeRecords returns the records this term acts on, by node name. The
@@ -638,6 +692,7 @@ func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.T
 	c.mu.Lock()
 	c.active[d.Target] = f
 	delete(c.held, d.Target)
+	delete(c.failed, d.Target)
 	c.mu.Unlock()
 	c.takeOver(ctx, f, lease, leaseRead)
 	c.metrics.failovers.WithLabelValues("started").Inc()

@@ -1,0 +1,155 @@
+package coordinator
+
+import (
+	"context"
+	"maps"
+	"regexp"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/haagent/haagent/agent/failover"
+	"github.com/haagent/haagent/agent/gossip"
+)
+
+// TestMetrics_labelValuesSnakeCase checks every series the coordinator
+// starts at zero: label values are snake_case (dry_run, pods_not_ready),
+// never the API's dry-run or PodsNotReady.
+func TestMetrics_labelValuesSnakeCase(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.setMemberStatus(map[string]string{"node-1": statusFailingOver})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snake := regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)
+	seen := map[string]bool{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "member" {
+					continue // a node name
+				}
+				seen[l.GetName()+"="+l.GetValue()] = true
+				if !snake.MatchString(l.GetValue()) {
+					t.Errorf("%s{%s=%q}: label value not snake_case", f.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	for _, want := range []string{"outcome=dry_run", "outcome=aborted", "phase=pods_not_ready", "phase=awaiting_fence", "status=failing_over"} {
+		if !seen[want] {
+			t.Errorf("no series with %s", want)
+		}
+	}
+}
+
+// memberStatusSeries reads haagent_failover_member_status: member -> status.
+func memberStatusSeries(t *testing.T, m *metrics) map[string]string {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 100)
+	m.memberStatus.Collect(ch)
+	close(ch)
+	out := map[string]string{}
+	for pm := range ch {
+		var d dto.Metric
+		if err := pm.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		if d.GetGauge().GetValue() != 1 {
+			t.Errorf("series %v = %v, want 1", d.GetLabel(), d.GetGauge().GetValue())
+		}
+		labels := map[string]string{}
+		for _, l := range d.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if _, dup := out[labels["member"]]; dup {
+			t.Errorf("member %s has two series", labels["member"])
+		}
+		out[labels["member"]] = labels["status"]
+	}
+	return out
+}
+
+// TestCoordinator_memberStatusFollowsTheFailover: the series of a dead
+// member goes from failing_over to failed_over, and is gone once its Node is
+// deleted; an alert on it fires and resolves with the failover.
+func TestCoordinator_memberStatusFollowsTheFailover(t *testing.T) {
+	ctx := context.Background()
+	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+	}
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "default", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", Controller: ptr.To(true)}}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(int32(1)), Selector: deploy.Spec.Selector},
+	}
+	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3"}, node("n1"), node("n2"), node("n3"),
+		deploy, rs, pod("web-a", "n3", rsRef))
+	tc.steps(1)
+	if got := memberStatusSeries(t, tc.metrics); len(got) != 0 {
+		t.Fatalf("member status with every member healthy: %v", got)
+	}
+	tc.gossip.set("n3", gossip.StateDead)
+	tc.voteDead("n3", "n1", "n2")
+	tc.steps(1)
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailingOver}) {
+		t.Fatalf("member status after the failover started = %v, want n3 failing_over", got)
+	}
+	tc.steps(6)
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailingOver}) {
+		t.Fatalf("member status while its workload is not back = %v (phase %s), want n3 failing_over", got, tc.active["n3"].Status.Phase)
+	}
+	// The replacement becomes ready on n2.
+	if _, err := tc.client.CoreV1().Pods("default").Create(ctx, pod("web-b", "n2", rsRef), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tc.steps(8)
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailedOver}) {
+		t.Fatalf("member status once recovered = %v (phase %s), want n3 failed_over", got, tc.active["n3"].Status.Phase)
+	}
+	if err := tc.client.CoreV1().Nodes().Delete(ctx, "n3", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tc.steps(2)
+	if got := memberStatusSeries(t, tc.metrics); len(got) != 0 {
+		t.Fatalf("member status after the Node was deleted = %v, want none", got)
+	}
+}
+
+// TestCoordinator_memberStatusFailedUntilBack: a member whose failover
+// failed stays failed, whatever a guard decides, until it is alive again;
+// losing the Lease takes every series away.
+func TestCoordinator_memberStatusFailedUntilBack(t *testing.T) {
+	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3"}, node("n1"), node("n2"), node("n3"))
+	tc.gossip.set("n3", gossip.StateDead)
+	tc.mu.Lock()
+	tc.failed["n3"] = true
+	tc.mu.Unlock()
+	members := tc.members(context.Background())
+	got := tc.memberStatus(members, []failover.Decision{{Action: failover.ActionHold, Target: "n3"}, {Action: failover.ActionAgentDown, Target: "n2"}}, nil)
+	if want := map[string]string{"n3": statusFailed, "n2": statusAgentDown}; !maps.Equal(got, want) {
+		t.Fatalf("member status = %v, want %v", got, want)
+	}
+	tc.metrics.setMemberStatus(got)
+	tc.gossip.set("n3", gossip.StateAlive)
+	members = tc.members(context.Background())
+	if got := tc.memberStatus(members, nil, nil); len(got) != 0 {
+		t.Fatalf("member status once n3 is back = %v, want none", got)
+	}
+	tc.stepDown()
+	if got := memberStatusSeries(t, tc.metrics); len(got) != 0 {
+		t.Fatalf("member status after the Lease was lost = %v, want none", got)
+	}
+}
