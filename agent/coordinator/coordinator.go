@@ -238,6 +238,7 @@ func New(cfg Config, fence FenceTerms, d Deps) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.enabled.Set(boolFloat(cfg.Enabled))
 	refused, err := newFenceRefused(d.Registerer)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 )
 
 type metrics struct {
+	enabled   prometheus.Gauge
 	leader    prometheus.Gauge
 	paused    prometheus.Gauge
 	agentDown prometheus.Gauge
@@ -55,6 +56,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "haagent", "failover"
 	buckets := []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600}
 	m := &metrics{
+		enabled: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "enabled",
+			Help: "1 if this agent fails dead nodes over automatically (--failover), 0 if it only votes."}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "coordinator",
 			Help: "1 while this agent holds the coordinator Lease."}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "paused",
@@ -83,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"member", "status"}),
 		shown: map[string]string{},
 	}
-	for _, c := range []prometheus.Collector{m.leader, m.paused, m.agentDown, m.active, m.held, m.failovers, m.detection, m.repair, m.phase, m.retries, m.notHolder, m.memberStatus} {
+	for _, c := range []prometheus.Collector{m.enabled, m.leader, m.paused, m.agentDown, m.active, m.held, m.failovers, m.detection, m.repair, m.phase, m.retries, m.notHolder, m.memberStatus} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

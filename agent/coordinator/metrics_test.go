@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -151,5 +152,18 @@ func TestCoordinator_memberStatusFailedUntilBack(t *testing.T) {
 	tc.stepDown()
 	if got := memberStatusSeries(t, tc.metrics); len(got) != 0 {
 		t.Fatalf("member status after the Lease was lost = %v, want none", got)
+	}
+}
+
+// TestCoordinator_enabledGauge: with --failover=false no agent ever holds
+// the Lease, and the no-coordinator alert must know it is by choice.
+func TestCoordinator_enabledGauge(t *testing.T) {
+	for _, enabled := range []bool{true, false} {
+		cfg := DefaultConfig()
+		cfg.Enabled = enabled
+		tc := newTestCoordinator(t, cfg, []string{"n1"}, node("n1"))
+		if got, want := testutil.ToFloat64(tc.metrics.enabled), boolFloat(enabled); got != want {
+			t.Errorf("--failover=%v: haagent_failover_enabled = %v, want %v", enabled, got, want)
+		}
 	}
 }
