@@ -28,7 +28,7 @@ import (
 const root = ".."
 
 // documents are the files these tests check, relative to root.
-var documents = []string{"docs/operations.md", "docs/runbooks.md"}
+var documents = []string{"docs/operations.md", "docs/runbooks.md", "docs/metrics.md"}
 
 // ruleFiles are the PrometheusRule sources whose alerts need runbooks: the
 // manifest, and the Helm chart's copy when the chart is there. The chart's
@@ -316,6 +316,43 @@ func TestDocs_metricsExist(t *testing.T) {
 			if !metricKnown(metrics, m) {
 				t.Errorf("%s: names metric %s, which the code does not define", name, m)
 			}
+		}
+	}
+}
+
+// TestMetrics_everyMetricDocumented: docs/metrics.md has one table row per
+// metric, its name in backticks in the first cell (a prefix written
+// name_* for the raw memberlist metrics); every metric the sources define
+// has its row, and every row names a metric they define.
+func TestMetrics_everyMetricDocumented(t *testing.T) {
+	defined := definedMetrics(t)
+	d := readDoc(t, "docs/metrics.md")
+	row := regexp.MustCompile("^\\| `(haagent_[a-z0-9_]*\\*?)` \\|")
+	rows := map[string]bool{}
+	for _, line := range strings.Split(d.text, "\n") {
+		m := row.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if rows[m[1]] {
+			t.Errorf("docs/metrics.md: two rows for %s", m[1])
+		}
+		rows[m[1]] = true
+		if cells := strings.Count(line, "|") - 1; cells != 5 {
+			t.Errorf("docs/metrics.md: row %s has %d cells, want 5 (metric, type, labels, meaning, exported by)", m[1], cells)
+		}
+		if !metricKnown(defined, m[1]) {
+			t.Errorf("docs/metrics.md: row %s names a metric the code does not define", m[1])
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatal("docs/metrics.md: no metric rows found; has the table's layout changed?")
+	}
+	for name := range defined {
+		// A sink prefix (a Name of its own, no Namespace) is documented as
+		// name_*.
+		if !rows[name] && !rows[name+"_*"] {
+			t.Errorf("metric %s is not in the table of docs/metrics.md", name)
 		}
 	}
 }
