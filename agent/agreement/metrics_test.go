@@ -1,38 +1,30 @@
 package agreement
 
 import (
-	"regexp"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/haagent/haagent/internal/metricstest"
 )
 
-// TestMetrics_labelValuesSnakeCase: the opinion label is agent_down, not
-// the vote's agent-down.
-func TestMetrics_labelValuesSnakeCase(t *testing.T) {
+// TestMetrics_conventions lints the agreement metrics as promtool check
+// metrics does; the opinion label is agent_down, not the vote's
+// agent-down.
+func TestMetrics_conventions(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := newMetrics(reg); err != nil {
-		t.Fatal(err)
-	}
-	families, err := reg.Gather()
+	m, err := newMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snake := regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)
-	agentDown := 0
-	for _, f := range families {
-		for _, s := range f.GetMetric() {
-			for _, l := range s.GetLabel() {
-				if !snake.MatchString(l.GetValue()) {
-					t.Errorf("%s{%s=%q}: label value not snake_case", f.GetName(), l.GetName(), l.GetValue())
-				}
-				if l.GetName() == "opinion" && l.GetValue() == "agent_down" {
-					agentDown++
-				}
-			}
-		}
+	metricstest.Check(t, reg)
+	m.opinions.WithLabelValues("agent_down").Set(2)
+	m.sent.WithLabelValues("agent_down").Inc()
+	if n := testutil.CollectAndCount(m.opinions); n != 4 {
+		t.Errorf("%d opinion series, want 4: agent_down is not one of the series started at zero", n)
 	}
-	if agentDown != 2 {
-		t.Errorf("%d series with opinion=agent_down, want 2 (opinions and votes_sent_total)", agentDown)
+	if n := testutil.CollectAndCount(m.sent); n != 4 {
+		t.Errorf("%d votes-sent series, want 4: agent_down is not one of the series started at zero", n)
 	}
 }

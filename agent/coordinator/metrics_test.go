@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"maps"
-	"regexp"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,42 +14,55 @@ import (
 
 	"github.com/haagent/haagent/agent/failover"
 	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/internal/metricstest"
 )
 
-// TestMetrics_labelValuesSnakeCase checks every series the coordinator
-// starts at zero: label values are snake_case (dry_run, pods_not_ready),
-// never the API's dry-run or PodsNotReady.
-func TestMetrics_labelValuesSnakeCase(t *testing.T) {
+// TestMetrics_conventions lints the coordinator's metrics as promtool
+// check metrics does, and checks their label values: snake_case
+// (dry_run, pods_not_ready), never the API's dry-run or PodsNotReady.
+func TestMetrics_conventions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := newMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.setMemberStatus(map[string]string{"node-1": statusFailingOver})
+	if _, err := newFenceRefused(reg); err != nil {
+		t.Fatal(err)
+	}
+	m.setMemberStatus(map[string]string{"node-1.example": statusFailingOver})
+	metricstest.Check(t, reg, "member")
+	for _, want := range []struct{ metric, label, value string }{
+		{"haagent_failover_total", "outcome", "dry_run"},
+		{"haagent_failover_total", "outcome", "aborted"},
+		{"haagent_failover_step_retries_total", "phase", "pods_not_ready"},
+		{"haagent_failover_step_retries_total", "phase", "awaiting_fence"},
+		{"haagent_failover_member_status", "status", "failing_over"},
+	} {
+		if !hasSeries(t, reg, want.metric, want.label, want.value) {
+			t.Errorf("no series %s{%s=%q}", want.metric, want.label, want.value)
+		}
+	}
+}
+
+func hasSeries(t *testing.T, reg prometheus.Gatherer, metric, label, value string) bool {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	snake := regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)
-	seen := map[string]bool{}
 	for _, f := range families {
+		if f.GetName() != metric {
+			continue
+		}
 		for _, s := range f.GetMetric() {
 			for _, l := range s.GetLabel() {
-				if l.GetName() == "member" {
-					continue // a node name
-				}
-				seen[l.GetName()+"="+l.GetValue()] = true
-				if !snake.MatchString(l.GetValue()) {
-					t.Errorf("%s{%s=%q}: label value not snake_case", f.GetName(), l.GetName(), l.GetValue())
+				if l.GetName() == label && l.GetValue() == value {
+					return true
 				}
 			}
 		}
 	}
-	for _, want := range []string{"outcome=dry_run", "outcome=aborted", "phase=pods_not_ready", "phase=awaiting_fence", "status=failing_over"} {
-		if !seen[want] {
-			t.Errorf("no series with %s", want)
-		}
-	}
+	return false
 }
 
 // memberStatusSeries reads haagent_failover_member_status: member -> status.
