@@ -14,7 +14,8 @@
 # The demo takes about 2 minutes. Environment:
 #   HAAGENT_DEMO_STOCK_FULL=1   also wait for the stock eviction (default
 #                               toleration 300 s): about 6 more minutes
-#   HAAGENT_CACHE_DIR           where the control-plane binaries are cached
+#   HAAGENT_CACHE_DIR           where the control-plane binaries and prometheus
+#                               are cached
 # Extra arguments go to the demo program (--help lists them).
 set -euo pipefail
 
@@ -43,10 +44,13 @@ bin="$root/bin/haagent"
 }
 
 bin_dir=$("$root/hack/build-control-plane.sh" | tail -n 1)
+# A real Prometheus scrapes the agents and evaluates the shipped alert rules;
+# the timeline shows each alert firing and resolving.
+prom_dir=$("$root/hack/build-prometheus.sh" | tail -n 1)
 
 mkdir -p "$root/_output/bin"
 log "building the demo program (test/cmd/haagent-demo)"
 (cd "$root/test" && go build -o "$root/_output/bin/haagent-demo" ./cmd/haagent-demo)
 
 cd "$root/test"
-exec "$root/_output/bin/haagent-demo" --control-plane-bin "$bin_dir" --haagent "$bin" "$@"
+exec "$root/_output/bin/haagent-demo" --control-plane-bin "$bin_dir" --prometheus-bin "$prom_dir" --haagent "$bin" "$@"

@@ -27,6 +27,7 @@
 #   HAAGENT_E2E_TIMEOUT    go test -timeout (default 30m)
 #   HAAGENT_E2E_PACKAGES   packages to test (default ./...)
 #   HAAGENT_E2E_KEEP=1     keep each control plane's run directory after its test
+#   HAAGENT_PROMETHEUS_BIN where prometheus is (this script builds it and sets this)
 #   HAAGENT_HELM           helm binary for the chart test (make e2e installs it and
 #                          sets this); unset, that test is skipped, or fails under CI
 set -euo pipefail
@@ -85,6 +86,10 @@ trap 'exit 143' TERM
 
 bin_dir=$("$root/hack/build-control-plane.sh" | tail -n 1)
 export HAAGENT_CONTROL_PLANE_BIN="$bin_dir"
+# prometheus, which scrapes the agents and evaluates the shipped alert rules
+# in the alert tests (built once and cached like the control plane).
+HAAGENT_PROMETHEUS_BIN=$("$root/hack/build-prometheus.sh" | tail -n 1)
+export HAAGENT_PROMETHEUS_BIN
 
 # A space-separated list, split here on purpose.
 read -r -a packages <<<"${HAAGENT_E2E_PACKAGES:-./...}"

@@ -46,7 +46,7 @@ func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, membe
 		case errors.Is(err, evict.ErrNodeNotFound):
 			c.nodeGone(f)
 		case errors.Is(err, evict.ErrOptedOut):
-			c.fail(f, "the Node was opted out of automatic failover during the failover")
+			c.fail(f, record.ReasonOptedOut, "the Node was opted out of automatic failover during the failover")
 		case errors.Is(err, evict.ErrNodeRenewed), errors.Is(err, evict.ErrNodeReady):
 			c.fenceRefused(f, err)
 			retry = retryBlocked
@@ -62,6 +62,7 @@ func (c *Coordinator) advance(ctx context.Context, f *record.NodeFailover, membe
 		}
 		c.observePhases(&before, &f.Status)
 		_ = c.persist(ctx, f)
+		c.phaseEvent(f, before.Phase)
 		if f.Status.Phase.Final() {
 			c.finish(ctx, f)
 			return
@@ -107,6 +108,8 @@ type pace struct {
 	fenceChecked time.Time
 	// recoveryChecked is when the affected workloads were last counted.
 	recoveryChecked time.Time
+	// evented is the last phase recorded as an Event (see phaseEvent).
+	evented record.Phase
 }
 
 // recoveryCheck is how often a recovering failover counts its workloads'
@@ -225,13 +228,20 @@ func (c *Coordinator) fenceRefused(f *record.NodeFailover, err error) {
 	}
 	f.Status.Message = msg
 	c.refusedFences.WithLabelValues(reason).Inc()
+	if c.d.Recorder != nil {
+		c.d.Recorder.Event(recordRef(f), corev1.EventTypeWarning, ReasonFenceRefused, msg)
+	}
 	c.log.Warn("fence refused: the node's kubelet is alive; stateful pods stay", zap.String("node", f.Spec.Node),
 		zap.String("reason", reason), zap.Error(err))
 }
 
-func (c *Coordinator) fail(f *record.NodeFailover, why string) {
-	f.Status.Message = why
-	_ = f.Status.Advance(record.PhaseFailed)
+// fail ends f Failed, for reason (a record.Reason* of a failure, the
+// Failed condition's reason), saying why.
+func (c *Coordinator) fail(f *record.NodeFailover, reason, why string) {
+	if err := f.Status.Fail(c.clock.Now(), reason, why); err != nil {
+		c.log.Error("end the failover Failed", zap.String("node", f.Spec.Node), zap.Error(err))
+		return
+	}
 	c.log.Error("failover failed", zap.String("node", f.Spec.Node), zap.String("reason", why))
 }
 
@@ -259,7 +269,7 @@ func (c *Coordinator) nodeGone(f *record.NodeFailover) {
 		st.Message = msgDeletedNothingToReturn
 		_ = st.Advance(record.PhaseCompleted)
 	default:
-		c.fail(f, msgDeletedBeforeEvictions)
+		c.fail(f, record.ReasonNodeDeletedBeforeEvictions, msgDeletedBeforeEvictions)
 	}
 }
 
@@ -377,6 +387,7 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		if err != nil {
 			return err
 		}
+		c.podEvents(f, res, evict.PodEvicted)
 		countPods(st, res)
 		if !res.Done() {
 			st.Message = fmt.Sprintf("evictions pending: %d blocked by a PodDisruptionBudget, %d failed",
@@ -445,7 +456,9 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 		if err != nil {
 			return err
 		}
+		c.podEvents(f, res, evict.PodEvicted)
 		del, err := ev.ForceDeletePods(ctx, node, res.FencedOnly(), fc)
+		c.podEvents(f, del, evict.PodDeleted)
 		if err != nil {
 			return err
 		}
@@ -477,7 +490,7 @@ func (c *Coordinator) stepRecord(ctx context.Context, f *record.NodeFailover, me
 			return err
 		}
 		if c.clock.Since(c.recoveringSince(node)) >= c.cfg.RecoveryTimeout {
-			c.fail(f, recoveryTimedOut(short, c.cfg.RecoveryTimeout))
+			c.fail(f, record.ReasonRecoveryTimedOut, recoveryTimedOut(short, c.cfg.RecoveryTimeout))
 		}
 		return nil
 
@@ -641,8 +654,15 @@ func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, memb
 	if st.NodeReturned == nil {
 		st.NodeReturned = record.At(since)
 	}
+	from := st.Phase
 	if err := st.Advance(record.PhaseNodeReturned); err != nil {
 		return err
+	}
+	if from != record.PhaseNodeReturned {
+		// A phase of its own, though the hand-back usually follows at
+		// once: its Event says when the node was found back for good.
+		st.Message = fmt.Sprintf("node back and healthy for %s", now.Sub(since).Round(time.Second))
+		c.phaseEvent(f, from)
 	}
 	if err := c.checkHolder(ctx); err != nil {
 		return err

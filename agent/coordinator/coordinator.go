@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	kuberecord "k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
 	"github.com/haagent/haagent/agent/evict"
@@ -156,6 +157,10 @@ type Deps struct {
 	// Advertiser, when set, tells the gossip group whether this agent
 	// holds the Lease.
 	Advertiser interface{ SetCoordinator(holding bool) error }
+	// Recorder records the Events of failovers on the records, the Nodes
+	// and the pods (see events.go); its source component should be
+	// "haagent". Nil records none.
+	Recorder kuberecord.EventRecorder
 }
 
 // Coordinator decides and acts while it holds the Lease.
@@ -353,7 +358,7 @@ func (c *Coordinator) watchGuard(ctx context.Context) {
 		pause := failover.DeadFractionGuard(c.cfg.Decide, c.gossipView())
 		c.metrics.paused.Set(boolFloat(pause != ""))
 		if pause != "" {
-			c.hold(failover.Decision{Target: "*", Reason: pause})
+			c.hold(ctx, failover.Decision{Target: "*", Reason: pause, Paused: true})
 		}
 	}
 }
@@ -478,7 +483,7 @@ func (c *Coordinator) step(ctx context.Context) {
 		case failover.ActionStart:
 			c.start(ctx, d, now)
 		case failover.ActionHold:
-			c.hold(d)
+			c.hold(ctx, d)
 		case failover.ActionAgentDown:
 			agentDown++
 		}
@@ -597,7 +602,9 @@ func (c *Coordinator) members(ctx context.Context) []failover.Member {
 	return c.withUnseen(out)
 }
 
-func (c *Coordinator) hold(d failover.Decision) {
+// hold logs, counts and records as an Event (see holdEvent) that a guard
+// holds the failover of d.Target back, once per node and reason.
+func (c *Coordinator) hold(ctx context.Context, d failover.Decision) {
 	c.mu.Lock()
 	last := c.held[d.Target]
 	c.held[d.Target] = d.Reason
@@ -605,6 +612,7 @@ func (c *Coordinator) hold(d failover.Decision) {
 	if last != d.Reason {
 		c.log.Warn("failover held back", zap.String("node", d.Target), zap.String("reason", d.Reason), zap.String("tally", d.Tally.String()))
 		c.metrics.held.Inc()
+		c.holdEvent(ctx, d)
 	}
 }
 
@@ -696,6 +704,7 @@ func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.T
 	delete(c.failed, d.Target)
 	c.mu.Unlock()
 	c.takeOver(ctx, f, lease, leaseRead)
+	c.phaseEvent(f, "")
 	c.metrics.failovers.WithLabelValues("started").Inc()
 	c.metrics.detection.Observe(now.Sub(lastHeard).Seconds())
 	c.log.Warn("failover started", zap.String("node", d.Target), zap.String("tally", d.Tally.String()),
@@ -735,6 +744,7 @@ func (c *Coordinator) supersede(ctx context.Context, drain *record.NodeFailover)
 	}
 	c.log.Warn("not-ready failover superseded: the node was confirmed dead", zap.String("node", node),
 		zap.String("nodefailover", drain.Name), zap.String("phase", string(from)))
+	c.phaseEvent(drain, from)
 	c.finish(ctx, drain)
 	return true
 }

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -130,8 +132,9 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Stabilization = 10 * time.Second
 	notices := &fakeNotices{}
+	events := &eventLog{}
 	c, err := New(cfg, testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
-		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
+		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg, Recorder: events})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +232,27 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	}
 	if len(rec.Votes) != 3 {
 		t.Fatalf("record votes = %+v, want the 3 dead votes", rec.Votes)
+	}
+	for typ, reason := range map[string]string{record.ConditionReady: record.ReasonWorkloadsRecovered, record.ConditionCompleted: record.ReasonHandedBack} {
+		if c := meta.FindStatusCondition(rec.Conditions, typ); c == nil || c.Status != metav1.ConditionTrue || c.Reason != reason {
+			t.Errorf("%s condition = %+v, want True, %s", typ, c, reason)
+		}
+	}
+
+	// One Normal Event on the record per phase, in order; one on the pod
+	// that was evicted, naming the node and the record; none on the others.
+	want := []string{"Normal Confirmed", "Normal Cordoned", "Normal Tainted", "Normal PodsNotReady", "Normal Recovering",
+		"Normal Recovered", "Normal NodeReturned", "Normal Completed"}
+	if got := reasons(events.about(record.Kind, all[0].Name)); !slices.Equal(got, want) {
+		t.Errorf("Events on the record = %v, want %v", got, want)
+	}
+	evicted := events.about("Pod", "web-a")
+	if len(evicted) != 1 || evicted[0].reason != evict.ReasonEvicted || evicted[0].typ != corev1.EventTypeNormal || evicted[0].uid != "uid-web-a" ||
+		!strings.Contains(evicted[0].message, "node n5") || !strings.Contains(evicted[0].message, all[0].Name) {
+		t.Errorf("Events on the evicted pod = %+v", evicted)
+	}
+	if evs := events.about("Pod", "web-b"); len(evs) != 0 {
+		t.Errorf("Events on a pod of a live node: %+v", evs)
 	}
 }
 
@@ -406,6 +430,7 @@ type testCoordinator struct {
 	clock   *clocktesting.FakeClock
 	store   *record.Store
 	dyn     *dynamicfake.FakeDynamicClient
+	events  *eventLog
 }
 
 func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runtime.Object) *testCoordinator {
@@ -414,7 +439,7 @@ func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runt
 	// checks it first.
 	objs = append([]runtime.Object{leaseHeldBy("n1")}, objs...)
 	tc := &testCoordinator{client: fake.NewClientset(objs...), gossip: &fakeGossip{}, ballots: failover.NewBallots(),
-		clock: clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))}
+		clock: clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)), events: &eventLog{}}
 	tc.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
 	scfg := record.DefaultConfig()
 	scfg.Clock = tc.clock // queued writes come due as the test steps the clock
@@ -431,7 +456,7 @@ func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runt
 		tc.gossip.members = append(tc.gossip.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1, Ready: true}})
 	}
 	if tc.Coordinator, err = New(cfg, testFenceTerms, Deps{Client: tc.client, Namespace: "haagent", Gossip: tc.gossip, Ballots: fakeBallots{tc.ballots},
-		Evictor: evictor, Store: tc.store, Clock: tc.clock, Logger: zap.NewNop(), Registerer: reg}); err != nil {
+		Evictor: evictor, Store: tc.store, Clock: tc.clock, Logger: zap.NewNop(), Registerer: reg, Recorder: tc.events}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tc.load(context.Background()); err != nil {

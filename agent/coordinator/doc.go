@@ -15,4 +15,8 @@
 // the record, so a new coordinator resumes a half-done failover from the
 // API: it neither repeats nor forgets a step. A coordinator that loses the
 // Lease stops at once.
+//
+// While it leads it records Events (events.go): one per phase reached on
+// the record, Warnings for failovers held back, paused or failed, and one
+// on each pod a failover evicted or force-deleted.
 package coordinator

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/haagent/haagent/agent/evict"
 	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/agent/record"
 )
@@ -131,6 +133,9 @@ func TestCoordinator_fenceBoundIsTimedFromTakeover(t *testing.T) {
 	if n := tc.getNode(t, "n3"); !outOfService(n) || tc.podExists("db-0") {
 		t.Fatalf("31 s after takeover: out-of-service %v, pod there %v; want the node fenced and the pod deleted", outOfService(n), tc.podExists("db-0"))
 	}
+	if evs := tc.events.about("Pod", "db-0"); len(evs) != 1 || evs[0].reason != evict.ReasonForceDeleted || !strings.Contains(evs[0].message, "node n3") {
+		t.Errorf("Events on the force-deleted pod = %+v, want one %s naming n3", evs, evict.ReasonForceDeleted)
+	}
 }
 
 // TestCoordinator_renewedNodeLeaseHoldsTheFence: the node's agent is cut
@@ -163,6 +168,10 @@ func TestCoordinator_renewedNodeLeaseHoldsTheFence(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(tc.refusedFences.WithLabelValues(fenceRefusedRenewed)); got != 1 {
 		t.Errorf("haagent_failover_fence_refused_total{reason=node_renewed} = %v, want 1 (once per spell)", got)
+	}
+	if got := reasons(tc.events.about(record.Kind, f.Name)); !slices.Equal(got, []string{"Normal Confirmed", "Normal Cordoned",
+		"Normal Tainted", "Normal PodsNotReady", "Normal AwaitingFence", "Warning " + ReasonFenceRefused}) {
+		t.Errorf("Events on the record = %v, want the phases and one %s", got, ReasonFenceRefused)
 	}
 	// The node's agent is heard from again: the record moves on, and the
 	// pod stays with its node.

@@ -186,6 +186,11 @@ type Decision struct {
 	// ready (Input.Draining) and a quorum now confirms it dead: the drain
 	// ends and the failover of a dead node takes its place.
 	Supersedes bool
+	// Paused is set on a hold by a pause of automatic failover (the
+	// operator's, or too many nodes dead in the cluster or in the node's
+	// zone) rather than by a guard about this node alone (opt-out, rate
+	// limit).
+	Paused bool
 }
 
 func (d Decision) String() string {
@@ -288,13 +293,13 @@ func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 	for _, c := range confirmed {
 		switch {
 		case in.Paused:
-			c.Action, c.Reason = ActionHold, "failover paused by the operator"
+			c.Action, c.Reason, c.Paused = ActionHold, "failover paused by the operator", true
 		case clusterPause != "":
-			c.Action, c.Reason = ActionHold, clusterPause
+			c.Action, c.Reason, c.Paused = ActionHold, clusterPause, true
 		case zonePause[zoneOf[c.Target]] != "":
 			// A zone losing most of its nodes points at that zone's
 			// network or power: the other zones' failovers go on.
-			c.Action, c.Reason = ActionHold, zonePause[zoneOf[c.Target]]
+			c.Action, c.Reason, c.Paused = ActionHold, zonePause[zoneOf[c.Target]], true
 		case optOut[c.Target]:
 			c.Action, c.Reason = ActionHold, "node opted out of automatic failover"
 		case c.Supersedes:

@@ -24,8 +24,11 @@
 //
 // # Lifecycle
 //
-// Types and helpers (NewNodeFailover, Advance, Derive, Merge, SyncLabels,
-// ToAvailability) are pure. A Store wraps a dynamic client; NewStore makes
+// Types and helpers (NewNodeFailover, Advance, Fail, Derive,
+// SetConditions, Merge, SyncLabels, ToAvailability) are pure. The Ready,
+// Completed and Failed conditions are derived from the phase and the
+// timestamps on every write (see conditions.go), so that kubectl wait and
+// GitOps health checks can follow a failover. A Store wraps a dynamic client; NewStore makes
 // no request and starts no goroutine. The coordinator, and only the
 // coordinator (the Lease holder), writes:
 //

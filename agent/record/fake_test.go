@@ -48,6 +48,7 @@ func newFakeAPI(t *testing.T, objs ...runtime.Object) *fakeAPI {
 		unstructured.RemoveNestedField(obj.Object, "status")
 		obj.SetResourceVersion(api.nextRV())
 		obj.SetUID(types.UID("uid-" + obj.GetName()))
+		obj.SetGeneration(1)
 		obj.SetCreationTimestamp(metav1.NewTime(t0.Truncate(time.Second)))
 		if err := tracker.Create(gvr, obj, ""); err != nil {
 			return true, nil, err

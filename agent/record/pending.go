@@ -266,6 +266,7 @@ func (s *Store) persist(ctx context.Context, p *pendingWrite) error {
 			cur.Status.Merge(&p.record.Status)
 			p.record = cur
 		}
+		p.record.Status.SetConditions(p.record.Generation, s.clock.Now())
 		u, err := encode(p.record)
 		if err != nil {
 			return err

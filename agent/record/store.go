@@ -281,8 +281,9 @@ func (s *Store) Update(ctx context.Context, f *NodeFailover) error {
 	return nil
 }
 
-// UpdateStatus derives the durations and writes the status through the
-// status subresource, with optimistic concurrency on resourceVersion. On
+// UpdateStatus derives the durations and the conditions (SetConditions,
+// with the record's generation and the Store's clock) and writes the
+// status through the status subresource, with optimistic concurrency on resourceVersion. On
 // success f carries the new resourceVersion.
 //
 //   - A stale resourceVersion gives ErrConflict: Get the record, Merge this
@@ -312,6 +313,7 @@ func (s *Store) updateStatus(ctx context.Context, f *NodeFailover) error {
 		}
 		return err
 	}
+	f.Status.SetConditions(f.Generation, s.clock.Now())
 	u, err := encode(f)
 	if err != nil {
 		return &Error{Op: opUpdateStatus, Name: f.Name, Err: err}

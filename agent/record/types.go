@@ -300,7 +300,12 @@ type NodeFailoverStatus struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions are the standard conditions of the record, one per type.
+	// Conditions are the standard conditions of the record, one per type:
+	// Ready (the affected workloads serve again), Completed (the failover
+	// ended without failing: handed back, Node deleted, aborted or
+	// superseded), Failed (it ended Failed; the reason says why), all
+	// three derived from the phase on every write, and Superseded (a
+	// not-ready drain taken over by the failover of the dead node).
 	// +listType=map
 	// +listMapKey=type
 	// +optional

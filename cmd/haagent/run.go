@@ -485,8 +485,19 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 	if err != nil {
 		return nil, err
 	}
+	// Events go through a client of their own with a lower rate limit: a
+	// failover of a full node records an Event on each pod it moves, and
+	// those writes must never wait in front of its evictions. The
+	// recorder queues them (and drops them past 1000 queued) while this
+	// client sends them at eventQPS.
+	eventsCfg := rest.CopyConfig(restCfg)
+	eventsCfg.QPS, eventsCfg.Burst = eventQPS, eventBurst
+	eventsClient, err := kubernetes.NewForConfig(eventsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes events client: %w", err)
+	}
 	broadcaster := kuberecord.NewBroadcaster(kuberecord.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventsClient.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "haagent", Host: o.gossip.NodeName})
 	evictor, err := evict.New(o.evict, evict.Deps{Client: client, Recorder: recorder, Logger: log, Registerer: reg})
 	if err != nil {
@@ -496,9 +507,18 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree, Notices: agree,
 		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Clock: clk, Logger: log, Registerer: reg,
 		WatchClient: watchClient, AgentCondition: nodestatus.ConditionType, RosterName: roster.DefaultName,
-		APIReachable: apiOK, Advertiser: members,
+		APIReachable: apiOK, Advertiser: members, Recorder: recorder,
 	})
 }
+
+// The client-side rate limit of Event writes: the burst covers the Events
+// of a failover of a node with 50 pods at once (one per pod, about ten on
+// the record and the Node); those of a node with the kubelet's default of
+// 110 pods take about 7 s more.
+const (
+	eventQPS   = 10
+	eventBurst = 60
+)
 
 // apiCheckTime is the longest the apiserver check (the one apiReachable
 // reads) takes to fail after the API server became unreachable: a period,

@@ -482,6 +482,11 @@ func (a *Agent) Members(ctx context.Context) (*api.MembersResponse, error) {
 	return &resp, nil
 }
 
+// RawMetrics returns the agent's /metrics as it was served (text format).
+func (a *Agent) RawMetrics(ctx context.Context) ([]byte, error) {
+	return a.get(ctx, "/metrics")
+}
+
 // Metrics reads and parses the agent's /metrics.
 func (a *Agent) Metrics(ctx context.Context) (Metrics, error) {
 	body, err := a.get(ctx, "/metrics")

@@ -40,6 +40,12 @@
 // rule carries a comment naming the test process and run, so that
 // hack/e2e.sh can remove rules a killed run left behind.
 //
+// A Prometheus (hack/build-prometheus.sh) scrapes the agents' /metrics from
+// a targets file, evaluates alert rules (ScaleRuleDurations shortens their
+// `for:` for a test) and answers queries; an AlertWatcher keeps every change
+// of its alerts, so that a test can check which fired, how many instances,
+// and that they resolved.
+//
 // A Timeline watches the API during a fault and records, relative to the
 // fault, when the node was cordoned, tainted and marked not ready, when its
 // pods turned NotReady, left the Service endpoints and were deleted, when

@@ -43,6 +43,7 @@ type options struct {
 	victim        int
 	stabilization time.Duration
 	stockFull     bool
+	prometheusBin string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -54,6 +55,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.nodes, "nodes", 5, "nodes per cluster")
 	fs.IntVar(&o.victim, "victim", 4, "number of the node to crash (2..nodes; node-1 is the agents' gossip seed)")
 	fs.DurationVar(&o.stabilization, "stabilization", 10*time.Second, "haagent --stabilization: how long the returned node must stay healthy before it is handed back")
+	fs.StringVar(&o.prometheusBin, "prometheus-bin", getenv("HAAGENT_PROMETHEUS_BIN"), "directory of prometheus (hack/build-prometheus.sh prints it); a Prometheus then scrapes the agents and the timeline shows the shipped alerts; default $HAAGENT_PROMETHEUS_BIN, empty runs none")
 	fs.BoolVar(&o.stockFull, "stock-full", getenv("HAAGENT_DEMO_STOCK_FULL") == "1", "wait for the stock eviction too (about 6 minutes); default $HAAGENT_DEMO_STOCK_FULL=1")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -176,6 +178,10 @@ func (d *demo) withAgents(ctx context.Context) (err error) {
 		Haagent:   d.haagent,
 		AgentArgs: []string{"--stabilization=" + d.opts.stabilization.String()},
 		Deploy:    filepath.Join(d.root, "deploy"),
+
+		PrometheusBin: d.opts.prometheusBin,
+		RuleFile:      filepath.Join(d.root, "charts/haagent/files/prometheus-rules.yaml"),
+		RuleDivisor:   alertTimeDivisor,
 	})
 	defer stop()
 	if err != nil {
@@ -209,12 +215,18 @@ func (d *demo) withAgents(ctx context.Context) (err error) {
 	d.p.Printf("coordinator (holder of the haagent-coordinator Lease): %s", holder)
 	d.p.Printf("victim: %s, running %s; it is %s", victim, scenario.PodNames(pods), role)
 
+	var alerts *alertPrinter
+	if c.Prom != nil {
+		alerts = d.watchAlerts(c.Prom)
+		defer alerts.stop()
+	}
 	d.p.Printf("crashing %s: its address drops every packet, its agent gets SIGKILL, its kubelet stops", victim)
 	cr, err := c.Crash(ctx, victim)
 	if err != nil {
 		return err
 	}
 	defer cr.Stop()
+	alerts.from(cr.At)
 	d.p.Raw("\n  time after the crash, what was seen (API watches; each survivor's /members, polled every 100 ms)\n")
 	err = d.stream(ctx, cr, 3*time.Minute, "", func(context.Context) (bool, error) {
 		m := cr.Measure()
@@ -261,6 +273,11 @@ func (d *demo) withAgents(ctx context.Context) (err error) {
 		return fmt.Errorf("%w\n%s", err, cr.Timeline.Table())
 	}
 	d.p.Printf("%s handed back %s after its return: failover record Completed", victim, scenario.Round(time.Since(returned)))
+	if alerts != nil {
+		if err := alerts.waitResolved(ctx, 2*time.Minute); err != nil {
+			return err
+		}
+	}
 
 	d.p.Raw("\n$ haagent report --kubeconfig <admin kubeconfig>\n")
 	out, err := exec.CommandContext(ctx, d.haagent, "report", "--kubeconfig", c.CP.AdminKubeconfig()).CombinedOutput()

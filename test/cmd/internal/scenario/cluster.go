@@ -60,6 +60,12 @@ type Config struct {
 	// AuditLog turns on the apiserver's audit log, which MeasureAPICost
 	// reads.
 	AuditLog bool
+	// PrometheusBin, with agents, runs a Prometheus (the directory of
+	// hack/build-prometheus.sh) that scrapes every agent each second and
+	// evaluates RuleFile, its `for:` durations divided by RuleDivisor.
+	PrometheusBin string
+	RuleFile      string
+	RuleDivisor   int
 }
 
 // MaxNodes is the most nodes a Cluster starts. Past 50 nodes a zone is
@@ -81,6 +87,10 @@ func (c Config) Validate() error {
 	if c.Haagent != "" && c.Deploy == "" {
 		return errors.New("scenario: a cluster with agents needs the deploy/ directory")
 	}
+	if c.PrometheusBin != "" && (c.Haagent == "" || c.RuleFile == "" || c.RuleDivisor < 1) {
+		return fmt.Errorf("scenario: a Prometheus needs agents, a rule file and a rule divisor of at least 1 (agents %t, rule file %q, divisor %d)",
+			c.Haagent != "", c.RuleFile, c.RuleDivisor)
+	}
 	return nil
 }
 
@@ -90,6 +100,8 @@ type Cluster struct {
 	CP    *cluster.ControlPlane
 	FW    *cluster.Firewall
 	Nodes []*cluster.Node
+	// Prom is the Prometheus of Config.PrometheusBin, nil without one.
+	Prom *cluster.Prometheus
 
 	stateful bool // StartStatefulWorkload ran
 }
@@ -197,7 +209,31 @@ func Start(ctx context.Context, cfg Config, p *Printer) (*Cluster, error) {
 		}
 		step.Done("the %d agents agree", cfg.Nodes)
 	}
+	if cfg.PrometheusBin != "" {
+		step = p.Begin("starting Prometheus: it scrapes every agent each second and evaluates the shipped alert rules, their `for:` divided by %d", cfg.RuleDivisor)
+		if err := c.startPrometheus(startCtx); err != nil {
+			return c, err
+		}
+		step.Done("Prometheus at %s scrapes %d agents", c.Prom.URL(), cfg.Nodes)
+	}
 	return c, nil
+}
+
+func (c *Cluster) startPrometheus(ctx context.Context) error {
+	dir := filepath.Join(c.CP.Dir(), "prometheus")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rules, err := cluster.WriteScaledRules(c.cfg.RuleFile, dir, c.cfg.RuleDivisor)
+	if err != nil {
+		return err
+	}
+	cfg := cluster.DefaultPrometheusConfig(c.cfg.PrometheusBin)
+	cfg.RuleFiles = []string{rules}
+	if c.Prom, err = cluster.StartPrometheus(ctx, dir, cfg); err != nil {
+		return fmt.Errorf("prometheus: %w", err)
+	}
+	return c.Prom.ScrapeNodes(ctx, c.Nodes)
 }
 
 // nodesReady: every node Ready=True and without taints.
@@ -322,6 +358,11 @@ func (c *Cluster) Stop() error {
 		return nil
 	}
 	var errs []error
+	if c.Prom != nil {
+		if err := c.Prom.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop prometheus: %w", err))
+		}
+	}
 	for _, n := range c.Nodes {
 		if err := n.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", n.Name(), err))
