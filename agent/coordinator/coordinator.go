@@ -514,15 +514,18 @@ func (c *Coordinator) step(ctx context.Context) {
 
 // memberStatus is what haagent_failover_member_status shows after a pass:
 // the members held or agent-down by this pass's decisions, those with an
-// active failover, and those whose last failover failed, until they are
-// back alive or their Node is deleted.
+// active failover (returning once they are alive again), and those whose
+// last failover failed, until they are back alive or their Node is
+// deleted.
 func (c *Coordinator) memberStatus(members []failover.Member, decisions []failover.Decision, active []*record.NodeFailover) map[string]string {
 	status := map[string]string{}
+	alive := map[string]bool{}
 	c.mu.Lock()
 	for _, m := range members {
 		if m.State == gossip.StateAlive || m.State == gossip.StateLeft {
 			delete(c.failed, m.Name)
 		}
+		alive[m.Name] = m.State == gossip.StateAlive
 	}
 	c.mu.Unlock()
 	for _, d := range decisions {
@@ -544,7 +547,11 @@ func (c *Coordinator) memberStatus(members []failover.Member, decisions []failov
 		switch {
 		case f.Spec.Cause == record.CauseNotReady:
 			status[f.Spec.Node] = statusDraining
-		case f.Status.Phase == record.PhaseRecovered || f.Status.Phase == record.PhaseNodeReturned:
+		case alive[f.Spec.Node] || f.Status.Phase == record.PhaseNodeReturned:
+			// Back on gossip: no longer dead, whatever the hand-back
+			// still waits for.
+			status[f.Spec.Node] = statusReturning
+		case f.Status.Phase == record.PhaseRecovered:
 			status[f.Spec.Node] = statusFailedOver
 		default:
 			status[f.Spec.Node] = statusFailingOver

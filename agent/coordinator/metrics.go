@@ -44,6 +44,9 @@ const (
 	// statusFailedOver: its workloads are back elsewhere; the failover
 	// waits for the node to return (or its Node to be deleted).
 	statusFailedOver = "failed_over"
+	// statusReturning: failed over and alive again; the failover hands it
+	// back after --stabilization.
+	statusReturning = "returning"
 	// statusDraining: alive but not ready for too long; its pods are being
 	// moved.
 	statusDraining = "draining"
@@ -82,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		notHolder: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "not_holder_writes_total",
 			Help: "Failover writes not made because the coordinator Lease, read right before them, had another holder."}),
 		memberStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "member_status",
-			Help: "1 for each member the coordinator has a finding on, by status: agent_down, held, failing_over, failed_over, draining, failed. Healthy members have no series; only the Lease holder exports any."},
+			Help: "1 for each member the coordinator has a finding on, by status: agent_down, held, failing_over, failed_over, returning, draining, failed. Healthy members have no series; only the Lease holder exports any."},
 			[]string{"member", "status"}),
 		shown: map[string]string{},
 	}

@@ -132,6 +132,19 @@ func TestCoordinator_memberStatusFollowsTheFailover(t *testing.T) {
 	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailedOver}) {
 		t.Fatalf("member status once recovered = %v (phase %s), want n3 failed_over", got, tc.active["n3"].Status.Phase)
 	}
+	// Back on gossip: returning, no longer dead, while the hand-back waits
+	// for --stabilization.
+	tc.gossip.set("n3", gossip.StateAlive)
+	tc.steps(1)
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusReturning}) {
+		t.Fatalf("member status once alive again = %v (phase %s), want n3 returning", got, tc.active["n3"].Status.Phase)
+	}
+	// Dead again, then deleted for good.
+	tc.gossip.set("n3", gossip.StateDead)
+	tc.steps(1)
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailedOver}) {
+		t.Fatalf("member status dead again = %v (phase %s), want n3 failed_over", got, tc.active["n3"].Status.Phase)
+	}
 	if err := tc.client.CoreV1().Nodes().Delete(ctx, "n3", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
