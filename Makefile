@@ -54,10 +54,11 @@ RELEASE_DIR = _output/release/v$(VERSION)
 	manifests manifests-check helm-lint rules-check vulncheck \
 	binaries image release
 
-# Every decoder of outside input: gossip metadata, votes, records, the
-# config file, and the availability math. make fuzz runs each for FUZZTIME.
+# Every decoder of outside input: gossip metadata, memberlist's metrics,
+# votes, records, the config file, and the availability math. make fuzz
+# runs each for FUZZTIME.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./agent/gossip:FuzzDecodeMeta ./agent/failover:FuzzDecodeVote \
+FUZZ_TARGETS := ./agent/gossip:FuzzDecodeMeta ./agent/gossip:FuzzMemberlistSink ./agent/failover:FuzzDecodeVote \
 	./agent/record:FuzzUnstructuredRoundTrip ./cmd/haagent:FuzzConfigFile \
 	./internal/availability:FuzzKOfN ./internal/availability:FuzzSummarize
 
