@@ -434,7 +434,9 @@ func (c *Coordinator) load(ctx context.Context) error {
 	}
 	failed := map[string]bool{}
 	for n, f := range last {
-		if f.Status.Phase == record.PhaseFailed && active[n] == nil {
+		// Also with a newer failover of the node under way: memberStatus
+		// forgets the failure once that one has the workloads back.
+		if f.Status.Phase == record.PhaseFailed {
 			failed[n] = true
 		}
 	}
@@ -515,19 +517,15 @@ func (c *Coordinator) step(ctx context.Context) {
 // memberStatus is what haagent_failover_member_status shows after a pass:
 // the members held or agent-down by this pass's decisions, those with an
 // active failover (returning once they are alive again), and those whose
-// last failover failed, until they are back alive or their Node is
-// deleted.
+// last failover failed. A failure stays the finding, through the new
+// failover that fresh votes start, until the node is alive again, its Node
+// is deleted, or a later failover has its workloads back.
 func (c *Coordinator) memberStatus(members []failover.Member, decisions []failover.Decision, active []*record.NodeFailover) map[string]string {
 	status := map[string]string{}
 	alive := map[string]bool{}
-	c.mu.Lock()
 	for _, m := range members {
-		if m.State == gossip.StateAlive || m.State == gossip.StateLeft {
-			delete(c.failed, m.Name)
-		}
 		alive[m.Name] = m.State == gossip.StateAlive
 	}
-	c.mu.Unlock()
 	for _, d := range decisions {
 		switch d.Action {
 		case failover.ActionHold:
@@ -536,13 +534,6 @@ func (c *Coordinator) memberStatus(members []failover.Member, decisions []failov
 			status[d.Target] = statusAgentDown
 		}
 	}
-	c.mu.Lock()
-	for n := range c.failed {
-		// A failed failover is the finding, even while a guard now holds
-		// the node back.
-		status[n] = statusFailed
-	}
-	c.mu.Unlock()
 	for _, f := range active {
 		switch {
 		case f.Spec.Cause == record.CauseNotReady:
@@ -555,6 +546,21 @@ func (c *Coordinator) memberStatus(members []failover.Member, decisions []failov
 			status[f.Spec.Node] = statusFailedOver
 		default:
 			status[f.Spec.Node] = statusFailingOver
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range members {
+		if m.State == gossip.StateAlive || m.State == gossip.StateLeft {
+			delete(c.failed, m.Name)
+		}
+	}
+	for n := range c.failed {
+		switch status[n] {
+		case statusFailedOver, statusReturning:
+			delete(c.failed, n) // a later failover succeeded
+		default:
+			status[n] = statusFailed
 		}
 	}
 	return status
@@ -708,7 +714,6 @@ func (c *Coordinator) start(ctx context.Context, d failover.Decision, now time.T
 	c.mu.Lock()
 	c.active[d.Target] = f
 	delete(c.held, d.Target)
-	delete(c.failed, d.Target)
 	c.mu.Unlock()
 	c.takeOver(ctx, f, lease, leaseRead)
 	c.phaseEvent(f, "")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/haagent/haagent/agent/failover"
 	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/agent/record"
 	"github.com/haagent/haagent/internal/metricstest"
 )
 
@@ -190,5 +192,49 @@ func TestCoordinator_enabledGauge(t *testing.T) {
 		if got, want := testutil.ToFloat64(tc.metrics.enabled), boolFloat(enabled); got != want {
 			t.Errorf("--failover=%v: haagent_failover_enabled = %v, want %v", enabled, got, want)
 		}
+	}
+}
+
+// TestCoordinator_memberStatusFailedThroughTheRetry: a failover that timed
+// out waiting for its workloads ends Failed; fresh dead votes then start
+// another, and the member stays failed (the critical finding), also for a
+// new coordinator, until the node is back.
+func TestCoordinator_memberStatusFailedThroughTheRetry(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3"}, node("n1"), node("n2"), failedNode("n3"),
+		statefulSet(1), statefulPod("db-0", "n3"))
+	tc.gossip.set("n3", gossip.StateDead)
+	tc.addRecovering(t, "n3", tc.clock.Now().Add(-2*time.Hour),
+		record.AffectedOwner{Kind: "StatefulSet", Namespace: "default", Name: "db", DesiredReplicas: 1})
+	if err := tc.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tc.steps(4 * 31 * 60) // past --recovery-timeout (30m)
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailed}) {
+		t.Fatalf("member status after the recovery timeout = %v, want n3 failed", got)
+	}
+	tc.voteDead("n3", "n1", "n2")
+	tc.steps(8)
+	if len(tc.active) != 1 {
+		t.Fatalf("active = %v, want the new failover of n3", tc.active)
+	}
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailed}) {
+		t.Fatalf("member status during the new failover = %v, want n3 still failed", got)
+	}
+	// A new coordinator finds the failure in the records.
+	tc.stepDown()
+	if err := tc.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tc.steps(1)
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailed}) {
+		t.Fatalf("member status after a change of coordinator = %v, want n3 failed", got)
+	}
+	// The node is back: no longer failed, returning while the new
+	// failover hands it back.
+	tc.gossip.set("n3", gossip.StateAlive)
+	tc.steps(1)
+	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusReturning}) {
+		t.Fatalf("member status once n3 is back = %v, want n3 returning", got)
 	}
 }
