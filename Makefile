@@ -51,13 +51,14 @@ CYCLONEDX := $(TOOLS)/cyclonedx-gomod-$(CYCLONEDX_VERSION)
 RELEASE_DIR = _output/release/v$(VERSION)
 
 .PHONY: soak chaos apicost all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean \
-	manifests manifests-check helm-lint vulncheck \
+	manifests manifests-check helm-lint rules-check vulncheck \
 	binaries image release
 
-# Every decoder of outside input: gossip metadata, votes, records, the
-# config file, and the availability math. make fuzz runs each for FUZZTIME.
+# Every decoder of outside input: gossip metadata, memberlist's metrics,
+# votes, records, the config file, and the availability math. make fuzz
+# runs each for FUZZTIME.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./agent/gossip:FuzzDecodeMeta ./agent/failover:FuzzDecodeVote \
+FUZZ_TARGETS := ./agent/gossip:FuzzDecodeMeta ./agent/gossip:FuzzMemberlistSink ./agent/failover:FuzzDecodeVote \
 	./agent/record:FuzzUnstructuredRoundTrip ./cmd/haagent:FuzzConfigFile \
 	./internal/availability:FuzzKOfN ./internal/availability:FuzzSummarize
 
@@ -111,7 +112,18 @@ release: image $(CYCLONEDX)
 	done < SHA256SUMS
 
 ## test: what CI runs (.ci/run). The first run builds the control plane (long; it prints progress).
-test: fmt-check tidy-check generate-check manifests-check helm-lint vet vulncheck unit e2e
+test: fmt-check tidy-check generate-check manifests-check helm-lint rules-check vet vulncheck unit e2e
+
+## rules-check: promtool check rules on the shipped alert rules, and promtool
+## test rules on their unit tests (test/prometheus/*_test.yaml: each alert
+## fires in its scenario, once per problem, and resolves). promtool is built
+## and cached by hack/build-prometheus.sh; PROMTOOL=<path> uses another.
+## (docs/docs_test.go checks that every alert has such a test.)
+RULES := charts/haagent/files/prometheus-rules.yaml
+rules-check:
+	@promtool="$(PROMTOOL)"; if [ -z "$$promtool" ]; then \
+		bin=$$(hack/build-prometheus.sh) || exit 1; promtool=$$bin/promtool; fi; \
+	"$$promtool" check rules $(RULES) && "$$promtool" test rules test/prometheus/*_test.yaml
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...

@@ -6,6 +6,7 @@ package docs
 
 import (
 	"bufio"
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"sigs.k8s.io/yaml"
@@ -26,7 +28,7 @@ import (
 const root = ".."
 
 // documents are the files these tests check, relative to root.
-var documents = []string{"docs/operations.md", "docs/runbooks.md"}
+var documents = []string{"docs/operations.md", "docs/runbooks.md", "docs/metrics.md"}
 
 // ruleFiles are the PrometheusRule sources whose alerts need runbooks: the
 // manifest, and the Helm chart's copy when the chart is there. The chart's
@@ -47,6 +49,8 @@ type ruleSpec struct {
 		Name  string `json:"name"`
 		Rules []struct {
 			Alert       string            `json:"alert"`
+			For         string            `json:"for"`
+			Labels      map[string]string `json:"labels"`
 			Annotations map[string]string `json:"annotations"`
 		} `json:"rules"`
 	} `json:"groups"`
@@ -127,6 +131,115 @@ func TestRunbooks_everyAlertLinksToItsSection(t *testing.T) {
 	}
 }
 
+// promtoolTests are the promtool unit tests of the rules file, relative to
+// root (make rules-check runs them).
+const promtoolTests = "test/prometheus/*_test.yaml"
+
+// TestRules_everyAlertIsTested: every alert of the chart's rules file has a
+// for: (a blip pages nobody), a severity of the fixed set, and promtool
+// unit tests that see it fire and then see it resolved; a new alert without
+// them fails here. The tests themselves run with promtool (make
+// rules-check).
+func TestRules_everyAlertIsTested(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "charts/haagent/files/prometheus-rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec ruleSpec
+	if err := yaml.Unmarshal(data, &spec); err != nil {
+		t.Fatalf("charts/haagent/files/prometheus-rules.yaml: %v", err)
+	}
+	files, err := filepath.Glob(filepath.Join(root, promtoolTests))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no promtool tests %s (%v)", promtoolTests, err)
+	}
+	// The alerts some test expects firing, those some test expects not
+	// firing, and those a test expects firing and, later in the same test,
+	// resolved.
+	firing, quiet, resolved := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var suite struct {
+			RuleFiles []string `json:"rule_files"`
+			Tests     []struct {
+				Name          string `json:"name"`
+				AlertRuleTest []struct {
+					EvalTime  string            `json:"eval_time"`
+					Alertname string            `json:"alertname"`
+					ExpAlerts []json.RawMessage `json:"exp_alerts"`
+				} `json:"alert_rule_test"`
+			} `json:"tests"`
+		}
+		if err := yaml.Unmarshal(raw, &suite); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		name, _ := filepath.Rel(root, f)
+		if !slices.Contains(suite.RuleFiles, "../../charts/haagent/files/prometheus-rules.yaml") {
+			t.Errorf("%s: rule_files %v does not load the chart's rules file", name, suite.RuleFiles)
+		}
+		for _, tc := range suite.Tests {
+			firstFired := map[string]time.Duration{}
+			lastQuiet := map[string]time.Duration{}
+			for _, a := range tc.AlertRuleTest {
+				// Prometheus durations, in the subset Go reads (no d, w, y).
+				at, err := time.ParseDuration(a.EvalTime)
+				if err != nil {
+					t.Errorf("%s: test %q: eval_time %q: %v", name, tc.Name, a.EvalTime, err)
+					continue
+				}
+				if len(a.ExpAlerts) > 0 {
+					firing[a.Alertname] = true
+					if t0, ok := firstFired[a.Alertname]; !ok || at < t0 {
+						firstFired[a.Alertname] = at
+					}
+				} else {
+					quiet[a.Alertname] = true
+					lastQuiet[a.Alertname] = max(lastQuiet[a.Alertname], at)
+				}
+			}
+			for a, t0 := range firstFired {
+				if lastQuiet[a] > t0 {
+					resolved[a] = true
+				}
+			}
+		}
+	}
+	alerts := map[string]bool{}
+	for _, g := range spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts[r.Alert] = true
+			if d, err := time.ParseDuration(r.For); err != nil || d <= 0 {
+				t.Errorf("alert %s: for: %q, want a duration above 0", r.Alert, r.For)
+			}
+			if sev := r.Labels["severity"]; !slices.Contains([]string{"critical", "warning", "info"}, sev) {
+				t.Errorf("alert %s: severity %q, want critical, warning or info", r.Alert, sev)
+			}
+			switch {
+			case !firing[r.Alert]:
+				t.Errorf("alert %s: no test in %s expects it to fire", r.Alert, promtoolTests)
+			case !resolved[r.Alert]:
+				t.Errorf("alert %s: no test in %s expects it resolved after it fired", r.Alert, promtoolTests)
+			}
+		}
+	}
+	for a := range firing {
+		if !alerts[a] {
+			t.Errorf("%s: tests alert %s, which the rules file does not have", promtoolTests, a)
+		}
+	}
+	for a := range quiet {
+		if !alerts[a] {
+			t.Errorf("%s: tests alert %s, which the rules file does not have", promtoolTests, a)
+		}
+	}
+}
+
 func TestDocs_linksLandOnHeadings(t *testing.T) {
 	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	for _, name := range documents {
@@ -203,6 +316,43 @@ func TestDocs_metricsExist(t *testing.T) {
 			if !metricKnown(metrics, m) {
 				t.Errorf("%s: names metric %s, which the code does not define", name, m)
 			}
+		}
+	}
+}
+
+// TestMetrics_everyMetricDocumented: docs/metrics.md has one table row per
+// metric, its name in backticks in the first cell (a prefix written
+// name_* for the raw memberlist metrics); every metric the sources define
+// has its row, and every row names a metric they define.
+func TestMetrics_everyMetricDocumented(t *testing.T) {
+	defined := definedMetrics(t)
+	d := readDoc(t, "docs/metrics.md")
+	row := regexp.MustCompile("^\\| `(haagent_[a-z0-9_]*\\*?)` \\|")
+	rows := map[string]bool{}
+	for _, line := range strings.Split(d.text, "\n") {
+		m := row.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if rows[m[1]] {
+			t.Errorf("docs/metrics.md: two rows for %s", m[1])
+		}
+		rows[m[1]] = true
+		if cells := strings.Count(line, "|") - 1; cells != 5 {
+			t.Errorf("docs/metrics.md: row %s has %d cells, want 5 (metric, type, labels, meaning, exported by)", m[1], cells)
+		}
+		if !metricKnown(defined, m[1]) {
+			t.Errorf("docs/metrics.md: row %s names a metric the code does not define", m[1])
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatal("docs/metrics.md: no metric rows found; has the table's layout changed?")
+	}
+	for name := range defined {
+		// A sink prefix (a Name of its own, no Namespace) is documented as
+		// name_*.
+		if !rows[name] && !rows[name+"_*"] {
+			t.Errorf("metric %s is not in the table of docs/metrics.md", name)
 		}
 	}
 }

@@ -701,7 +701,7 @@ func (a *Agreement) vote(target string, op failover.Opinion) {
 		a.log.Error("broadcast vote", zap.String("node", target), zap.Error(err))
 		return
 	}
-	a.metrics.sent.WithLabelValues(op.String()).Inc()
+	a.metrics.sent.WithLabelValues(opinionLabel(op)).Inc()
 	if h := a.coordinator(); h != "" && h != v.Voter && h != target {
 		if err := a.g.SendTo(h, VoteKind, key, payload); err != nil {
 			a.metrics.direct.WithLabelValues("failure").Inc()
@@ -731,6 +731,6 @@ func (a *Agreement) updateGauge() {
 	counts := a.counts
 	a.mu.Unlock()
 	for _, op := range []failover.Opinion{failover.OpinionAlive, failover.OpinionSuspect, failover.OpinionDead, failover.OpinionAgentDown} {
-		a.metrics.opinions.WithLabelValues(op.String()).Set(float64(counts[op]))
+		a.metrics.opinions.WithLabelValues(opinionLabel(op)).Set(float64(counts[op]))
 	}
 }

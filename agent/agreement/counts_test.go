@@ -71,7 +71,7 @@ func TestAgreement_opinionCountsAndVoteLookup(t *testing.T) {
 			want[op]++
 		}
 		for _, op := range []failover.Opinion{failover.OpinionAlive, failover.OpinionSuspect, failover.OpinionDead, failover.OpinionAgentDown} {
-			if got := testutil.ToFloat64(a.metrics.opinions.WithLabelValues(op.String())); int(got) != want[op] {
+			if got := testutil.ToFloat64(a.metrics.opinions.WithLabelValues(opinionLabel(op))); int(got) != want[op] {
 				t.Errorf("%s: gauge %s = %v, want %d", step, op, got, want[op])
 			}
 		}
@@ -107,5 +107,5 @@ func TestAgreement_opinionCountsAndVoteLookup(t *testing.T) {
 	if op := a.Opinions()["n2"]; op != failover.OpinionAgentDown {
 		t.Fatalf("n2 after recheck = %s, want agent-down", op)
 	}
-	check("agent-down")
+	check("agent_down")
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/haagent/haagent/agent/failover"
+	"github.com/haagent/haagent/internal/metriclabel"
 )
 
 type metrics struct {
@@ -25,11 +26,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		opinions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "opinions",
-			Help: "This agent's opinions of the other nodes, by opinion.",
+			Help: "This agent's opinions of the other nodes, by opinion: alive, suspect, dead, agent_down.",
 		}, []string{"opinion"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "votes_sent_total",
-			Help: "Votes this agent sent, by opinion.",
+			Help: "Votes this agent sent, by opinion: alive, suspect, dead, agent_down.",
 		}, []string{"opinion"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "votes_received_total",
@@ -70,8 +71,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	for _, op := range []failover.Opinion{failover.OpinionAlive, failover.OpinionSuspect, failover.OpinionDead, failover.OpinionAgentDown} {
-		m.opinions.WithLabelValues(op.String())
-		m.sent.WithLabelValues(op.String())
+		m.opinions.WithLabelValues(opinionLabel(op))
+		m.sent.WithLabelValues(opinionLabel(op))
 	}
 	m.received.WithLabelValues("fresh")
 	m.received.WithLabelValues("duplicate")
@@ -81,3 +82,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.notices.WithLabelValues("duplicate")
 	return m, nil
 }
+
+// opinionLabel is an opinion as a label value: agent_down, not the vote's
+// agent-down.
+func opinionLabel(op failover.Opinion) string { return metriclabel.Value(op.String()) }

@@ -202,7 +202,7 @@ func (c *Coordinator) paced(f *record.NodeFailover, before record.Phase, retry s
 		c.log.Info("failover step succeeded after retries", zap.String("node", node), zap.String("phase", string(before)))
 	}
 	if retry != "" && !moved {
-		c.metrics.retries.WithLabelValues(string(before), retry).Inc()
+		c.metrics.retries.WithLabelValues(phaseLabel(before), retry).Inc()
 	}
 }
 
@@ -309,8 +309,11 @@ func (c *Coordinator) finish(ctx context.Context, f *record.NodeFailover) {
 	if f.Status.Confirmed != nil {
 		c.history[f.Spec.Node] = append(c.history[f.Spec.Node], f.Status.Confirmed.Time)
 	}
+	if f.Status.Phase == record.PhaseFailed && c.failed != nil {
+		c.failed[f.Spec.Node] = true
+	}
 	c.mu.Unlock()
-	c.metrics.failovers.WithLabelValues(string(f.Status.Outcome)).Inc()
+	c.metrics.failovers.WithLabelValues(outcomeLabel(f.Status.Outcome)).Inc()
 	c.log.Info("failover finished", zap.String("node", f.Spec.Node), zap.String("outcome", string(f.Status.Outcome)),
 		zap.String("time_to_detect", f.Status.TimeToDetect), zap.String("time_to_repair", f.Status.TimeToRepair))
 }

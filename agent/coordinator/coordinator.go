@@ -183,6 +183,7 @@ type Coordinator struct {
 	held    map[string]string               // last hold reason logged, by node
 	back    map[string]time.Time            // since when a failed-over node is back
 	unready map[string]time.Time            // since when an alive node reports itself not ready
+	failed  map[string]bool                 // nodes whose last failover failed and that are not back
 	leading atomic.Bool
 	// nodes is this term's Node watch, nil out of a term.
 	nodes  atomic.Pointer[nodecache.Cache]
@@ -242,7 +243,7 @@ func New(cfg Config, fence FenceTerms, d Deps) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.failovers.WithLabelValues(string(record.OutcomeAborted))
+	m.enabled.Set(boolFloat(cfg.Enabled))
 	refused, err := newFenceRefused(d.Registerer)
 	if err != nil {
 		return nil, err
@@ -405,8 +406,9 @@ func (c *Coordinator) stepDown() {
 		c.log.Warn("coordinator Lease lost: queued failover record writes dropped", zap.Int("writes", n))
 	}
 	c.mu.Lock()
-	c.active, c.taken, c.pace = nil, nil, nil
+	c.active, c.taken, c.pace, c.failed = nil, nil, nil, nil
 	c.mu.Unlock()
+	c.metrics.setMemberStatus(nil)
 }
 
 // load reads the active records (to resume them) and the recent history
@@ -418,16 +420,29 @@ func (c *Coordinator) load(ctx context.Context) error {
 	}
 	active := map[string]*record.NodeFailover{}
 	history := map[string][]time.Time{}
+	last := map[string]*record.NodeFailover{} // the latest ended failover of each node
 	for i := range all {
 		f := all[i].DeepCopy()
 		if f.Active() {
 			active[f.Spec.Node] = f
 		} else if f.Status.Confirmed != nil {
 			history[f.Spec.Node] = append(history[f.Spec.Node], f.Status.Confirmed.Time)
+			if l := last[f.Spec.Node]; l == nil || l.Status.Confirmed.Before(f.Status.Confirmed) {
+				last[f.Spec.Node] = f
+			}
+		}
+	}
+	failed := map[string]bool{}
+	for n, f := range last {
+		// Also with a newer failover of the node under way: memberStatus
+		// forgets the failure once that one has the workloads back.
+		if f.Status.Phase == record.PhaseFailed {
+			failed[n] = true
 		}
 	}
 	c.mu.Lock()
 	c.active, c.history, c.held, c.taken, c.pace = active, history, map[string]string{}, map[string]takeover{}, map[string]*pace{}
+	c.failed = failed
 	c.mu.Unlock()
 	for _, f := range active {
 		c.takeOver(ctx, f, evict.NodeLease{}, false)
@@ -496,6 +511,59 @@ func (c *Coordinator) step(ctx context.Context) {
 		}
 	}
 	c.metrics.active.Set(float64(len(active)))
+	c.metrics.setMemberStatus(c.memberStatus(members, decisions, active))
+}
+
+// memberStatus is what haagent_failover_member_status shows after a pass:
+// the members held or agent-down by this pass's decisions, those with an
+// active failover (returning once they are alive again), and those whose
+// last failover failed. A failure stays the finding, through the new
+// failover that fresh votes start, until the node is alive again, its Node
+// is deleted, or a later failover has its workloads back.
+func (c *Coordinator) memberStatus(members []failover.Member, decisions []failover.Decision, active []*record.NodeFailover) map[string]string {
+	status := map[string]string{}
+	alive := map[string]bool{}
+	for _, m := range members {
+		alive[m.Name] = m.State == gossip.StateAlive
+	}
+	for _, d := range decisions {
+		switch d.Action {
+		case failover.ActionHold:
+			status[d.Target] = statusHeld
+		case failover.ActionAgentDown:
+			status[d.Target] = statusAgentDown
+		}
+	}
+	for _, f := range active {
+		switch {
+		case f.Spec.Cause == record.CauseNotReady:
+			status[f.Spec.Node] = statusDraining
+		case alive[f.Spec.Node] || f.Status.Phase == record.PhaseNodeReturned:
+			// Back on gossip: no longer dead, whatever the hand-back
+			// still waits for.
+			status[f.Spec.Node] = statusReturning
+		case f.Status.Phase == record.PhaseRecovered:
+			status[f.Spec.Node] = statusFailedOver
+		default:
+			status[f.Spec.Node] = statusFailingOver
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range members {
+		if m.State == gossip.StateAlive || m.State == gossip.StateLeft {
+			delete(c.failed, m.Name)
+		}
+	}
+	for n := range c.failed {
+		switch status[n] {
+		case statusFailedOver, statusReturning:
+			delete(c.failed, n) // a later failover succeeded
+		default:
+			status[n] = statusFailed
+		}
+	}
+	return status
 }
 
 // activeRecords returns the records this term acts on, by node name. The

@@ -402,8 +402,8 @@ func TestCoordinator_blockedEvictionBacksOff(t *testing.T) {
 	if lists > 8 {
 		t.Errorf("%d pod lists in 10 s, want at most 8", lists)
 	}
-	if got := testutil.ToFloat64(tc.metrics.retries.WithLabelValues(string(record.PhaseEvicting), retryBlocked)); got < 2 {
-		t.Errorf("haagent_failover_step_retries_total{phase=Evicting,reason=blocked} = %v, want the blocked retries", got)
+	if got := testutil.ToFloat64(tc.metrics.retries.WithLabelValues("evicting", retryBlocked)); got < 2 {
+		t.Errorf("haagent_failover_step_retries_total{phase=evicting,reason=blocked} = %v, want the blocked retries", got)
 	}
 
 	blocked.Store(false)

@@ -592,6 +592,7 @@ func (m *Membership) watchKeyring(ctx context.Context) {
 		case <-t.C():
 		}
 		changed, err := reloadKeyring(m.keyring, m.cfg.KeyringFile)
+		m.metrics.keyringOK.Set(boolGauge(err == nil))
 		switch {
 		case err != nil:
 			m.metrics.keyringReloads.WithLabelValues("failure").Inc()

@@ -691,6 +691,17 @@ func TestMembership_keyRotationWithoutRestart(t *testing.T) {
 	if !bytes.Equal(agents[0].m.keyring.GetPrimaryKey(), keyB) || len(agents[0].m.keyring.GetKeys()) != 1 {
 		t.Fatal("a broken keyring file changed the keys in use")
 	}
+	if got := testutil.ToFloat64(agents[0].m.metrics.keyringOK); got != 0 {
+		t.Errorf("haagent_gossip_keyring_last_reload_successful = %v while the file is broken, want 0", got)
+	}
+	if got := testutil.ToFloat64(agents[1].m.metrics.keyringOK); got != 1 {
+		t.Errorf("haagent_gossip_keyring_last_reload_successful of an agent with a good file = %v, want 1", got)
+	}
+	// Fixed, the file reloads again and the alert on the gauge resolves.
+	write(rings[0], keyB)
+	waitFor(t, 5*time.Second, "the reload successful again", func() bool {
+		return testutil.ToFloat64(agents[0].m.metrics.keyringOK) == 1
+	})
 
 	for i, r := range recs {
 		for _, other := range []string{"n1", "n2", "n3"} {

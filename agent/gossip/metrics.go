@@ -21,6 +21,7 @@ type metrics struct {
 	malformed        *prometheus.CounterVec
 	joins            *prometheus.CounterVec
 	keyringReloads   *prometheus.CounterVec
+	keyringOK        prometheus.Gauge
 	refusals         *prometheus.CounterVec
 	expected         prometheus.Gauge
 	inTouch          prometheus.Gauge
@@ -79,6 +80,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "keyring_reloads_total",
 			Help: "Keyring file reloads that changed the keys, or failed (the keys in use are kept).",
 		}, []string{"result"}),
+		keyringOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "keyring_last_reload_successful",
+			Help: "0 while the keyring file fails to reload (unreadable or invalid; the keys in use are kept), else 1, also with no keyring file.",
+		}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "admission_refusals_total",
 			Help: "Alive messages of peers refused by the admission check, by reason.",
@@ -98,7 +103,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.members, m.events, m.probeRTT, m.healthScore, m.messagesSent, m.messagesReceived,
-		m.bytesSent, m.bytesReceived, m.metaErrors, m.malformed, m.joins, m.keyringReloads, m.refusals,
+		m.bytesSent, m.bytesReceived, m.metaErrors, m.malformed, m.joins, m.keyringReloads, m.keyringOK, m.refusals,
 		m.expected, m.inTouch, m.isolationPings,
 	} {
 		if err := reg.Register(c); err != nil {
@@ -128,6 +133,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"answered", "no_answer", "error"} {
 		m.isolationPings.WithLabelValues(r)
 	}
+	m.keyringOK.Set(1)
 	m.keyringReloads.WithLabelValues("changed")
 	m.keyringReloads.WithLabelValues("failure")
 	return m, nil
@@ -142,3 +148,10 @@ const (
 	reasonTruncated   = "truncated"
 	reasonHandler     = "rejected"
 )
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

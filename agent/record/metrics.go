@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/haagent/haagent/internal/metriclabel"
 )
 
 const (
@@ -44,7 +46,7 @@ func newStoreMetrics(reg prometheus.Registerer) (*storeMetrics, error) {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 			Name: "api_requests_total",
-			Help: "API requests for failover records, by operation and result.",
+			Help: "API requests for failover records, by operation (create, get, list, update, update_status) and result.",
 		}, []string{"op", "result"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Subsystem: metricsSubsystem,
@@ -69,7 +71,7 @@ func newStoreMetrics(reg prometheus.Registerer) (*storeMetrics, error) {
 	}
 	for _, op := range []string{opCreate, opGet, opList, opUpdate, opUpdateStatus} {
 		for _, r := range []string{resultOK, resultNotFound, resultAlreadyExists, resultConflict, resultRetryable, resultError} {
-			m.requests.WithLabelValues(op, r)
+			m.requests.WithLabelValues(opLabel(op), r)
 		}
 	}
 	m.dropped.WithLabelValues(dropDeleted)
@@ -92,3 +94,7 @@ func newStoreMetrics(reg prometheus.Registerer) (*storeMetrics, error) {
 	}
 	return m, nil
 }
+
+// opLabel is an operation name of Error.Op as a label value: update_status,
+// not "update status".
+func opLabel(op string) string { return metriclabel.Value(op) }

@@ -375,7 +375,7 @@ func (s *Store) count(op string, err error) {
 	default:
 		r = resultError
 	}
-	s.metrics.requests.WithLabelValues(op, r).Inc()
+	s.metrics.requests.WithLabelValues(opLabel(op), r).Inc()
 }
 
 // wrap turns an API error into an *Error with the matching sentinel.

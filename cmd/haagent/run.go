@@ -69,6 +69,9 @@ type runOptions struct {
 	namespace         string
 	discoverySelector string
 	admission         bool
+	// rawMemberlistMetrics also exports every go-metrics figure of
+	// memberlist as it comes, named haagent_memberlist_*.
+	rawMemberlistMetrics bool
 }
 
 func defaultRunOptions() runOptions {
@@ -113,6 +116,7 @@ func (o *runOptions) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.namespace, "namespace", o.namespace, "namespace of the haagent pods (env POD_NAMESPACE)")
 	fs.StringVar(&o.discoverySelector, "discovery-selector", o.discoverySelector, "label selector of the haagent pods to join")
 	fs.BoolVar(&o.admission, "admission", o.admission, "admit only gossip peers named after a Node, at that Node's address (needs the API)")
+	fs.BoolVar(&o.rawMemberlistMetrics, "memberlist-raw-metrics", o.rawMemberlistMetrics, "also export memberlist's own figures as they come, as haagent_memberlist_* (camelCase names, milliseconds; for debugging memberlist; the ones that matter are haagent_gossip_* metrics)")
 }
 
 // addFlags registers the flags of `haagent run` on fs: the components'
@@ -254,7 +258,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
-	if err := exportMemberlistMetrics(reg); err != nil {
+	if err := exportMemberlistMetrics(reg, o.rawMemberlistMetrics); err != nil {
 		return err
 	}
 
@@ -621,21 +625,32 @@ func kubeConfig(path string, getenv func(string) string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// exportMemberlistMetrics sends memberlist's own go-metrics (which are
-// process-wide) to the Prometheus registry, named haagent_memberlist_*.
-func exportMemberlistMetrics(reg prometheus.Registerer) error {
-	sink, err := gometricsprom.NewPrometheusSinkFrom(gometricsprom.PrometheusOpts{
-		Registerer: reg,
-		Expiration: 5 * time.Minute,
-		Name:       "haagent_memberlist",
-	})
-	if err != nil {
-		return fmt.Errorf("memberlist metrics: %w", err)
-	}
+// exportMemberlistMetrics installs the process-wide go-metrics sink that
+// memberlist reports to: gossip.MemberlistSink, which exports the figures
+// that matter as haagent_gossip_* metrics, and with raw also go-metrics'
+// Prometheus sink, which exports every figure as it comes
+// (haagent_memberlist_*, in milliseconds).
+func exportMemberlistMetrics(reg prometheus.Registerer, raw bool) error {
 	conf := gometrics.DefaultConfig("haagent")
 	conf.EnableHostname = false
 	conf.EnableHostnameLabel = false
 	conf.EnableRuntimeMetrics = false
+	var sink gometrics.MetricSink
+	sink, err := gossip.NewMemberlistSink(reg, conf.TimerGranularity)
+	if err != nil {
+		return err
+	}
+	if raw {
+		rawSink, err := gometricsprom.NewPrometheusSinkFrom(gometricsprom.PrometheusOpts{
+			Registerer: reg,
+			Expiration: 5 * time.Minute,
+			Name:       "haagent_memberlist",
+		})
+		if err != nil {
+			return fmt.Errorf("memberlist metrics: %w", err)
+		}
+		sink = gometrics.FanoutSink{sink, rawSink}
+	}
 	if _, err := gometrics.NewGlobal(conf, sink); err != nil {
 		return fmt.Errorf("memberlist metrics: %w", err)
 	}

@@ -262,7 +262,7 @@ func TestChart_apply(t *testing.T) {
 				}
 			}
 			rule := mustObject(t, objs, "PrometheusRule/haagent")
-			if groups := jsonOf(rule.Object["spec"]); !strings.Contains(groups, `{{ $labels.instance }}`) {
+			if groups := jsonOf(rule.Object["spec"]); !strings.Contains(groups, `{{ $labels.member }}`) {
 				t.Errorf("PrometheusRule lost its Prometheus templating to Helm: %s", groups)
 			}
 		},

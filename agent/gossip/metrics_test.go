@@ -1,0 +1,23 @@
+package gossip
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/haagent/haagent/internal/metricstest"
+)
+
+// TestMetrics_conventions lints the gossip metrics, memberlist's included,
+// as promtool check metrics does.
+func TestMetrics_conventions(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := newMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewMemberlistSink(reg, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	metricstest.Check(t, reg)
+}
