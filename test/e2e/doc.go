@@ -11,5 +11,5 @@
 // The alert tests (alerts_test.go) also run a real Prometheus, built by
 // hack/build-prometheus.sh (hack/e2e.sh sets HAAGENT_PROMETHEUS_BIN), that
 // scrapes every agent and evaluates the chart's alert rules with their
-// `for:` durations divided by 20; they fail without it.
+// `for:` durations divided by 5; they fail without it.
 package e2e

@@ -19,8 +19,12 @@ import (
 const prometheusEnv = "HAAGENT_PROMETHEUS_BIN"
 
 // ruleTimeDivisor divides every `for:` of the shipped rules in these tests:
-// 5m becomes 15 s, 1m becomes 3 s. The expressions are the shipped ones.
-const ruleTimeDivisor = 20
+// 5m becomes 60 s, 30s becomes 6 s. The expressions are the shipped ones.
+// The agents keep their real timings, so a larger divisor would race what
+// the rules wait for: HAAgentNodeDead waits 30 s so that an isolated node
+// reports itself isolated (after --isolation-timeout) before its peers'
+// verdict raises an alert.
+const ruleTimeDivisor = 5
 
 func prometheusBinDir(t *testing.T) string {
 	t.Helper()
@@ -129,7 +133,10 @@ type alertProblem struct {
 	// failover has reached a phase).
 	ready func(ctx context.Context) (bool, error)
 	end   func(t *testing.T)
-	want  []wantAlert
+	// hold is how long the problem lasts once its alerts fire (and ready
+	// holds): 5 s when zero, for a duplicate raised late to show up.
+	hold time.Duration
+	want []wantAlert
 	// allow are alerts that may fire during this problem without failing
 	// the test, each with the reason in a comment where it is set.
 	allow []string
@@ -161,7 +168,11 @@ func runAlertProblem(t *testing.T, w *cluster.AlertWatcher, p alertProblem) {
 	}
 	// Held a few evaluations longer, so that a duplicate raised later (by
 	// a second agent, or after a scrape gap) shows up.
-	time.Sleep(5 * time.Second)
+	hold := p.hold
+	if hold == 0 {
+		hold = 5 * time.Second
+	}
+	time.Sleep(hold)
 	p.end(t)
 	eventually(t, 3*time.Minute, p.name+": every alert resolved", func(context.Context) (bool, error) {
 		if err := w.Err(); err != nil {
