@@ -17,25 +17,9 @@
 # several minutes on two cores); later runs find the binaries and return at once.
 set -euo pipefail
 
-usage() {
-	echo "usage: $0 [--print-dir]" >&2
-}
-
-print_dir_only=false
-while [[ $# -gt 0 ]]; do
-	case "$1" in
-	--print-dir) print_dir_only=true ;;
-	-h | --help)
-		usage
-		exit 0
-		;;
-	*)
-		usage
-		exit 2
-		;;
-	esac
-	shift
-done
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+parse_build_args "$@"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 test_dir="$root/test"
@@ -70,11 +54,7 @@ mkdir -p "$bin_dir"
 
 # Two builds of the same set at once (say, two terminals running make e2e)
 # would each spend many minutes on the same work; the second waits instead.
-exec 9>"$bin_dir/.lock"
-if ! flock -n 9; then
-	log "another build holds $bin_dir/.lock, waiting for it"
-	flock 9
-fi
+lock_build_dir "$bin_dir"
 
 # Leftovers of a build that was killed too hard to clean up after itself.
 # Safe under the lock: no other build of this set is running.

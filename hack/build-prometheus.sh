@@ -22,25 +22,9 @@ set -euo pipefail
 # The Go module version of Prometheus 3.x: v0.316.0 is Prometheus 3.16.0.
 PROMETHEUS_VERSION=${HAAGENT_PROMETHEUS_VERSION:-v0.316.0}
 
-usage() {
-	echo "usage: $0 [--print-dir]" >&2
-}
-
-print_dir_only=false
-while [[ $# -gt 0 ]]; do
-	case "$1" in
-	--print-dir) print_dir_only=true ;;
-	-h | --help)
-		usage
-		exit 0
-		;;
-	*)
-		usage
-		exit 2
-		;;
-	esac
-	shift
-done
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+parse_build_args "$@"
 
 # Test infrastructure, built with the machine's own Go like the control plane,
 # so that a change of haagent's toolchain does not throw the build away.
@@ -62,11 +46,7 @@ fi
 mkdir -p "$bin_dir"
 
 # A second build of the same set waits for the first instead of repeating it.
-exec 9>"$bin_dir/.lock"
-if ! flock -n 9; then
-	log "another build holds $bin_dir/.lock, waiting for it"
-	flock 9
-fi
+lock_build_dir "$bin_dir"
 
 scratch=""
 cleanup() {

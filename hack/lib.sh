@@ -24,3 +24,36 @@ ensure_iptables() {
 	have_iptables
 	log "installed: $(iptables --version)"
 }
+
+# parse_build_args reads the arguments of a script that builds binaries into
+# the cache: --print-dir sets print_dir_only=true (print the bin directory,
+# build nothing); -h prints the usage.
+parse_build_args() {
+	print_dir_only=false
+	while [[ $# -gt 0 ]]; do
+		case "$1" in
+		--print-dir) print_dir_only=true ;;
+		-h | --help)
+			echo "usage: $0 [--print-dir]" >&2
+			exit 0
+			;;
+		*)
+			echo "usage: $0 [--print-dir]" >&2
+			exit 2
+			;;
+		esac
+		shift
+	done
+}
+
+# lock_build_dir holds the lock of a cache bin directory on file descriptor 9
+# until the script exits: a second build of the same set waits for the first
+# instead of repeating many minutes of work. Commands that may outlive the
+# script (a compiler) must run with 9>&-.
+lock_build_dir() {
+	exec 9>"$1/.lock"
+	if ! flock -n 9; then
+		log "another build holds $1/.lock, waiting for it"
+		flock 9
+	fi
+}

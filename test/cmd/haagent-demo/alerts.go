@@ -52,6 +52,18 @@ func (a *alertPrinter) stop() {
 	}
 }
 
+// waitFiring waits until the alert fires with label = value.
+func (a *alertPrinter) waitFiring(ctx context.Context, name, label, value string, timeout time.Duration) error {
+	return scenario.Poll(ctx, 250*time.Millisecond, timeout, name+" firing", func(context.Context) (bool, error) {
+		for _, al := range a.w.Current() {
+			if al.Name() == name && al.Labels[label] == value && al.State == "firing" {
+				return true, nil
+			}
+		}
+		return false, a.w.Err()
+	})
+}
+
 // waitResolved waits until no alert is pending or firing, and says how many
 // changes the demo saw.
 func (a *alertPrinter) waitResolved(ctx context.Context, timeout time.Duration) error {

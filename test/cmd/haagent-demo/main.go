@@ -258,6 +258,13 @@ func (d *demo) withAgents(ctx context.Context) (err error) {
 			rec.Name, rec.Status.Phase, len(rec.Status.Votes), orDash(rec.Status.TimeToDetect), orDash(rec.Status.TimeToRepair))
 	}
 
+	if alerts != nil {
+		// HAAgentNodeDead waits out its for: after the verdict; the node
+		// stays down until then, so that the alert shows in the timeline.
+		if err := alerts.waitFiring(ctx, "HAAgentNodeDead", "member", victim, time.Minute); err != nil {
+			return err
+		}
+	}
 	d.p.Raw("\n")
 	d.p.Printf("%s returns (network back, a new kubelet boot, the agent restarted); haagent hands it back after %s of health", victim, d.opts.stabilization)
 	returned, err := cr.Return(ctx)
