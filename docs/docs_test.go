@@ -28,7 +28,7 @@ import (
 const root = ".."
 
 // documents are the files these tests check, relative to root.
-var documents = []string{"docs/operations.md", "docs/runbooks.md", "docs/metrics.md"}
+var documents = []string{"docs/operations.md", "docs/runbooks.md", "docs/metrics.md", "docs/design.md", "docs/chaos-testing.md"}
 
 // ruleFiles are the PrometheusRule sources whose alerts need runbooks: the
 // manifest, and the Helm chart's copy when the chart is there. The chart's

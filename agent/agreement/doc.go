@@ -4,7 +4,8 @@
 // An opinion follows gossip: alive, suspect, and, when gossip declares a
 // member dead, a check of the node itself (a TCP connect to its kubelet
 // port): no answer makes the opinion "dead", an answer makes it
-// "agent-down" — the agent died, the node did not (rule 1 of the design).
+// "agent-down" — the agent died, the node did not (rule 1 of
+// docs/design.md).
 //
 // The check is made early, while gossip only suspects the member: when
 // this agent's own probe fails, or when a peer's suspect vote tells of a

@@ -9,7 +9,7 @@ import (
 // a node cut off from the group may keep running its pods. The node's own
 // agent must first learn that it is cut off, then wait --fence-after, then
 // fence; the coordinator may force-remove its stateful pods only once all
-// of that can have happened (rule 5 of the design).
+// of that can have happened (rule 5 of docs/design.md).
 type FenceTerms struct {
 	// IsolationTimeout is how long after the cut a node counts itself
 	// isolated: no packet from a majority of the group for this long

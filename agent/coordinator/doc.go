@@ -1,5 +1,5 @@
-// Package coordinator is the one actor of a failover (rule 3 of the
-// design). Every agent runs it; only the holder of the coordinator Lease
+// Package coordinator is the one actor of a failover (rule 3 of
+// docs/design.md). Every agent runs it; only the holder of the coordinator Lease
 // acts, and an agent campaigns for the Lease only while it sees a majority
 // of the gossip group.
 //

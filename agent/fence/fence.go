@@ -1,6 +1,6 @@
 // Package fence makes a node that is cut off from the group stop its own
 // workloads, so that the majority may safely start StatefulSet pods
-// elsewhere (rule 5 of the design).
+// elsewhere (rule 5 of docs/design.md).
 //
 // An agent is isolated when it sees no majority of the gossip group AND
 // cannot reach the API server. Isolated for longer than Config.After, it

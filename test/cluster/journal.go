@@ -42,7 +42,7 @@ func (r ContainerRun) overlaps(o ContainerRun) bool {
 
 // Journal records every ContainerRun of the FakeKubelets it is given to
 // (FakeKubeletConfig.Journal), so that a test can check afterwards that a
-// pod never ran on two nodes at once (rule 5 of the design). The fake
+// pod never ran on two nodes at once (rule 5 of docs/design.md). The fake
 // kubelets run no containers: a run is what a real kubelet would have
 // running. Its start is taken before the pod is reported Running and its
 // stop when the kubelet learns it must stop, so runs are if anything too

@@ -22,7 +22,8 @@ import (
 )
 
 // The chaos campaign: a randomized, seedable, bounded sequence of faults on
-// the real control plane, with the safety rules checked as invariants.
+// the real control plane, with the safety rules of docs/design.md checked
+// as invariants.
 //
 //	HAAGENT_CHAOS_DURATION  how long faults are drawn, per cluster size (default 90s, at most 2h)
 //	HAAGENT_CHAOS_SEED      the seed of the draws (default: from the clock); always logged
@@ -708,9 +709,10 @@ func (r *chaosRun) awaitFailover(f *chaosFault, victims []*cluster.Node, d time.
 			} else {
 				f.outcome = append(f.outcome, fmt.Sprintf("%s did not fence itself within %s", name, chaosDownCap))
 				r.logf("%s, cut off, did not fence itself; its agent's log, last 40 lines:\n%s", name, v.Agent().LogTail(40))
-				// Rule 5 rests on the fence: the out-of-service taint on a
-				// node that runs on unfenced is a second copy waiting to
-				// happen, even when no stateful pod was there to show it.
+				// Rule 5 of docs/design.md rests on the fence: the
+				// out-of-service taint on a node that runs on unfenced is
+				// a second copy waiting to happen, even when no stateful
+				// pod was there to show it.
 				for _, e := range r.tl.All(cluster.EventTainted, name) {
 					if e.At.After(since) && strings.HasPrefix(e.Detail, "node.kubernetes.io/out-of-service") {
 						r.violate(fmt.Sprintf("1/unfenced/%d/%s", f.index, name), 1,

@@ -185,7 +185,8 @@ func firstReadyOn(tl *cluster.Timeline, pod, node string) (cluster.Event, bool) 
 // StatefulSet pod off from everything, its kubelet and agent still
 // running. The majority fails it over and, after the fence bound, starts
 // db-0 elsewhere; by then the node's own agent must have found itself
-// isolated and fenced it, so that db-0 never runs twice (rule 5).
+// isolated and fenced it, so that db-0 never runs twice (rule 5 of
+// docs/design.md).
 func TestIsolation_cutOffNodeNeverRunsAPodTwice(t *testing.T) {
 	tc, victim := isolationCluster(t)
 	tl, err := cluster.StartTimeline(context.Background(), tc.cp.RESTConfig())
