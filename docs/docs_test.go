@@ -28,7 +28,7 @@ import (
 const root = ".."
 
 // documents are the files these tests check, relative to root.
-var documents = []string{"docs/operations.md", "docs/runbooks.md", "docs/metrics.md", "docs/design.md", "docs/chaos-testing.md"}
+var documents = []string{"docs/operations.md", "docs/runbooks.md", "docs/metrics.md", "docs/design.md", "docs/chaos-testing.md", "docs/configuration.md", "README.md"}
 
 // ruleFiles are the PrometheusRule sources whose alerts need runbooks: the
 // manifest, and the Helm chart's copy when the chart is there. The chart's
@@ -270,7 +270,7 @@ func TestDocs_linksLandOnHeadings(t *testing.T) {
 
 func TestDocs_flagsExist(t *testing.T) {
 	flags := registeredFlags(t)
-	for _, want := range []string{"gossip-profile", "fence-action", "max-dead-fraction", "join", "fence-command", "since", "agent"} {
+	for _, want := range []string{"gossip-profile", "fence-action", "max-dead-fraction", "join", "fence-command", "since", "agent", "context"} {
 		if !flags[want] {
 			t.Fatalf("flag --%s not found in the sources: the flag scanner is broken (found %d flags)", want, len(flags))
 		}
@@ -574,20 +574,32 @@ func goSources(t *testing.T) map[string][]*ast.File {
 }
 
 // registeredFlags finds the names of the flags registered on a
-// *flag.FlagSet (a parameter or a flag.NewFlagSet result) or on the flag
-// package itself.
+// *flag.FlagSet or *pflag.FlagSet (a parameter or a NewFlagSet result) or
+// on either package itself.
 func registeredFlags(t *testing.T) map[string]bool {
 	t.Helper()
 	nameArg := map[string]int{
 		"Bool": 0, "Int": 0, "Int64": 0, "Uint": 0, "Uint64": 0, "String": 0, "Float64": 0, "Duration": 0, "Func": 0, "BoolFunc": 0,
 		"BoolVar": 1, "IntVar": 1, "Int64Var": 1, "UintVar": 1, "Uint64Var": 1, "StringVar": 1, "Float64Var": 1, "DurationVar": 1, "TextVar": 1, "Var": 1,
+		// pflag's forms with a shorthand.
+		"BoolP": 0, "IntP": 0, "StringP": 0, "DurationP": 0, "StringSliceP": 0,
+		"BoolVarP": 1, "IntVarP": 1, "StringVarP": 1, "DurationVarP": 1, "StringSliceVarP": 1, "VarP": 1, "StringSlice": 0, "StringSliceVar": 1,
 	}
 	flags := map[string]bool{}
 	for _, files := range goSources(t) {
 		for _, f := range files {
-			flagPkg := importName(f, "flag")
-			if flagPkg == "" {
+			flagPkgs := map[string]bool{}
+			for _, path := range []string{"flag", "github.com/spf13/pflag"} {
+				if name := importName(f, path); name != "" {
+					flagPkgs[name] = true
+				}
+			}
+			if len(flagPkgs) == 0 {
 				continue
+			}
+			isPkg := func(e ast.Expr) bool {
+				id, ok := e.(*ast.Ident)
+				return ok && flagPkgs[id.Name]
 			}
 			isFlagSet := func(e ast.Expr) bool {
 				star, ok := e.(*ast.StarExpr)
@@ -595,7 +607,7 @@ func registeredFlags(t *testing.T) map[string]bool {
 					return false
 				}
 				sel, ok := star.X.(*ast.SelectorExpr)
-				return ok && sel.Sel.Name == "FlagSet" && isIdent(sel.X, flagPkg)
+				return ok && sel.Sel.Name == "FlagSet" && isPkg(sel.X)
 			}
 			for _, decl := range f.Decls {
 				fn, ok := decl.(*ast.FuncDecl)
@@ -616,7 +628,7 @@ func registeredFlags(t *testing.T) map[string]bool {
 						return true
 					}
 					if call, ok := as.Rhs[0].(*ast.CallExpr); ok {
-						if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewFlagSet" && isIdent(sel.X, flagPkg) {
+						if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewFlagSet" && isPkg(sel.X) {
 							if id, ok := as.Lhs[0].(*ast.Ident); ok {
 								sets[id.Name] = true
 							}
@@ -635,7 +647,7 @@ func registeredFlags(t *testing.T) map[string]bool {
 					}
 					i, known := nameArg[sel.Sel.Name]
 					recv, isID := sel.X.(*ast.Ident)
-					if !known || !isID || !(sets[recv.Name] || recv.Name == flagPkg) || len(call.Args) <= i {
+					if !known || !isID || !(sets[recv.Name] || flagPkgs[recv.Name]) || len(call.Args) <= i {
 						return true
 					}
 					if s, ok := stringLit(call.Args[i]); ok {
@@ -780,11 +792,6 @@ func typeName(e ast.Expr) string {
 		return x.Sel.Name
 	}
 	return ""
-}
-
-func isIdent(e ast.Expr, name string) bool {
-	id, ok := e.(*ast.Ident)
-	return ok && id.Name == name
 }
 
 // importName is the name under which f imports path, or "".
