@@ -84,7 +84,13 @@ type Membership struct {
 
 	keyringReload time.Duration
 
-	ml        atomic.Pointer[memberlist.Memberlist]
+	ml atomic.Pointer[memberlist.Memberlist]
+	// publishMu makes each metadata update one step: memberlist's
+	// UpdateNode reads the metadata, then takes the next incarnation, then
+	// applies it, so two at once could apply the older metadata last, with
+	// the higher incarnation, and lose a readiness or coordinator change
+	// for good.
+	publishMu sync.Mutex
 	localAddr atomic.Pointer[string]
 	ready     atomic.Bool
 	running   atomic.Bool
@@ -298,6 +304,8 @@ func (m *Membership) SetCoordinator(holding bool) error {
 }
 
 func (m *Membership) publishMeta() error {
+	m.publishMu.Lock()
+	defer m.publishMu.Unlock()
 	ml := m.ml.Load()
 	if ml == nil {
 		return nil // sent with the first alive message
@@ -335,7 +343,7 @@ func (m *Membership) Run(ctx context.Context) error {
 		m.log.Warn("publish metadata at start", zap.Error(err))
 	}
 	m.running.Store(true)
-	m.log.Info("gossip started", zap.String("node", m.cfg.NodeName), zap.String("addr", ml.LocalNode().Address()),
+	m.log.Info("gossip started", zap.String("node", m.cfg.NodeName), zap.String("addr", addr),
 		zap.String("profile", m.cfg.ProfileName), zap.Bool("encrypted", m.keyring != nil), zap.Bool("labelled", m.cfg.ClusterLabel != ""))
 
 	var wg sync.WaitGroup
@@ -369,7 +377,13 @@ func (m *Membership) leave(ml *memberlist.Memberlist) {
 	m.mu.Lock()
 	m.local.Leaving = true
 	m.mu.Unlock()
-	if err := ml.UpdateNode(m.cfg.LeaveTimeout / 2); err != nil {
+	// Under publishMu like every metadata update: a readiness change
+	// published at the same moment must not apply its older metadata,
+	// without "leaving", after this one.
+	m.publishMu.Lock()
+	err := ml.UpdateNode(m.cfg.LeaveTimeout / 2)
+	m.publishMu.Unlock()
+	if err != nil {
 		m.log.Warn("announce leaving", zap.Error(err))
 	}
 	// UpdateNode returns once the update is sent, not once it has arrived:

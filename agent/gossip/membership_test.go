@@ -769,3 +769,34 @@ func TestMembership_admissionRefusesUnknownPeers(t *testing.T) {
 	}
 	_ = rogue
 }
+
+// TestMembership_concurrentMetadataUpdatesKeepTheLast: a readiness change
+// and a coordinator change published at the same moment both reach the
+// member table. memberlist's UpdateNode reads the metadata, then takes the
+// next incarnation, then applies it: two at once could apply the older
+// metadata last and lose the other change for good (an agent seen not
+// ready by every peer, or a coordinator nobody finds).
+func TestMembership_concurrentMetadataUpdatesKeepTheLast(t *testing.T) {
+	nw := simnet.New()
+	a := startAgent(t, nw.NewTransport(), testConfig("n1"))
+	for round := range 3000 {
+		if err := a.m.SetReadiness(false, "round"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.m.SetCoordinator(false); err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); <-start; _ = a.m.SetReadiness(true, "") }()
+		go func() { defer wg.Done(); <-start; _ = a.m.SetCoordinator(true) }()
+		close(start)
+		wg.Wait()
+		self, _ := a.m.Member("n1")
+		if !self.Meta.Ready || !self.Meta.Coordinator {
+			t.Fatalf("round %d: after both changes the member table has ready %t, coordinator %t; want both true",
+				round, self.Meta.Ready, self.Meta.Coordinator)
+		}
+	}
+}
