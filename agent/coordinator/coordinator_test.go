@@ -93,22 +93,28 @@ func pod(name, nodeName string, owner metav1.OwnerReference) *corev1.Pod {
 	}
 }
 
-// TestCoordinator_failsOverAndHandsBack drives one failover through every
-// step on fake API clients: start on a quorum, cordon, taint, pods not
-// ready, eviction, recovery, and the hand-back when the node returns.
-func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
-	ctx := context.Background()
-	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
+// webWorkload is Deployment web with its ReplicaSet web-1, both of the
+// given replicas, and the owner reference of the ReplicaSet's pods.
+func webWorkload(replicas int32) (*appsv1.Deployment, *appsv1.ReplicaSet, metav1.OwnerReference) {
 	deploy := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(2)),
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 	}
 	rs := &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "default", OwnerReferences: []metav1.OwnerReference{
 			{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", Controller: ptr.To(true)}}},
-		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(int32(2)), Selector: deploy.Spec.Selector},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(replicas), Selector: deploy.Spec.Selector},
 	}
+	return deploy, rs, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
+}
+
+// TestCoordinator_failsOverAndHandsBack drives one failover through every
+// step on fake API clients: start on a quorum, cordon, taint, pods not
+// ready, eviction, recovery, and the hand-back when the node returns.
+func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
+	ctx := context.Background()
+	deploy, rs, rsRef := webWorkload(2)
 	client := fake.NewClientset(leaseHeldBy("n1"), node("n1"), node("n2"), node("n3"), node("n4"), node("n5"), deploy, rs,
 		pod("web-a", "n5", rsRef), pod("web-b", "n1", rsRef))
 
