@@ -52,7 +52,8 @@ type Config struct {
 	// NotReadyFailoverAfter is how long a node may stay alive on gossip but not ready before
 	// the failover code may fail it over (flag --not-ready-failover-after). 0 turns this
 	// off, which is the default: an API server outage makes every node not ready at once.
-	// When set it must be at least 10s. See NotReadyFailoverDue.
+	// When set it must be at least 10s. The rule itself is failover.Decider.Decide, which
+	// counts the spell from when the coordinator first saw the node not ready.
 	NotReadyFailoverAfter time.Duration
 }
 

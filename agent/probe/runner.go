@@ -34,8 +34,7 @@ type Verdict struct {
 	// MaxReasonBytes. Empty when Ready.
 	Reason string
 	// Since is when Ready last changed (or when the runner was created); a new reason or
-	// failing check does not move it. In a history given to NotReadyFailoverDue it is
-	// instead when the observer saw this verdict.
+	// failing check does not move it.
 	Since time.Time
 }
 
