@@ -3,6 +3,7 @@ package gossip
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
 )
 
 // ParseKeyring reads gossip keys, one base64-encoded AES key a line (16, 24
@@ -118,4 +120,28 @@ func reloadKeyring(kr *memberlist.Keyring, path string) (changed bool, err error
 		}
 	}
 	return changed, nil
+}
+
+// watchKeyring applies changes of the keyring file (a mounted Secret) to
+// the live keyring, without a restart.
+func (m *Membership) watchKeyring(ctx context.Context) {
+	t := m.clock.NewTicker(m.keyringReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		changed, err := reloadKeyring(m.keyring, m.cfg.KeyringFile)
+		m.metrics.keyringOK.Set(boolGauge(err == nil))
+		switch {
+		case err != nil:
+			m.metrics.keyringReloads.WithLabelValues("failure").Inc()
+			m.log.Error("reload keyring; keeping the keys in use", zap.Error(err))
+		case changed:
+			m.metrics.keyringReloads.WithLabelValues("changed").Inc()
+			m.log.Info("keyring reloaded", zap.Int("keys", len(m.keyring.GetKeys())))
+		}
+	}
 }

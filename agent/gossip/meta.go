@@ -146,3 +146,53 @@ func truncateUTF8(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// SetReadiness publishes this node's readiness verdict to the group. The
+// reason (the failing check) is cut to MaxReasonBytes. It must not be called
+// from a membership event handler that runs on memberlist's goroutines.
+func (m *Membership) SetReadiness(ready bool, reason string) error {
+	if ready {
+		reason = ""
+	}
+	reason = truncateUTF8(reason, MaxReasonBytes)
+	m.mu.Lock()
+	changed := m.local.Ready != ready || m.local.Reason != reason
+	m.local.Ready, m.local.Reason = ready, reason
+	m.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return m.publishMeta()
+}
+
+// SetCoordinator publishes whether this agent holds the coordinator Lease.
+// Like SetReadiness, it must not be called from a membership event handler.
+func (m *Membership) SetCoordinator(holding bool) error {
+	m.mu.Lock()
+	changed := m.local.Coordinator != holding
+	m.local.Coordinator = holding
+	m.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return m.publishMeta()
+}
+
+func (m *Membership) publishMeta() error {
+	m.publishMu.Lock()
+	defer m.publishMu.Unlock()
+	ml := m.ml.Load()
+	if ml == nil {
+		return nil // sent with the first alive message
+	}
+	if err := ml.UpdateNode(m.cfg.LeaveTimeout); err != nil {
+		return fmt.Errorf("gossip: publish metadata: %w", err)
+	}
+	return nil
+}
+
+func (m *Membership) localMeta() ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.local.Encode()
+}

@@ -1,7 +1,10 @@
 package gossip
 
 import (
+	"fmt"
+	"log"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -161,4 +164,28 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.sent.Add(float64(n))
 	return n, err
+}
+
+func (m *Membership) transport() (memberlist.NodeAwareTransport, int, error) {
+	if m.inner != nil {
+		_, port, err := m.inner.FinalAdvertiseAddr(m.cfg.AdvertiseAddr, m.cfg.BindPort)
+		if err != nil {
+			return nil, 0, fmt.Errorf("gossip: transport: %w", err)
+		}
+		return m.inner, port, nil
+	}
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{m.cfg.BindAddr},
+		BindPort:  m.cfg.BindPort,
+		Logger:    log.New(&logBridge{log: m.log.Named("memberlist")}, "", 0),
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("gossip: listen on %s: %w",
+			net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)), err)
+	}
+	port := m.cfg.BindPort
+	if port == 0 {
+		port = nt.GetAutoBindPort()
+	}
+	return nt, port, nil
 }
