@@ -132,3 +132,27 @@ func (l *leadership) follow(ctx context.Context, w watch.Interface, v *leaseView
 		}
 	}
 }
+
+// standbyWatch runs l.watchLease while a standby.
+type standbyWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (w *standbyWatch) start(ctx context.Context, l *leadership) {
+	if w.cancel != nil {
+		return
+	}
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.done = make(chan struct{})
+	go func(done chan struct{}) { defer close(done); l.watchLease(ctx, &l.view) }(w.done)
+}
+
+func (w *standbyWatch) stop() {
+	if w.cancel == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+	w.cancel, w.done = nil, nil
+}
