@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/haagent/haagent/agent/failover"
 	"github.com/haagent/haagent/agent/gossip"
-	"github.com/haagent/haagent/agent/record"
 	"github.com/haagent/haagent/internal/metricstest"
 )
 
@@ -189,14 +187,7 @@ func TestCoordinator_enabledGauge(t *testing.T) {
 // new coordinator, until the node is back.
 func TestCoordinator_memberStatusFailedThroughTheRetry(t *testing.T) {
 	ctx := context.Background()
-	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3"}, node("n1"), node("n2"), failedNode("n3"),
-		statefulSet(1), statefulPod("db-0", "n3"))
-	tc.gossip.set("n3", gossip.StateDead)
-	tc.addRecovering(t, "n3", tc.clock.Now().Add(-2*time.Hour),
-		record.AffectedOwner{Kind: "StatefulSet", Namespace: "default", Name: "db", DesiredReplicas: 1})
-	if err := tc.load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tc := recoveringStatefulN3(ctx, t)
 	tc.steps(4 * 31 * 60) // past --recovery-timeout (30m)
 	if got := memberStatusSeries(t, tc.metrics); !maps.Equal(got, map[string]string{"n3": statusFailed}) {
 		t.Fatalf("member status after the recovery timeout = %v, want n3 failed", got)

@@ -220,8 +220,12 @@ func TestCoordinator_recoveredAgainstCurrentReplicas(t *testing.T) {
 // coordinator's clock from when it took the record over (the record was
 // confirmed two hours earlier by another coordinator's clock), naming the
 // owners that are short. The record is kept.
-func TestCoordinator_recoveryTimesOut(t *testing.T) {
-	ctx := context.Background()
+// recoveringStatefulN3 is a coordinator that took over a failover of dead
+// node n3 from its record: confirmed two hours earlier by another
+// coordinator's clock, recovering StatefulSet db (1 replica, pod db-0
+// still on n3).
+func recoveringStatefulN3(ctx context.Context, t *testing.T) *testCoordinator {
+	t.Helper()
 	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3"}, node("n1"), node("n2"), failedNode("n3"),
 		statefulSet(1), statefulPod("db-0", "n3"))
 	tc.gossip.set("n3", gossip.StateDead)
@@ -230,6 +234,12 @@ func TestCoordinator_recoveryTimesOut(t *testing.T) {
 	if err := tc.load(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return tc
+}
+
+func TestCoordinator_recoveryTimesOut(t *testing.T) {
+	ctx := context.Background()
+	tc := recoveringStatefulN3(ctx, t)
 	for i := 0; i < 4*29*60; i++ { // 29 minutes
 		tc.clock.Step(250 * time.Millisecond)
 		tc.step(ctx)
