@@ -6,29 +6,31 @@
 #
 # For each size of -sizes (default 7 and 20 nodes), three clusters:
 #   - haagent: a 30 s quiet window sampling every agent's memory, CPU and
-#     gossip traffic; 20 crashes, one at a time; then 1 minute each of 10 %
-#     and 30 % packet loss, agent stalls (SIGSTOP 2-5 s) and agent restarts,
-#     counting wrong actions;
+#     gossip traffic; 20 crashes, one at a time (every 4th waits for the
+#     StatefulSet pod to run elsewhere, 17 s or more after the crash; the
+#     others bring the node back as soon as every other phase was seen);
+#     then 1 minute each of 10 % and 30 % packet loss, agent stalls
+#     (SIGSTOP 2-5 s) and agent restarts, counting wrong actions;
 #   - stock with tuned timings (10 crashes, one at a time) and stock with
 #     default timings (3 overlapping crashes, 20 s apart: its eviction comes
-#     about 6 minutes after a crash). These two run side by side, beside the
-#     haagent cluster's chaos phases, never beside its crashes.
-# Time, from cycles measured at 7 nodes on a 2-core machine (a haagent crash,
-# return and hand-back: 20-29 s; a tuned one about 15 s; the overlapping
-# default ones about 7.5 minutes in all): per size about 10 minutes of
-# haagent cluster (start, cost window, 20 crashes), then about 7.5 minutes
-# for the stock clusters, which hide the 5 minutes of chaos: about 17 minutes
-# at 7 nodes, 19 at 20 nodes (slower crashes), 35-40 minutes for the default
-# run. Progress is printed as it goes.
+#     about 6 minutes after a crash).
+# The stock clusters and the scale simulation run in side windows, beside
+# the haagent clusters' chaos phases, never beside a cost window or
+# haagent's crashes: the default stock clusters of every size and the
+# simulation beside the first size's chaos (about 7.5 minutes, the stock
+# default's 300 s wait), the tuned ones beside the last size's (about 5
+# minutes). Measured at 7 nodes on a 2-core machine: a haagent crash cycle
+# (crash, return, hand-back) takes 7-9 s, 24 s when it waits for the
+# StatefulSet pod. About 25 minutes in all for the default run. Progress is
+# printed as it goes.
 #
-# With -api-cost (default 1m) each haagent cluster also runs with the
-# apiserver's audit log and measures what every agent costs the API server
-# (an idle window, then one crash and its failover), and -api-cost-sizes
-# (default 100) adds a cluster per size for that alone: about 10 minutes
-# more. make apicost runs only that part (-api-cost-only) and writes
-# docs/API-COST.md; see test/cmd/haagent-bench/apicost.go.
+# The API cost (what every agent costs the API server) is measured by make
+# apicost (-api-cost-only), not here: this script passes -api-cost=0
+# -api-cost-sizes= unless the arguments say otherwise. See
+# test/cmd/haagent-bench/apicost.go.
 #
-# Then the scale simulation (see below), HAAGENT_BENCH_SIM_BUDGET (22m) more.
+# The scale simulation (test/cmd/haagent-sim) runs the sizes that fit in
+# HAAGENT_BENCH_SIM_BUDGET (default 7m; 0 skips it).
 #
 # It builds (or finds in the cache) the control-plane binaries with
 # hack/build-control-plane.sh: the first build takes about 20 minutes and
@@ -98,45 +100,63 @@ for i in "${!args[@]}"; do
 	esac
 done
 
-cd "$root/test"
-export HAAGENT_BENCH_SCRIPT=1
-"$root/_output/bin/haagent-bench" --control-plane-bin "$bin_dir" --haagent "$root/_output/bin/haagent" "$@"
-
-# make apicost: the API-cost figures alone, no simulation.
+# make apicost measures the API cost alone; make bench leaves it to it.
+api_cost_only=false
 for arg in "$@"; do
 	case "$arg" in
-	-api-cost-only | --api-cost-only | -api-cost-only=true | --api-cost-only=true) exit 0 ;;
+	-api-cost-only | --api-cost-only | -api-cost-only=true | --api-cost-only=true) api_cost_only=true ;;
 	esac
 done
 
-# The scale simulation (test/cmd/haagent-sim): gossip and agreement of 50 to
-# 1000 members in one process each, both profiles, 5 % loss at 100 members.
-# It runs the sizes that fit in HAAGENT_BENCH_SIM_BUDGET (default 22m; 0
-# skips it) and says which it skipped and why; its tables, JSON and charts
-# then join the report.
-sim_budget=${HAAGENT_BENCH_SIM_BUDGET:-22m}
-if [[ $sim_budget == 0 ]]; then
-	log "scale simulation skipped (HAAGENT_BENCH_SIM_BUDGET=0)"
-	exit 0
-fi
-log "scale simulation (test/cmd/haagent-sim), budget $sim_budget"
-go build -o "$root/_output/bin/haagent-sim" ./cmd/haagent-sim
+# The scale simulation (test/cmd/haagent-sim) runs beside the first side
+# window of the benchmark (the stock clusters' 300 s waits and the chaos
+# phases), never beside a cost window or crashes. It runs the sizes that fit
+# in HAAGENT_BENCH_SIM_BUDGET (0 skips it) and says which it skipped and
+# why; its tables, JSON and charts then join the report.
+sim_budget=${HAAGENT_BENCH_SIM_BUDGET:-7m}
 sim_dir="$root/_output/bench/sim"
-mkdir -p "$sim_dir" "$docs_dir/bench"
-sim_rc=0
-# Paths inside the checkout are given relative to it: the report names them.
 sim_docs=$docs_dir
+# Paths inside the checkout are given relative to it: the report names them.
 [[ $sim_docs == "$root"/* ]] && sim_docs=${sim_docs#"$root"/}
-(cd "$root" && "$root/_output/bin/haagent-sim" -n 50,100,250,500,1000 -profiles default,fast -loss-sweep -loss-sizes 100 \
-	-budget "$sim_budget" -converge-timeout 2m -max-rss-mib 6144 \
-	-json "$sim_docs/simulation.json" -svg "$sim_docs/bench/simulation") | tee "$sim_dir/tables.txt" || sim_rc=$?
+sim_flags=(-n 50,100,250,500 -profiles default,fast -loss-sweep -loss-sizes 100
+	-budget "$sim_budget" -converge-timeout 2m -max-rss-mib 6144)
+extra=()
+if ! $api_cost_only; then
+	extra=(-api-cost=0 -api-cost-sizes=)
+	if [[ $sim_budget != 0 ]]; then
+		log "building the scale simulation (test/cmd/haagent-sim), budget $sim_budget"
+		(cd "$root/test" && go build -o "$root/_output/bin/haagent-sim" ./cmd/haagent-sim)
+		rm -rf "$sim_dir"
+		mkdir -p "$sim_dir" "$docs_dir/bench"
+		printf -v sim_cmd 'cd %q && %q' "$root" "$root/_output/bin/haagent-sim"
+		for a in "${sim_flags[@]}" -json "$sim_docs/simulation.json" -svg "$sim_docs/bench/simulation"; do
+			printf -v sim_cmd '%s %q' "$sim_cmd" "$a"
+		done
+		printf -v sim_cmd '%s >%q; echo $? >%q' "$sim_cmd" "$sim_dir/tables.txt" "$sim_dir/rc"
+		extra+=(-beside "$sim_cmd")
+	else
+		log "scale simulation skipped (HAAGENT_BENCH_SIM_BUDGET=0)"
+	fi
+fi
+
+cd "$root/test"
+export HAAGENT_BENCH_SCRIPT=1
+rc=0
+"$root/_output/bin/haagent-bench" --control-plane-bin "$bin_dir" --haagent "$root/_output/bin/haagent" "${extra[@]}" "$@" || rc=$?
+if [[ ! -f $sim_dir/rc ]]; then
+	exit "$rc"
+fi
+sim_rc=$(cat "$sim_dir/rc")
 {
-	echo "Command: \`hack/bench.sh\` runs \`haagent-sim -n 50,100,250,500,1000 -profiles default,fast -loss-sweep -loss-sizes 100 -budget $sim_budget -converge-timeout 2m -max-rss-mib 6144\` (exit status $sim_rc; 3 means wrong actions). Charts: [detection time against N](bench/simulation-detection.svg), [traffic per member against N](bench/simulation-traffic.svg). Raw samples: \`simulation.json\`."
+	echo "Command: \`hack/bench.sh\` runs \`haagent-sim ${sim_flags[*]}\` beside the benchmark's first side window (exit status $sim_rc; 3 means wrong actions). Charts: [detection time against N](bench/simulation-detection.svg), [traffic per member against N](bench/simulation-traffic.svg). Raw samples: \`simulation.json\`."
 	echo
 	echo '```'
 	cat "$sim_dir/tables.txt"
 	echo '```'
 } >"$sim_dir/section.md"
 "$root/_output/bin/haagent-bench" -report-from "$docs_dir/benchmarks.json" -docs "$docs_dir" \
-	-sim-md "$sim_dir/section.md" -sim-json "$docs_dir/simulation.json"
-exit "$sim_rc"
+	-sim-md "$sim_dir/section.md" -sim-json "$docs_dir/simulation.json" || rc=$?
+if [[ $rc == 0 ]]; then
+	rc=$sim_rc
+fi
+exit "$rc"

@@ -27,9 +27,14 @@
 //     after the taint, so -stock-crashes crashes overlap: one every
 //     -stock-gap, never more nodes down at once than MaxDown.
 //
-// With -stock-concurrent the two stock clusters run side by side, and
-// beside the haagent cluster's chaos phases, never beside its cost window
-// or its crashes.
+// With -stock-concurrent the stock clusters run side by side in side
+// windows, beside the haagent clusters' chaos phases, never beside a cost
+// window or haagent's crashes: the default ones of every size (and the
+// -beside command, the scale simulation under make bench) beside the first
+// size's chaos, the tuned ones beside the last size's. Every
+// -stateful-every-th haagent crash waits for the StatefulSet pod to run
+// elsewhere (--fence-bound after the confirmation); the others bring the
+// node back once every other phase was seen.
 //
 // With -api-cost (default 1m), each haagent cluster runs with the
 // apiserver's audit log, and after the cost window comes the API-cost
@@ -58,6 +63,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -100,6 +106,8 @@ type options struct {
 	seed             uint64
 	stock            bool
 	tuned            bool
+	statefulEvery    int
+	beside           string
 }
 
 // Agent settings of the haagent cluster that the flags do not choose.
@@ -132,7 +140,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.tunedCrashes, "tuned-crashes", 10, "crashes of the tuned stock cluster per size, one after the other")
 	fs.IntVar(&o.stockCrashes, "stock-crashes", 3, "crashes of the default stock cluster per size, overlapping (each takes about 6 minutes)")
 	fs.DurationVar(&o.stockGap, "stock-gap", 20*time.Second, "time between two crashes of the default stock cluster; at least 10s, the node lifecycle controller's --node-eviction-rate (0.1/s) spacing of taints")
-	fs.BoolVar(&o.stockConcurrent, "stock-concurrent", true, "run the tuned and the default stock clusters side by side, and beside the haagent cluster's chaos phases (never beside its cost window or crashes)")
+	fs.BoolVar(&o.stockConcurrent, "stock-concurrent", true, "run the stock clusters side by side, beside the haagent clusters' chaos phases (never beside a cost window or crashes): the default ones of every size beside the first size's, the tuned ones beside the last size's")
 	fs.DurationVar(&o.failoverInterval, "failover-interval", 5*time.Second, "the agents' --failover-interval (a rate limit: one more failover each interval after a burst of 3); crashes of the haagent cluster come at least this far apart")
 	fs.DurationVar(&o.fenceBound, "fence-bound", 17*time.Second, "the agents' --fence-bound: after a confirmed death, when StatefulSet pods may be force-deleted; the agents accept no less than 17s with the fast profile and --fence-after 10s")
 	fs.DurationVar(&o.chaos, "chaos", time.Minute, "duration of each chaos phase (packet loss 10 %, 30 %, stalls, restarts) on the haagent cluster; 0 skips them")
@@ -144,6 +152,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the chaos's random choices; 0 picks one (printed and saved)")
 	fs.BoolVar(&o.stock, "stock", true, "measure the stock controllers with default timings")
 	fs.BoolVar(&o.tuned, "tuned", true, "measure the stock controllers with tuned timings")
+	fs.IntVar(&o.statefulEvery, "stateful-every", 4, "wait for the StatefulSet pod to run elsewhere (about --fence-bound after the crash) on every Kth crash of the haagent cluster, the first included; the others bring the node back once the other phases are seen (1: every crash)")
+	fs.StringVar(&o.beside, "beside", "", "a shell command (bash -c) run in the first side window, beside the stock clusters' waits and the chaos phases, never beside a cost window or crashes; the window ends when it has (make bench runs the scale simulation so)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -191,6 +201,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("--api-cost-only needs --api-cost and --api-cost-sizes")
 	case o.apiCostOnly:
 		return o, nil
+	case o.statefulEvery < 1 || o.statefulEvery > 100:
+		return o, fmt.Errorf("--stateful-every (%d) must be between 1 and 100", o.statefulEvery)
 	case o.crashes == 0 && !o.stock && !o.tuned:
 		return o, errors.New("nothing to measure: --crashes is 0, --stock and --tuned are false")
 	}
@@ -323,7 +335,7 @@ func (b *bench) run(ctx context.Context) error {
 		StockGap: o.stockGap.String(), StockConcurrent: o.stockConcurrent,
 		FailoverInterval: o.failoverInterval.String(), FenceBound: o.fenceBound.String(), Stabilization: stabilization.String(),
 		GossipProfile: "fast", Chaos: o.chaos.String(), ChaosSettle: chaosSettle.String(), CostWindow: o.cost.String(), Seed: o.seed,
-		APICostSizes: o.apiCostSizes, APICostOnly: o.apiCostOnly,
+		APICostSizes: o.apiCostSizes, APICostOnly: o.apiCostOnly, StatefulEvery: o.statefulEvery, Beside: o.beside,
 		Percentiles: "nearest rank: the q-quantile is the smallest sample with at least a fraction q of the samples at or below it (with fewer than 100 samples, p99 is the maximum)",
 	}
 	if o.apiCost > 0 {
@@ -371,14 +383,42 @@ func (b *bench) run(ctx context.Context) error {
 	if o.apiCostOnly {
 		return b.apiCostSizes(ctx, bin, nil)
 	}
+	// Every set-up is known before the first cluster starts: the stock
+	// clusters of every size run in side windows (see size), the default
+	// ones beside the first size's chaos phases, the tuned ones beside the
+	// last size's.
+	var haagents []*Setup
+	var tuned, dflt []func(context.Context) error
 	for _, n := range o.sizes {
 		sz := &Size{Nodes: n}
 		b.res.Sizes = append(b.res.Sizes, sz)
-		if err := b.size(ctx, sz, bin, rng); err != nil {
-			return fmt.Errorf("%d nodes: %w", n, err)
+		haagents = append(haagents, b.haagentSetup(sz))
+		t, d := b.stockJobs(sz)
+		tuned, dflt = append(tuned, t...), append(dflt, d...)
+	}
+	defer func() {
+		for _, sz := range b.res.Sizes {
+			for _, s := range sz.Setups {
+				s.summarize()
+			}
+			sz.Ratios = sz.ratios()
+			b.printSize(sz)
 		}
-		sz.Ratios = sz.ratios()
-		b.printSize(sz)
+	}()
+	for i, sz := range b.res.Sizes {
+		var side []func(context.Context) error
+		if i == 0 {
+			side = append(side, dflt...)
+			if o.beside != "" {
+				side = append(side, b.besideJob(o.beside))
+			}
+		}
+		if i == len(b.res.Sizes)-1 {
+			side = append(side, tuned...)
+		}
+		if err := b.size(ctx, sz, haagents[i], side, bin, rng); err != nil {
+			return fmt.Errorf("%d nodes: %w", sz.Nodes, err)
+		}
 	}
 	if o.apiCost > 0 && o.crashes > 0 {
 		return b.apiCostSizes(ctx, bin, o.sizes)
@@ -410,34 +450,55 @@ func (b *bench) agentArgs() []string {
 	}
 }
 
-// size runs every set-up at n nodes. The stock clusters run side by side
-// (-stock-concurrent), and beside the haagent cluster's chaos phases, but
-// never beside its cost window or its crashes: those figures are taken on
-// a machine busy with nothing else of the benchmark's.
-func (b *bench) size(ctx context.Context, sz *Size, bin string, rng *rand.Rand) error {
+// haagentSetup adds the haagent set-up to sz, when there are crashes.
+func (b *bench) haagentSetup(sz *Size) *Setup {
+	o := b.opts
+	if o.crashes == 0 {
+		return nil
+	}
+	schedule := fmt.Sprintf("one crash at a time, the node handed back and the workload one pod per node again before the next; at least %s apart (--failover-interval)", o.failoverInterval)
+	if o.statefulEvery > 1 {
+		schedule += fmt.Sprintf("; every %s crash, the first included, waits for the StatefulSet pod to run elsewhere (--fence-bound after the confirmation), the others bring the node back once every other phase was seen", ordinal(o.statefulEvery))
+	}
+	s := &Setup{
+		Name:        setupHaagent,
+		Description: "stock control-plane timings, a haagent agent per node (fast gossip profile)",
+		AgentArgs:   b.agentArgs(),
+		Schedule:    schedule,
+	}
+	sz.Setups = append(sz.Setups, s)
+	return s
+}
+
+// ordinal spells 2, 3, 4... as "2nd", "3rd", "4th".
+func ordinal(k int) string {
+	switch {
+	case k%100 >= 11 && k%100 <= 13:
+		return fmt.Sprintf("%dth", k)
+	case k%10 == 1:
+		return fmt.Sprintf("%dst", k)
+	case k%10 == 2:
+		return fmt.Sprintf("%dnd", k)
+	case k%10 == 3:
+		return fmt.Sprintf("%drd", k)
+	}
+	return fmt.Sprintf("%dth", k)
+}
+
+// stockJobs adds the stock set-ups to sz and returns their runs.
+func (b *bench) stockJobs(sz *Size) (tuned, dflt []func(context.Context) error) {
 	o := b.opts
 	n := sz.Nodes
-	var haagent *Setup
-	if o.crashes > 0 {
-		haagent = &Setup{
-			Name:        setupHaagent,
-			Description: "stock control-plane timings, a haagent agent per node (fast gossip profile)",
-			AgentArgs:   b.agentArgs(),
-			Schedule:    fmt.Sprintf("one crash at a time, the node handed back and the workload one pod per node again before the next; at least %s apart (--failover-interval)", o.failoverInterval),
-		}
-		sz.Setups = append(sz.Setups, haagent)
-	}
-	var jobs []func(context.Context) error
 	if o.tuned {
 		s := &Setup{Name: setupTuned, Description: scenario.Tuned.String(), Schedule: "one crash at a time, the node back and the workload one pod per node again before the next"}
 		sz.Setups = append(sz.Setups, s)
-		jobs = append(jobs, func(ctx context.Context) error {
+		tuned = append(tuned, func(ctx context.Context) error {
 			b.p.Printf("=== %d nodes, stock tuned: %d crashes ===", n, o.tunedCrashes)
 			err := b.cluster(ctx, s, scenario.Config{BinDir: o.binDir, Nodes: n, Timings: scenario.Tuned}, func(c *scenario.Cluster) error {
 				return newRunner(b.p, c, s, false, 3*time.Minute).sequential(ctx, o.tunedCrashes, 0)
 			})
 			if err != nil {
-				return fmt.Errorf("stock tuned: %w", err)
+				return fmt.Errorf("%d nodes, stock tuned: %w", n, err)
 			}
 			return nil
 		})
@@ -447,23 +508,48 @@ func (b *bench) size(ctx context.Context, sz *Size, bin string, rng *rand.Rand) 
 		s := &Setup{Name: setupDefault, Description: scenario.Stock.String(),
 			Schedule: fmt.Sprintf("overlapping: a crash every %s, at most %d of %d nodes down at once (below the 55 %% unhealthy-zone threshold); each node returns once its crash's phases were seen; \"workload recovered\" waits for the pods of every crash under way", o.stockGap, maxDown, n)}
 		sz.Setups = append(sz.Setups, s)
-		jobs = append(jobs, func(ctx context.Context) error {
+		dflt = append(dflt, func(ctx context.Context) error {
 			b.p.Printf("=== %d nodes, stock default: %d overlapping crashes, %s apart (eviction comes ~300 s after the taint: about 6 minutes each) ===", n, o.stockCrashes, o.stockGap)
 			err := b.cluster(ctx, s, scenario.Config{BinDir: o.binDir, Nodes: n, Timings: scenario.Stock}, func(c *scenario.Cluster) error {
 				return newRunner(b.p, c, s, false, 9*time.Minute).pipelined(ctx, o.stockCrashes, o.stockGap, maxDown)
 			})
 			if err != nil {
-				return fmt.Errorf("stock default: %w", err)
+				return fmt.Errorf("%d nodes, stock default: %w", n, err)
 			}
 			return nil
 		})
 	}
-	defer func() {
-		for _, s := range sz.Setups {
-			s.summarize()
-		}
-	}()
+	return tuned, dflt
+}
 
+// besideJob runs the -beside command (bash -c) to its end; its output goes
+// to this program's stderr unless the command redirects it.
+func (b *bench) besideJob(command string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		b.p.Printf("beside the side window: %s", command)
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, "bash", "-c", command)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 30 * time.Second
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("-beside command: %w", err)
+		}
+		b.p.Printf("beside command done after %s", scenario.Round(time.Since(start)))
+		return nil
+	}
+}
+
+// size runs the haagent set-up of sz (nil: none) and, in its side window,
+// the side jobs: the stock clusters of this and other sizes and the
+// -beside command. The side window opens when the haagent cluster's crashes
+// are over (beside its chaos phases, with -stock-concurrent) and closes
+// when every side job has ended: nothing of the benchmark's runs beside a
+// cost window or the haagent crashes, whose figures are taken on a machine
+// busy with nothing else of the benchmark's.
+func (b *bench) size(ctx context.Context, sz *Size, haagent *Setup, jobs []func(context.Context) error, bin string, rng *rand.Rand) error {
+	o := b.opts
+	n := sz.Nodes
 	stockCtx, cancelStock := context.WithCancel(ctx)
 	defer cancelStock()
 	var stockDone chan error
@@ -490,6 +576,7 @@ func (b *bench) size(ctx context.Context, sz *Size, bin string, rng *rand.Rand) 
 				}
 			}
 			r := newRunner(b.p, c, haagent, true, 2*time.Minute)
+			r.statefulEvery = o.statefulEvery
 			if err := r.sequential(ctx, o.crashes, o.failoverInterval); err != nil {
 				return err
 			}
@@ -497,7 +584,7 @@ func (b *bench) size(ctx context.Context, sz *Size, bin string, rng *rand.Rand) 
 				return nil
 			}
 			if o.stockConcurrent && len(jobs) > 0 {
-				b.p.Printf("starting the stock clusters now, beside the chaos phases")
+				b.p.Printf("side window: %d job(s) start now, beside the chaos phases", len(jobs))
 				startStock()
 			}
 			return b.chaos(ctx, c, sz, r, rng)
@@ -507,7 +594,7 @@ func (b *bench) size(ctx context.Context, sz *Size, bin string, rng *rand.Rand) 
 			cancelStock()
 		}
 	}
-	if stockDone == nil && err == nil {
+	if stockDone == nil && err == nil && len(jobs) > 0 {
 		startStock()
 	}
 	if stockDone != nil {

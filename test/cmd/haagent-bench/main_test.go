@@ -38,6 +38,8 @@ func TestParseFlags_bounds(t *testing.T) {
 		{"chaos too long", []string{"-chaos", "11m"}, "--chaos (11m0s) must be between 0 and 10m"},
 		{"chaos off", []string{"-chaos", "0"}, ""},
 		{"cost too short", []string{"-cost", "1s"}, "--cost (1s) must be 0 (skip) or at least 5s"},
+		{"stateful every 0", []string{"-stateful-every", "0"}, "--stateful-every (0) must be between 1 and 100"},
+		{"stateful every crash", []string{"-stateful-every", "1"}, ""},
 		{"nothing", []string{"-crashes", "0", "-stock=false", "-tuned=false"}, "nothing to measure: --crashes is 0, --stock and --tuned are false"},
 		{"stray argument", []string{"now"}, "unexpected arguments: [now]"},
 	}
@@ -160,6 +162,50 @@ func TestSummarize_unseenAndStats(t *testing.T) {
 	}
 	if _, ok := stock.Unseen[scenario.Cordoned]; ok {
 		t.Error("stock default counts a phase it cannot have (cordoned) as unseen")
+	}
+}
+
+// A crash that brought its node back before the StatefulSet phase was due
+// does not count that phase as unseen, and adds no sample; a crash that
+// waited for it and did not see it does count.
+func TestSummarize_unwatchedPhases(t *testing.T) {
+	h := &Setup{Name: setupHaagent}
+	for i := range 8 {
+		r := &Run{Seconds: map[scenario.Phase]float64{scenario.Cordoned: 1}}
+		switch {
+		case i%4 == 0 && i < 4:
+			r.Seconds[scenario.StatefulMoved] = 19
+		case i%4 == 0:
+			// waited, never seen
+		default:
+			r.Unwatched = []scenario.Phase{scenario.StatefulMoved}
+		}
+		h.Crashes = append(h.Crashes, r)
+	}
+	h.summarize()
+	if st := h.Summary[scenario.StatefulMoved]; st.N != 1 || st.Max != 19 {
+		t.Errorf("StatefulSet stats %+v, want the one sample", st)
+	}
+	if got := h.Unseen[scenario.StatefulMoved]; got != 1 {
+		t.Errorf("StatefulSet unseen = %d, want 1 (the crash that waited for it)", got)
+	}
+	if st := h.Summary[scenario.Cordoned]; st.N != 8 {
+		t.Errorf("cordoned samples = %d, want 8", st.N)
+	}
+	s := crashSchedule(Settings{StatefulEvery: 4})
+	if !strings.Contains(s, "every 4th crash") {
+		t.Errorf("schedule %q does not say every 4th crash", s)
+	}
+	if s := crashSchedule(Settings{StatefulEvery: 1}); strings.Contains(s, "every") {
+		t.Errorf("schedule with every crash waiting = %q", s)
+	}
+}
+
+func TestOrdinal(t *testing.T) {
+	for k, want := range map[int]string{2: "2nd", 3: "3rd", 4: "4th", 11: "11th", 12: "12th", 21: "21st", 22: "22nd", 100: "100th"} {
+		if got := ordinal(k); got != want {
+			t.Errorf("ordinal(%d) = %q, want %q", k, got, want)
+		}
 	}
 }
 

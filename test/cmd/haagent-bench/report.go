@@ -262,11 +262,14 @@ func markdown(res *Results) string {
 	b.WriteString("## Set-ups\n\n")
 	fmt.Fprintf(&b, "Every node runs the sample workload: one pod per node of Deployment `web` (with a Service and a PodDisruptionBudget of maxUnavailable 1) and of StatefulSet `db`, spread by topology constraints. Between crashes the workload is spread one pod per node again (a pod of a node with two is deleted; the scheduler puts its successor on the node with none), outside any measured window, so every crash hits a node with one pod of each.\n\n")
 	fmt.Fprintf(&b, "- **haagent**: Kubernetes' default node-failure timings (node-monitor-grace-period 50 s, tolerations 300 s, Leases renewed every 10 s) and a haagent agent per node with the fast gossip profile (200 ms probes). Extra agent flags: `--stabilization=%s` (a returned node is handed back sooner, to shorten the cycle), `--failover-interval=%s` (the failover rate limit, a guard against mass failover and not a detection timing; production default 30s) and `--fence-bound=%s` (StatefulSet pods of a dead node are force-deleted this long after the death is confirmed; at least `--isolation-timeout` + `--fence-after` (10 s) + 2 s + the action's time + a margin; production default 0, never). %d crashes per size, one at a time: %s.\n",
-		st.Stabilization, st.FailoverInterval, st.FenceBound, st.Crashes, "each node returns and is handed back before the next crash")
+		st.Stabilization, st.FailoverInterval, st.FenceBound, st.Crashes, crashSchedule(st))
 	fmt.Fprintf(&b, "- **stock tuned**: no agents; kube-controller-manager `--node-monitor-period=1s --node-monitor-grace-period=8s`, kube-apiserver default not-ready and unreachable toleration 5 s, fake kubelets renewing their Lease every 2 s. %d crashes per size, one at a time.\n", st.TunedCrashes)
 	fmt.Fprintf(&b, "- **stock default**: no agents, every Kubernetes default. Its eviction comes 300 s after the taint, so its %d crashes per size overlap: a new one every %s, never more nodes down at once than stay below the node lifecycle controller's 55 %% unhealthy-zone threshold (past it, in a zone of at most 50 nodes, it stops evicting). The controller taints at most one node per 10 s (`--node-eviction-rate` 0.1/s); crashes %s apart never wait for it, so the figures are those of a single crash.", st.StockCrashes, st.StockGap, st.StockGap)
 	if st.StockConcurrent {
-		b.WriteString(" The two stock clusters run side by side, and beside the haagent cluster's chaos phases, never beside its cost window or its crashes: the stock figures are set by timeouts of seconds to minutes, which a busier machine shifts by milliseconds, and a busier machine can only make the chaos harder on the agents.")
+		b.WriteString(" The stock clusters run side by side, beside the haagent clusters' chaos phases, never beside a cost window or haagent's crashes: the default ones of every size beside the first size's chaos phases, the tuned ones beside the last size's. The stock figures are set by timeouts of seconds to minutes, which a busier machine shifts by milliseconds, and a busier machine can only make the chaos harder on the agents.")
+		if st.Beside != "" {
+			b.WriteString(" The scale simulation runs in the first of these windows too: it runs in virtual time, so the machine's load changes how long it takes, not what it measures.")
+		}
 	}
 	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "Percentiles: %s.\n\n", st.Percentiles)
@@ -384,6 +387,15 @@ func markdown(res *Results) string {
 	}
 	b.WriteString(simEnd + "\n")
 	return b.String()
+}
+
+// crashSchedule says how the haagent cluster's crashes followed each other.
+func crashSchedule(st Settings) string {
+	s := "each node returns and is handed back before the next crash"
+	if st.StatefulEvery > 1 {
+		s += fmt.Sprintf("; every %s crash, the first included, waits until the StatefulSet pod runs elsewhere (`--fence-bound` after the confirmation), the others bring the node back once every other phase was seen, so the StatefulSet figures have fewer samples", ordinal(st.StatefulEvery))
+	}
+	return s
 }
 
 // phaseCell is one set-up's figures of a phase.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/haagent/haagent/test/cmd/internal/scenario"
@@ -79,6 +80,12 @@ type Settings struct {
 	APICostSizes     []int  `json:"apiCostSizes,omitempty"`
 	APICostOnly      bool   `json:"apiCostOnly,omitempty"`
 	Seed             uint64 `json:"seed"`
+	// StatefulEvery: the haagent cluster waited for its StatefulSet pod to
+	// run elsewhere on every StatefulEvery-th crash (0 in older results:
+	// on every crash).
+	StatefulEvery int `json:"statefulEvery,omitempty"`
+	// Beside is the command run in the first side window, if any.
+	Beside string `json:"beside,omitempty"`
 	// Percentiles says how they are computed.
 	Percentiles string `json:"percentiles"`
 }
@@ -121,6 +128,9 @@ type Run struct {
 	WatchedSeconds float64 `json:"watchedSeconds"`
 	// Seconds from the crash to each phase seen.
 	Seconds map[scenario.Phase]float64 `json:"seconds"`
+	// Unwatched are phases this crash did not wait for: the node came back
+	// before they were due (see Settings.StatefulEvery).
+	Unwatched []scenario.Phase `json:"unwatched,omitempty"`
 	// What haagent's NodeFailover record says (from the last time a peer
 	// heard from the node, not from the crash).
 	RecordTimeToDetect string `json:"recordTimeToDetect,omitempty"`
@@ -177,15 +187,18 @@ func (s *Setup) summarize() {
 	s.Unseen = map[scenario.Phase]int{}
 	for _, ph := range scenario.Phases() {
 		var xs []float64
+		n := 0 // crashes that waited for the phase and did not see it
 		for _, r := range s.Crashes {
 			if v, ok := r.Seconds[ph]; ok {
 				xs = append(xs, v)
+			} else if !slices.Contains(r.Unwatched, ph) {
+				n++
 			}
 		}
 		if len(xs) > 0 {
 			s.Summary[ph] = scenario.Summarize(xs)
 		}
-		if n := len(s.Crashes) - len(xs); n > 0 && ph.Applies(s.Name == setupHaagent) {
+		if n > 0 && ph.Applies(s.Name == setupHaagent) {
 			s.Unseen[ph] = n
 		}
 	}
