@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/haagent/haagent/agent/gossip"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output of the scenario files")
@@ -151,7 +149,7 @@ func (s *scenario) exec(line int, f []string) []string {
 		s.dec = nil
 	case "members":
 		for _, n := range f[1:] {
-			s.members[n] = &Member{Name: n, State: gossip.StateAlive, Zone: "a", Epoch: 1}
+			s.members[n] = &Member{Name: n, State: StateAlive, Zone: "a", Epoch: 1}
 			s.order = append(s.order, n)
 		}
 	case "zone":
@@ -159,9 +157,9 @@ func (s *scenario) exec(line int, f []string) []string {
 			s.member(line, n).Zone = f[1]
 		}
 	case "state":
-		var st gossip.State
-		if err := st.UnmarshalText([]byte(f[2])); err != nil {
-			s.fail(line, "%v", err)
+		st := parseState(f[2])
+		if st == 0 {
+			s.fail(line, "unknown state %q", f[2])
 		}
 		for _, n := range strings.Split(f[1], ",") {
 			s.member(line, n).State = st
@@ -234,4 +232,13 @@ func (s *scenario) exec(line int, f []string) []string {
 		s.fail(line, "unknown command %q", f[0])
 	}
 	return nil
+}
+
+func parseState(name string) State {
+	for s := StateAlive; s <= StateLeft; s++ {
+		if s.String() == name {
+			return s
+		}
+	}
+	return 0
 }
