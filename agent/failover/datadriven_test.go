@@ -38,6 +38,8 @@ import (
 //	pause on|off               the operator's pause
 //	decide                     print the pause guard and the decisions, or
 //	                           "nothing"
+//
+// Every decide is checked again by the invariants of checkDecide.
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		s := newScenario()
@@ -226,7 +228,12 @@ func (s *scenario) run(t *testing.T, td *datadriven.TestData) string {
 			}
 			s.dec = d
 		}
-		return render(s.dec.Decide(s.input()))
+		in := s.input()
+		before := *s.dec
+		decisions, pause := s.dec.Decide(in)
+		out := render(decisions, pause)
+		s.checkDecide(t, td.Pos, before, in, decisions, out)
+		return out
 	default:
 		td.Fatalf(t, "unknown command %q", td.Cmd)
 	}
