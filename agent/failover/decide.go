@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Member is a member as the coordinator's gossip sees it.
+// Member is a member as the coordinator sees it: its gossip state, zone
+// and epoch, converted from the gossip view, and what the API adds.
 type Member struct {
 	Name  string
 	State State
