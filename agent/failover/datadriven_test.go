@@ -12,9 +12,9 @@ import (
 
 // TestScenarios replays the scenario files in testdata/ with
 // cockroachdb/datadriven. A file is a list of commands, each followed by
-// "----" and its expected output; only decide prints anything. Lines
-// starting with "#" are comments. All members start alive in zone "a"
-// with agent epoch 1; times are relative to the scenario's clock.
+// "----" and its expected output; only decide and ballots print anything.
+// Lines starting with "#" are comments. All members start alive in zone
+// "a" with agent epoch 1; times are relative to the scenario's clock.
 //
 //	config key=value ...       set Config fields (vote-max-age, max-dead-fraction,
 //	                           zone-min-nodes, burst, interval, not-ready-after);
@@ -36,6 +36,8 @@ import (
 //	                           drains a node that is not ready
 //	inactive n1                it no longer does
 //	pause on|off               the operator's pause
+//	ballots n1                 print the newest vote of each voter about n1,
+//	                           whatever its age, and how long ago it came
 //	decide                     print the pause guard and the decisions, or
 //	                           "nothing"
 //
@@ -220,6 +222,20 @@ func (s *scenario) run(t *testing.T, td *datadriven.TestData) string {
 		default:
 			td.Fatalf(t, "usage: pause on|off")
 		}
+	case "ballots":
+		want(1, "n1")
+		var b strings.Builder
+		for _, v := range s.ballots.Votes(a[0]) {
+			fmt.Fprintf(&b, "%s %s", v.Voter, v.Opinion)
+			if v.TargetEpoch != 0 {
+				fmt.Fprintf(&b, " target-epoch=%d", v.TargetEpoch)
+			}
+			fmt.Fprintf(&b, ", received %s ago\n", s.now.Sub(s.ballots.votes[[2]string{v.Voter, v.Target}].At))
+		}
+		if b.Len() == 0 {
+			return "none\n"
+		}
+		return b.String()
 	case "decide":
 		if s.dec == nil {
 			d, err := NewDecider(s.cfg)
