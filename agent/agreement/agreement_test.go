@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/haagent/haagent/agent/coordinator"
 	"github.com/haagent/haagent/agent/failover"
 	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/agent/probe"
@@ -130,7 +131,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func decide(n *node) []failover.Decision {
 	var members []failover.Member
 	for _, m := range n.g.Members() {
-		members = append(members, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch})
+		members = append(members, coordinator.FailoverMember(m))
 	}
 	d, _ := failover.NewDecider(failover.DefaultConfig())
 	var out []failover.Decision

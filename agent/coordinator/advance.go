@@ -362,7 +362,7 @@ func (c *Coordinator) takenOver(ctx context.Context, f *record.NodeFailover) (ta
 // aliveOnGossip reports whether the node is alive in the view this pass
 // decided on, or in gossip as it is now.
 func (c *Coordinator) aliveOnGossip(node string, members []failover.Member) bool {
-	if memberState(members, node) == gossip.StateAlive {
+	if memberState(members, node) == failover.StateAlive {
 		return true
 	}
 	for _, m := range c.d.Gossip.Members() {

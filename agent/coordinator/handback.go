@@ -10,7 +10,6 @@ import (
 
 	"github.com/haagent/haagent/agent/evict"
 	"github.com/haagent/haagent/agent/failover"
-	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/agent/record"
 )
 
@@ -19,7 +18,7 @@ import (
 // removes exactly what haagent added and records the repair.
 func (c *Coordinator) handBack(ctx context.Context, f *record.NodeFailover, members []failover.Member) error {
 	node, st := f.Spec.Node, &f.Status
-	if memberState(members, node) != gossip.StateAlive || !memberReady(members, node) {
+	if memberState(members, node) != failover.StateAlive || !memberReady(members, node) {
 		c.returned(node, time.Time{})
 		// A node removed for good never returns: once its workloads are
 		// back, its record ends instead of waiting for ever.

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/haagent/haagent/agent/failover"
 	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/agent/nodecache"
 )
@@ -38,7 +39,7 @@ func TestCoordinator_readsNodesFromItsWatch(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		tc.clock.Step(250 * time.Millisecond)
 		for _, m := range tc.members(ctx) {
-			if m.Name == "n4" && m.State == gossip.StateLeft {
+			if m.Name == "n4" && m.State == failover.StateLeft {
 				left = true
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/haagent/haagent/agent/failover"
-	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/agent/record"
 )
 
@@ -52,7 +51,7 @@ type pace struct {
 
 // nodeView is what the next step of a failover may depend on in gossip.
 type nodeView struct {
-	state gossip.State
+	state failover.State
 	ready bool
 }
 

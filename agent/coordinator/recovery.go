@@ -13,7 +13,6 @@ import (
 
 	"github.com/haagent/haagent/agent/evict"
 	"github.com/haagent/haagent/agent/failover"
-	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/agent/record"
 )
 
@@ -69,13 +68,13 @@ func memberReady(members []failover.Member, name string) bool {
 	return false
 }
 
-func memberState(members []failover.Member, name string) gossip.State {
+func memberState(members []failover.Member, name string) failover.State {
 	for _, m := range members {
 		if m.Name == name {
 			return m.State
 		}
 	}
-	return gossip.StateLeft
+	return failover.StateLeft
 }
 
 func countPods(st *record.NodeFailoverStatus, res evict.PodsResult) {

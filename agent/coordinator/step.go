@@ -30,7 +30,7 @@ func (c *Coordinator) confirmedDead(node string) bool {
 func (c *Coordinator) gossipView() []failover.Member {
 	var out []failover.Member
 	for _, m := range c.d.Gossip.Members() {
-		out = append(out, failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch})
+		out = append(out, FailoverMember(m))
 	}
 	return c.withUnseen(out)
 }
@@ -49,7 +49,7 @@ func (c *Coordinator) withUnseen(members []failover.Member) []failover.Member {
 	}
 	for _, name := range c.d.Gossip.ExpectedNames() {
 		if !seen[name] {
-			members = append(members, failover.Member{Name: name, State: gossip.StateDead})
+			members = append(members, failover.Member{Name: name, State: failover.StateDead})
 		}
 	}
 	return members
@@ -120,7 +120,7 @@ func (c *Coordinator) memberStatus(members []failover.Member, decisions []failov
 	status := map[string]string{}
 	alive := map[string]bool{}
 	for _, m := range members {
-		alive[m.Name] = m.State == gossip.StateAlive
+		alive[m.Name] = m.State == failover.StateAlive
 	}
 	for _, d := range decisions {
 		switch d.Action {
@@ -147,7 +147,7 @@ func (c *Coordinator) memberStatus(members []failover.Member, decisions []failov
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range members {
-		if m.State == gossip.StateAlive || m.State == gossip.StateLeft {
+		if m.State == failover.StateAlive || m.State == failover.StateLeft {
 			delete(c.failed, m.Name)
 		}
 	}
@@ -184,7 +184,7 @@ func (c *Coordinator) members(ctx context.Context) []failover.Member {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range c.d.Gossip.Members() {
-		fm := failover.Member{Name: m.Name, State: m.State, Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch}
+		fm := FailoverMember(m)
 		switch {
 		case m.State == gossip.StateAlive && !m.Meta.Ready && m.MetaError == "":
 			if _, ok := c.unready[m.Name]; !ok {
@@ -203,7 +203,7 @@ func (c *Coordinator) members(ctx context.Context) []failover.Member {
 				// Removed from the cluster: there is nothing to fail over,
 				// and it must not count towards the quorum or the dead
 				// fraction, as if it had left.
-				fm.State = gossip.StateLeft
+				fm.State = failover.StateLeft
 			}
 		}
 		out = append(out, fm)

@@ -3,15 +3,13 @@ package failover
 import (
 	"testing"
 	"time"
-
-	"github.com/haagent/haagent/agent/gossip"
 )
 
 func TestDecider_ConfirmedDead(t *testing.T) {
 	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
-	members := func(n3 gossip.State) []Member {
-		return []Member{{Name: "n1", State: gossip.StateAlive}, {Name: "n2", State: gossip.StateAlive},
-			{Name: "n3", State: n3}, {Name: "n4", State: gossip.StateAlive}, {Name: "n5", State: gossip.StateAlive}}
+	members := func(n3 State) []Member {
+		return []Member{{Name: "n1", State: StateAlive}, {Name: "n2", State: StateAlive},
+			{Name: "n3", State: n3}, {Name: "n4", State: StateAlive}, {Name: "n5", State: StateAlive}}
 	}
 	ballots := func(voters ...string) *Ballots {
 		b := NewBallots()
@@ -26,26 +24,26 @@ func TestDecider_ConfirmedDead(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		state  gossip.State
+		state  State
 		voters []string
 		want   bool
 	}{
-		{"dead, 3 of 5 vote dead", gossip.StateDead, []string{"n1", "n2", "n4"}, true},
-		{"dead, 2 of 5 vote dead", gossip.StateDead, []string{"n1", "n2"}, false},
-		{"suspect, 3 of 5 vote dead", gossip.StateSuspect, []string{"n1", "n2", "n4"}, false},
-		{"alive", gossip.StateAlive, []string{"n1", "n2", "n4"}, false},
+		{"dead, 3 of 5 vote dead", StateDead, []string{"n1", "n2", "n4"}, true},
+		{"dead, 2 of 5 vote dead", StateDead, []string{"n1", "n2"}, false},
+		{"suspect, 3 of 5 vote dead", StateSuspect, []string{"n1", "n2", "n4"}, false},
+		{"alive", StateAlive, []string{"n1", "n2", "n4"}, false},
 	} {
 		tally, got := d.ConfirmedDead(Input{Now: now, Members: members(tc.state), Ballots: ballots(tc.voters...)}, "n3")
 		if got != tc.want {
 			t.Errorf("%s: ConfirmedDead = %v (%s), want %v", tc.name, got, tally, tc.want)
 		}
 	}
-	if _, got := d.ConfirmedDead(Input{Now: now, Members: members(gossip.StateDead), Ballots: ballots("n1", "n2", "n4")}, "n9"); got {
+	if _, got := d.ConfirmedDead(Input{Now: now, Members: members(StateDead), Ballots: ballots("n1", "n2", "n4")}, "n9"); got {
 		t.Error("ConfirmedDead of a name that is no member = true")
 	}
 	// Votes older than VoteMaxAge do not count.
 	late := now.Add(DefaultConfig().VoteMaxAge + time.Second)
-	if _, got := d.ConfirmedDead(Input{Now: late, Members: members(gossip.StateDead), Ballots: ballots("n1", "n2", "n4")}, "n3"); got {
+	if _, got := d.ConfirmedDead(Input{Now: late, Members: members(StateDead), Ballots: ballots("n1", "n2", "n4")}, "n3"); got {
 		t.Error("ConfirmedDead counted votes older than VoteMaxAge")
 	}
 }

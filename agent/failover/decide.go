@@ -5,14 +5,13 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/haagent/haagent/agent/gossip"
 )
 
-// Member is a member as the coordinator's gossip sees it.
+// Member is a member as the coordinator sees it: its gossip state, zone
+// and epoch, converted from the gossip view, and what the API adds.
 type Member struct {
 	Name  string
-	State gossip.State
+	State State
 	Zone  string
 	// Epoch is the member's agent start epoch, from its metadata.
 	Epoch int64
@@ -112,11 +111,11 @@ func count(target Member, members []Member, votes []Vote) Tally {
 	t := Tally{Target: target.Name}
 	voters := map[string]bool{}
 	for _, m := range members {
-		if m.State == gossip.StateLeft {
+		if m.State == StateLeft {
 			continue
 		}
 		t.Known++
-		if m.Name != target.Name && (m.State == gossip.StateAlive || m.State == gossip.StateSuspect) {
+		if m.Name != target.Name && (m.State == StateAlive || m.State == StateSuspect) {
 			voters[m.Name] = true
 		}
 	}
@@ -253,7 +252,7 @@ func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 
 	var confirmed []Decision
 	for _, target := range members {
-		if d.cfg.NotReadyAfter > 0 && target.State == gossip.StateAlive && !target.NotReadySince.IsZero() &&
+		if d.cfg.NotReadyAfter > 0 && target.State == StateAlive && !target.NotReadySince.IsZero() &&
 			in.Now.Sub(target.NotReadySince) >= d.cfg.NotReadyAfter && !in.Active[target.Name] {
 			confirmed = append(confirmed, Decision{Action: ActionStart, Target: target.Name, NotReady: true,
 				Tally:  Tally{Target: target.Name, LastHeard: target.NotReadySince, FirstSuspected: target.NotReadySince},
@@ -261,19 +260,19 @@ func (d *Decider) Decide(in Input) (decisions []Decision, pause string) {
 				Reason: ""})
 			continue
 		}
-		if target.State != gossip.StateDead && target.State != gossip.StateSuspect {
+		if target.State != StateDead && target.State != StateSuspect {
 			continue
 		}
 		t := count(target, members, in.Ballots.about(target.Name, in.Now.Add(-d.cfg.VoteMaxAge)))
 		switch {
-		case t.Confirmed() && target.State == gossip.StateDead:
+		case t.Confirmed() && target.State == StateDead:
 			switch {
 			case !in.Active[target.Name]:
 				confirmed = append(confirmed, Decision{Action: ActionStart, Target: target.Name, Tally: t})
 			case in.Draining[target.Name]:
 				confirmed = append(confirmed, Decision{Action: ActionStart, Target: target.Name, Tally: t, Supersedes: true})
 			}
-		case len(t.AgentDown) > 0 && target.State == gossip.StateDead:
+		case len(t.AgentDown) > 0 && target.State == StateDead:
 			decisions = append(decisions, Decision{Action: ActionAgentDown, Target: target.Name, Tally: t,
 				Reason: fmt.Sprintf("kubelet answers %s", strings.Join(t.AgentDown, ","))})
 		}
@@ -361,7 +360,7 @@ func deadFractionGuards(cfg Config, members []Member) (cluster string, zones map
 	all := counts{}
 	byZone := map[string]*counts{}
 	for _, m := range members {
-		if m.State == gossip.StateLeft {
+		if m.State == StateLeft {
 			continue
 		}
 		z := byZone[m.Zone]
@@ -371,7 +370,7 @@ func deadFractionGuards(cfg Config, members []Member) (cluster string, zones map
 		}
 		all.known++
 		z.known++
-		if m.State == gossip.StateDead {
+		if m.State == StateDead {
 			all.dead++
 			z.dead++
 		}
@@ -396,7 +395,7 @@ func deadFractionGuards(cfg Config, members []Member) (cluster string, zones map
 func (d *Decider) ConfirmedDead(in Input, target string) (Tally, bool) {
 	for _, m := range in.Members {
 		if m.Name == target {
-			if m.State != gossip.StateDead {
+			if m.State != StateDead {
 				return Tally{Target: target}, false
 			}
 			t := count(m, in.Members, in.Ballots.about(target, in.Now.Add(-d.cfg.VoteMaxAge)))

@@ -18,6 +18,10 @@
 //     opted out for maintenance.
 //
 // This package is the deterministic core: no I/O, no goroutines, time comes
-// in as an argument. The same inputs give the same decisions, which the
-// scenario files in testdata/ replay.
+// in as an argument, and it imports the standard library only (a test
+// holds it to that). It has its own member State; the coordinator
+// converts its gossip view at the boundary. The same inputs give the same
+// decisions: the scenario files in testdata/ replay them with
+// cockroachdb/datadriven, and every decide they make is checked again by
+// invariants (member order, repetition, a naive recount of the quorum).
 package failover

@@ -3,8 +3,6 @@ package failover
 import (
 	"testing"
 	"time"
-
-	"github.com/haagent/haagent/agent/gossip"
 )
 
 // TestDecide_holdPaused: a hold says whether a pause of automatic failover
@@ -15,9 +13,9 @@ func TestDecide_holdPaused(t *testing.T) {
 	members := func() []Member {
 		var ms []Member
 		for _, n := range []string{"n1", "n2", "n3", "n4", "n5"} {
-			ms = append(ms, Member{Name: n, State: gossip.StateAlive, Zone: "a"})
+			ms = append(ms, Member{Name: n, State: StateAlive, Zone: "a"})
 		}
-		ms[2].State = gossip.StateDead
+		ms[2].State = StateDead
 		return ms
 	}
 	ballots := NewBallots()
