@@ -61,7 +61,7 @@ func newPrecheckAgreement(t *testing.T, k *scriptedKubelet) (*Agreement, *fakeGo
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	a.runCtx = ctx
+	startForTest(a, ctx)
 	return a, g, clk
 }
 
@@ -100,7 +100,7 @@ func (f *fakeGossip) setState(name string, s gossip.State) {
 // event to a, as the membership would.
 func gossipSays(a *Agreement, g *fakeGossip, t gossip.EventType, s gossip.State) {
 	g.setState("x", s)
-	a.onEvent(context.Background(), gossip.Event{Type: t, Member: g.members["x"]})
+	a.onEvent(gossip.Event{Type: t, Member: g.members["x"]})
 }
 
 // hearSuspicion hands a p's suspect vote about x, waits for the checks it
@@ -281,13 +281,13 @@ func TestPrecheck_recheckKeepsSuspectFreshAndForgetsOldOnes(t *testing.T) {
 	// x stays suspect past the recheck interval: checked again. y's
 	// suspicion was refuted without an event here: its result is dropped.
 	clk.Step(DefaultConfig().RecheckInterval + time.Millisecond)
-	a.recheck(context.Background())
+	a.step(recheckTick{})
 	a.checks.Wait()
 	if got := k.count(); got != 3 {
 		t.Fatalf("kubelet checks after recheck = %d, want 3 (x again)", got)
 	}
 	a.mu.Lock()
-	_, keptY := a.kubelet["y"]
+	_, keptY := a.core.kubelet["y"]
 	a.mu.Unlock()
 	if keptY {
 		t.Error("the old check of y, which gossip holds alive, was kept")
