@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -56,11 +55,15 @@ type Deps struct {
 	// Coordinator returns the member that holds the coordinator Lease, as
 	// last seen, or "" when unknown (this agent does not campaign, or no
 	// one holds it). When nil or "", votes are flooded to every member, as
-	// with DeliveryGossip.
+	// with DeliveryGossip. It is called with the Agreement's lock held, so
+	// it must not call the Agreement.
 	Coordinator func() string
 }
 
-// Agreement keeps this agent's opinions and the ballots.
+// Agreement is the driver of the agreement's core (machine): it owns the
+// lock, the timers, the kubelet checks' goroutines, the metrics and the
+// log, turns gossip's events and messages into the core's events, and
+// carries out the core's effects.
 type Agreement struct {
 	cfg     Config
 	g       Gossip
@@ -71,26 +74,15 @@ type Agreement struct {
 	holder  func() string
 	metrics *metrics
 
-	mu       sync.Mutex
-	opinions map[string]*opinion
-	// counts are the opinions by value, kept as they change: counting the
-	// map on every change would cost O(N²) per agent as a group forms.
-	counts  [failover.OpinionAgentDown + 1]int
-	ballots *failover.Ballots
-	seq     uint64
-	epoch   int64
-	checks  sync.WaitGroup
-	// kubelet holds the kubelet checks by member, made once gossip
-	// suspects a member (a peer's suspect vote is enough) or holds it dead;
-	// runCtx is the context of Run, which checks started outside it use.
-	kubelet map[string]*kubeletCheck
+	mu   sync.Mutex
+	core *machine
+	// gauges are the opinion counts last published.
+	gauges [failover.OpinionAgentDown + 1]int
+	// runCtx is the context of Run, under which checks run; cancels end
+	// the running checks by id.
 	runCtx  context.Context
-	stopped bool
-	// notices are the failovers under way, by target, as the coordinator
-	// said; sentNotice is when this agent, as coordinator, last said so.
-	notices    map[string]heardNotice
-	sentNotice map[string]time.Time
-	noticeSeq  uint64
+	cancels map[uint64]context.CancelFunc
+	checks  sync.WaitGroup
 }
 
 // New validates cfg and registers the vote handler with gossip.
@@ -108,12 +100,12 @@ func New(cfg Config, deps Deps) (*Agreement, error) {
 	a := &Agreement{
 		cfg: cfg, g: deps.Gossip, peer: deps.Peer, log: deps.Logger.Named("agreement"),
 		clock: deps.Clock, addr: deps.NodeAddress, holder: deps.Coordinator, metrics: m,
-		opinions: map[string]*opinion{}, ballots: failover.NewBallots(), kubelet: map[string]*kubeletCheck{},
-		notices: map[string]heardNotice{}, sentNotice: map[string]time.Time{},
+		cancels: map[uint64]context.CancelFunc{},
 	}
 	if a.clock == nil {
 		a.clock = clock.RealClock{}
 	}
+	a.core = newMachine(cfg, a.g.LocalName(), gossipWorld{a})
 	a.g.Handle(VoteKind, a.receive)
 	a.g.Handle(NoticeKind, a.receiveNotice)
 	return a, nil
@@ -123,28 +115,25 @@ func New(cfg Config, deps Deps) (*Agreement, error) {
 func (a *Agreement) WithBallots(fn func(*failover.Ballots)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	fn(a.ballots)
+	fn(a.core.ballots)
 }
 
 // Opinions returns a copy of this agent's opinions about other members.
 func (a *Agreement) Opinions() map[string]failover.Opinion {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make(map[string]failover.Opinion, len(a.opinions))
-	for k, o := range a.opinions {
+	out := make(map[string]failover.Opinion, len(a.core.opinions))
+	for k, o := range a.core.opinions {
 		out[k] = o.op
 	}
 	return out
 }
 
-// coordinator is the Lease holder votes are sent to, or "" when every vote
-// is flooded.
-func (a *Agreement) coordinator() string {
-	if a.cfg.Delivery != DeliveryCoordinator || a.holder == nil {
-		return ""
-	}
-	return a.holder()
-}
+// UnderWay tells the group that the failover of target is under way, so
+// that voters stop repeating their dead votes about it. The coordinator
+// calls it on every pass for every failover it carries; the notice goes
+// out at most once per NoticeInterval per target.
+func (a *Agreement) UnderWay(target string) { a.step(underWay{Target: target}) }
 
 // Run follows membership events until ctx ends.
 func (a *Agreement) Run(ctx context.Context) error {
@@ -153,19 +142,16 @@ func (a *Agreement) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.runCtx = ctx
 	a.mu.Unlock()
+	a.step(started{})
 	defer func() {
-		// No check starts after this: check adds to a.checks under mu,
-		// and only while not stopped.
-		a.mu.Lock()
-		a.runCtx, a.stopped = nil, true
-		a.mu.Unlock()
+		// No check starts after this: step adds to a.checks under mu, and
+		// the core starts none once stopped.
+		a.step(stopped{})
 		a.checks.Wait()
 	}()
 	for _, m := range a.g.Members() {
 		if m.Local {
-			a.mu.Lock()
-			a.epoch = m.Meta.StartEpoch
-			a.mu.Unlock()
+			a.onEvent(gossip.Event{Type: gossip.EventUpdate, Member: m})
 		}
 	}
 	repeat := a.clock.NewTicker(a.cfg.RepeatInterval)
@@ -180,48 +166,88 @@ func (a *Agreement) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			a.onEvent(ctx, e)
+			a.onEvent(e)
 		case <-repeat.C():
-			a.repeat()
+			a.step(repeatTick{})
 		case <-recheck.C():
-			a.recheck(ctx)
+			a.step(recheckTick{})
 		}
 	}
 }
 
-func (a *Agreement) onEvent(ctx context.Context, e gossip.Event) {
-	if e.Member.Local {
-		a.mu.Lock()
-		a.epoch = e.Member.Meta.StartEpoch
-		a.mu.Unlock()
-		return
-	}
-	name := e.Member.Name
+// onEvent steps the core with a membership event.
+func (a *Agreement) onEvent(e gossip.Event) {
+	var c memberChange
 	switch e.Type {
 	case gossip.EventAlive:
-		a.mu.Lock()
-		delete(a.kubelet, name) // the checks of its suspicion are moot
-		a.mu.Unlock()
-		a.set(name, failover.OpinionAlive)
+		c = changeAlive
 	case gossip.EventSuspect:
-		a.set(name, failover.OpinionSuspect)
-		a.precheck(ctx, e.Member)
+		c = changeSuspect
 	case gossip.EventDead:
-		if !a.applyFreshCheck(name) {
-			a.set(name, failover.OpinionSuspect) // until the kubelet check says
-			a.check(ctx, e.Member)
-		}
+		c = changeDead
 	case gossip.EventLeft:
-		a.mu.Lock()
-		if o := a.opinions[name]; o != nil {
-			a.counts[o.op]--
-		}
-		delete(a.opinions, name)
-		delete(a.kubelet, name)
-		a.ballots.Forget(name)
-		delete(a.notices, name)
-		delete(a.sentNotice, name)
-		a.mu.Unlock()
-		a.updateGauge()
+		c = changeLeft
+	default:
+		c = changeUpdate
 	}
+	a.step(memberChanged{Change: c, Peer: toPeer(e.Member)})
+}
+
+// receive handles a vote from gossip, on memberlist's goroutine.
+func (a *Agreement) receive(payload []byte) (bool, error) {
+	v, err := failover.DecodeVote(payload)
+	if err != nil {
+		return false, err
+	}
+	return relayed(a.step(voteReceived{Vote: v})), nil
+}
+
+// receiveNotice handles a failover notice from gossip, on memberlist's
+// goroutine.
+func (a *Agreement) receiveNotice(payload []byte) (bool, error) {
+	n, err := failover.DecodeNotice(payload)
+	if err != nil {
+		return false, err
+	}
+	return relayed(a.step(noticeReceived{Notice: n})), nil
+}
+
+func relayed(effs []effect) bool {
+	for _, e := range effs {
+		if _, ok := e.(relay); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// gossipWorld answers the core's lookups from gossip and the coordinator.
+type gossipWorld struct{ a *Agreement }
+
+func (w gossipWorld) peer(name string) (peer, bool) {
+	m, ok := w.a.g.Member(name)
+	if !ok {
+		return peer{}, false
+	}
+	return toPeer(m), true
+}
+
+func (w gossipWorld) holder() string {
+	if w.a.holder == nil {
+		return ""
+	}
+	return w.a.holder()
+}
+
+func toPeer(m gossip.Member) peer {
+	s := peerAlive
+	switch m.State {
+	case gossip.StateSuspect:
+		s = peerSuspect
+	case gossip.StateDead:
+		s = peerDead
+	case gossip.StateLeft:
+		s = peerLeft
+	}
+	return peer{Name: m.Name, Addr: m.Addr, State: s, Epoch: m.Meta.StartEpoch, LastAck: m.LastAck, Local: m.Local}
 }

@@ -76,33 +76,33 @@ func TestAgreement_opinionCountsAndVoteLookup(t *testing.T) {
 			}
 		}
 	}
-	ctx := context.Background()
+	startForTest(a, context.Background())
 	for _, n := range []string{"n1", "n2", "n3"} {
-		a.onEvent(ctx, gossip.Event{Type: gossip.EventAlive, Member: g.members[n]})
+		a.onEvent(gossip.Event{Type: gossip.EventAlive, Member: g.members[n]})
 	}
 	check("three alive")
 	if len(g.votes) != 0 {
 		t.Fatalf("alive opinions of new members were voted: %+v", g.votes)
 	}
-	a.set("n2", failover.OpinionDead)
+	set(a, "n2", failover.OpinionDead)
 	check("one dead")
-	a.set("n3", failover.OpinionSuspect)
-	a.set("n3", failover.OpinionSuspect) // no change
+	set(a, "n3", failover.OpinionSuspect)
+	set(a, "n3", failover.OpinionSuspect) // no change
 	check("one suspect")
-	a.onEvent(ctx, gossip.Event{Type: gossip.EventLeft, Member: g.members["n3"]})
+	a.onEvent(gossip.Event{Type: gossip.EventLeft, Member: g.members["n3"]})
 	check("one left")
 	if len(g.votes) != 2 || g.votes[0].Target != "n2" || g.votes[0].TargetEpoch != 22 || g.votes[1].TargetEpoch != 33 {
 		t.Fatalf("votes = %+v, want n2 (epoch 22) then n3 (epoch 33)", g.votes)
 	}
 	// repeat votes the non-alive opinions again, and only those.
 	g.votes = nil
-	a.repeat()
+	a.step(repeatTick{})
 	if len(g.votes) != 1 || g.votes[0].Target != "n2" || g.votes[0].Opinion != failover.OpinionDead {
 		t.Fatalf("repeat voted %+v, want n2 dead only", g.votes)
 	}
 	// recheck checks only members gossip holds dead: n2, whose kubelet
 	// answers, so it becomes agent-down.
-	a.recheck(ctx)
+	a.step(recheckTick{})
 	a.checks.Wait()
 	if op := a.Opinions()["n2"]; op != failover.OpinionAgentDown {
 		t.Fatalf("n2 after recheck = %s, want agent-down", op)

@@ -44,7 +44,7 @@ func (f *fakeGossip) direct(to string) (n int) {
 func TestDelivery_votesGoToTheCoordinator(t *testing.T) {
 	holder := "coord"
 	a, g := newDeliveryAgreement(t, DeliveryCoordinator, &holder)
-	a.set("x", failover.OpinionDead)
+	set(a, "x", failover.OpinionDead)
 	if got := g.direct("coord"); got != 1 {
 		t.Fatalf("%d votes sent to the coordinator, want 1", got)
 	}
@@ -58,9 +58,9 @@ func TestDelivery_votesGoToTheCoordinator(t *testing.T) {
 	// A vote about the coordinator itself is not sent to it, and no vote
 	// goes to a coordinator that is not a live member.
 	mark := len(g.sent)
-	a.set("coord", failover.OpinionSuspect)
+	set(a, "coord", failover.OpinionSuspect)
 	holder = "x"
-	a.set("x", failover.OpinionAgentDown)
+	set(a, "x", failover.OpinionAgentDown)
 	for _, m := range g.sent[mark:] {
 		if m.to != "" {
 			t.Errorf("vote sent to %s", m.to)
@@ -70,7 +70,7 @@ func TestDelivery_votesGoToTheCoordinator(t *testing.T) {
 		t.Errorf("votes_sent_to_coordinator_total{result=failure} = %g, want 0: the coordinator is the target", got)
 	}
 	holder = "gone"
-	a.set("x", failover.OpinionDead)
+	set(a, "x", failover.OpinionDead)
 	if got := testutil.ToFloat64(a.metrics.direct.WithLabelValues("failure")); got != 1 {
 		t.Errorf("votes_sent_to_coordinator_total{result=failure} = %g, want 1", got)
 	}
@@ -85,7 +85,7 @@ func TestDelivery_peersPassOnOnlyVotesAboutTheCoordinator(t *testing.T) {
 	if relay, err := a.receive(about("x", 1)); err != nil || relay {
 		t.Fatalf("vote about x: relay=%v err=%v, want kept but not passed on", relay, err)
 	}
-	if n := len(a.ballots.Votes("x")); n != 1 {
+	if n := len(a.core.ballots.Votes("x")); n != 1 {
 		t.Fatalf("ballots hold %d votes about x, want 1", n)
 	}
 	if relay, _ := a.receive(about("coord", 2)); !relay {
@@ -101,7 +101,7 @@ func TestDelivery_peersPassOnOnlyVotesAboutTheCoordinator(t *testing.T) {
 func TestDelivery_gossipFloodsEverything(t *testing.T) {
 	holder := "coord"
 	a, g := newDeliveryAgreement(t, DeliveryGossip, &holder)
-	a.set("x", failover.OpinionDead)
+	set(a, "x", failover.OpinionDead)
 	if got := g.direct("coord"); got != 0 {
 		t.Fatalf("--vote-delivery=gossip sent %d votes to the coordinator", got)
 	}

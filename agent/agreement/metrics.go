@@ -86,3 +86,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // opinionLabel is an opinion as a label value: agent_down, not the vote's
 // agent-down.
 func opinionLabel(op failover.Opinion) string { return metriclabel.Value(op.String()) }
+
+// add moves a counter as the core said.
+func (m *metrics) add(c count) {
+	n := float64(c.N)
+	switch c.Counter {
+	case counterReceived:
+		m.received.WithLabelValues(c.Label).Add(n)
+	case counterSuppressed:
+		m.suppressed.Add(n)
+	case counterDeferred:
+		m.deferred.Add(n)
+	case counterEarlyVerdicts:
+		m.earlyVerdicts.Add(n)
+	case counterPrechecks:
+		m.prechecks.Add(n)
+	case counterNotices:
+		m.notices.WithLabelValues(c.Label).Add(n)
+	}
+}

@@ -115,12 +115,12 @@ func newNoticeAgreement(t *testing.T) (*Agreement, *fakeGossip, *clocktesting.Fa
 
 func TestNotice_silencesRepeatsWhileHeard(t *testing.T) {
 	a, g, clk := newNoticeAgreement(t)
-	a.set("x", failover.OpinionDead)
+	set(a, "x", failover.OpinionDead)
 	if got := g.votesAbout(t, "x", 0); got != 1 {
 		t.Fatalf("votes about x after the opinion formed = %d, want 1", got)
 	}
 	mark := len(g.sent)
-	a.repeat()
+	a.step(repeatTick{})
 	if got := g.votesAbout(t, "x", mark); got != 1 {
 		t.Fatalf("repeat sent %d votes about x before any notice, want 1", got)
 	}
@@ -135,7 +135,7 @@ func TestNotice_silencesRepeatsWhileHeard(t *testing.T) {
 	mark = len(g.sent)
 	for range 5 {
 		clk.Step(DefaultConfig().RepeatInterval)
-		a.repeat()
+		a.step(repeatTick{})
 	}
 	if got := g.votesAbout(t, "x", mark); got != 0 {
 		t.Fatalf("%d votes about x repeated while its failover is under way, want 0", got)
@@ -148,7 +148,7 @@ func TestNotice_silencesRepeatsWhileHeard(t *testing.T) {
 	// coordinator died before its record was written.
 	clk.Step(NoticeTTL)
 	mark = len(g.sent)
-	a.repeat()
+	a.step(repeatTick{})
 	if got := g.votesAbout(t, "x", mark); got != 1 {
 		t.Fatalf("after the notice expired, repeat sent %d votes about x, want 1", got)
 	}
@@ -156,14 +156,14 @@ func TestNotice_silencesRepeatsWhileHeard(t *testing.T) {
 
 func TestNotice_otherLifeOrOpinionStillVotes(t *testing.T) {
 	a, g, _ := newNoticeAgreement(t)
-	a.set("x", failover.OpinionDead)
+	set(a, "x", failover.OpinionDead)
 	// About a previous life of x (epoch 6): x's current life is not being
 	// failed over.
 	if _, err := a.receiveNotice(failover.Notice{Coordinator: "c", Target: "x", TargetEpoch: 6, Seq: 1}.Encode()); err != nil {
 		t.Fatal(err)
 	}
 	mark := len(g.sent)
-	a.repeat()
+	a.step(repeatTick{})
 	if got := g.votesAbout(t, "x", mark); got != 1 {
 		t.Fatalf("a notice about another life of x silenced %d votes", 1-got)
 	}
@@ -173,21 +173,21 @@ func TestNotice_otherLifeOrOpinionStillVotes(t *testing.T) {
 	if _, err := a.receiveNotice(failover.Notice{Coordinator: "c", Target: "x", TargetEpoch: 7, Seq: 2}.Encode()); err != nil {
 		t.Fatal(err)
 	}
-	a.set("x", failover.OpinionAlive)
+	set(a, "x", failover.OpinionAlive)
 	mark = len(g.sent)
-	a.set("x", failover.OpinionDead)
+	set(a, "x", failover.OpinionDead)
 	if got := g.votesAbout(t, "x", mark); got != 1 {
 		t.Fatalf("x died again after coming back: %d dead votes, want 1", got)
 	}
 
 	// Agent-down opinions are never silenced: no failover reads them, but
 	// the coordinator's alert does.
-	a.set("x", failover.OpinionAgentDown)
+	set(a, "x", failover.OpinionAgentDown)
 	if _, err := a.receiveNotice(failover.Notice{Coordinator: "c", Target: "x", TargetEpoch: 7, Seq: 3}.Encode()); err != nil {
 		t.Fatal(err)
 	}
 	mark = len(g.sent)
-	a.repeat()
+	a.step(repeatTick{})
 	if got := g.votesAbout(t, "x", mark); got != 1 {
 		t.Fatalf("agent-down: %d votes repeated, want 1", got)
 	}
@@ -195,7 +195,7 @@ func TestNotice_otherLifeOrOpinionStillVotes(t *testing.T) {
 
 func TestUnderWay_sendsOncePerInterval(t *testing.T) {
 	a, g, clk := newNoticeAgreement(t)
-	a.set("x", failover.OpinionDead)
+	set(a, "x", failover.OpinionDead)
 	a.UnderWay("x")
 	a.UnderWay("x")
 	clk.Step(NoticeInterval - time.Millisecond)
@@ -214,7 +214,7 @@ func TestUnderWay_sendsOncePerInterval(t *testing.T) {
 	}
 	// The coordinator's own repeats stop too.
 	mark := len(g.sent)
-	a.repeat()
+	a.step(repeatTick{})
 	if n := g.votesAbout(t, "x", mark); n != 0 {
 		t.Fatalf("the coordinator repeated %d votes about a node it fails over", n)
 	}

@@ -61,7 +61,7 @@ func newPrecheckAgreement(t *testing.T, k *scriptedKubelet) (*Agreement, *fakeGo
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	a.runCtx = ctx
+	startForTest(a, ctx)
 	return a, g, clk
 }
 
@@ -100,7 +100,7 @@ func (f *fakeGossip) setState(name string, s gossip.State) {
 // event to a, as the membership would.
 func gossipSays(a *Agreement, g *fakeGossip, t gossip.EventType, s gossip.State) {
 	g.setState("x", s)
-	a.onEvent(context.Background(), gossip.Event{Type: t, Member: g.members["x"]})
+	a.onEvent(gossip.Event{Type: t, Member: g.members["x"]})
 }
 
 // hearSuspicion hands a p's suspect vote about x, waits for the checks it
@@ -281,15 +281,57 @@ func TestPrecheck_recheckKeepsSuspectFreshAndForgetsOldOnes(t *testing.T) {
 	// x stays suspect past the recheck interval: checked again. y's
 	// suspicion was refuted without an event here: its result is dropped.
 	clk.Step(DefaultConfig().RecheckInterval + time.Millisecond)
-	a.recheck(context.Background())
+	a.step(recheckTick{})
 	a.checks.Wait()
 	if got := k.count(); got != 3 {
 		t.Fatalf("kubelet checks after recheck = %d, want 3 (x again)", got)
 	}
 	a.mu.Lock()
-	_, keptY := a.kubelet["y"]
+	_, keptY := a.core.kubelet["y"]
 	a.mu.Unlock()
 	if keptY {
 		t.Error("the old check of y, which gossip holds alive, was kept")
+	}
+}
+
+// blockingKubelet answers only when the check's context ends.
+type blockingKubelet struct{ started, ended chan string }
+
+func (k *blockingKubelet) Check(ctx context.Context, addr string) probe.PeerResult {
+	k.started <- addr
+	<-ctx.Done()
+	k.ended <- addr
+	return probe.PeerResult{Addr: addr, Inconclusive: true}
+}
+
+// A member that comes back ends the check of its suspicion at once: its
+// result is moot, and a node whose kubelet is gone would hold a check for
+// its whole timeout.
+func TestPrecheck_comingBackCancelsTheCheck(t *testing.T) {
+	k := &blockingKubelet{started: make(chan string, 1), ended: make(chan string, 1)}
+	g := &fakeGossip{name: "me", members: map[string]gossip.Member{
+		"me": {Name: "me", State: gossip.StateAlive, Local: true},
+		"x":  {Name: "x", Addr: "10.0.0.9:7946", State: gossip.StateAlive},
+	}}
+	a, err := New(DefaultConfig(), Deps{Gossip: g, Peer: k, Logger: testlog.New(t, zap.ErrorLevel),
+		Registerer: prometheus.NewRegistry(), Clock: clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); a.checks.Wait() }()
+	startForTest(a, ctx)
+	gossipSays(a, g, gossip.EventSuspect, gossip.StateSuspect)
+	if addr := <-k.started; addr != "10.0.0.9" {
+		t.Fatalf("checked %q, want the host of x's gossip address", addr)
+	}
+	gossipSays(a, g, gossip.EventAlive, gossip.StateAlive)
+	select {
+	case <-k.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the check of x still runs 5s after x came back")
+	}
+	if got := a.Opinions()["x"]; got != failover.OpinionAlive {
+		t.Errorf("opinion of x = %s, want alive", got)
 	}
 }

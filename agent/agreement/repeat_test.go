@@ -33,17 +33,17 @@ func TestRepeat_boundedRoundsDeadFirstThenOldest(t *testing.T) {
 		name := fmt.Sprintf("s%d", i)
 		suspects = append(suspects, name)
 		g.members[name] = gossip.Member{Name: name, State: gossip.StateSuspect}
-		a.set(name, failover.OpinionSuspect)
+		set(a, name, failover.OpinionSuspect)
 		clk.Step(time.Millisecond) // s0 was voted first, s9 last
 	}
 	g.members["d"] = gossip.Member{Name: "d", State: gossip.StateDead}
-	a.set("d", failover.OpinionDead)
+	set(a, "d", failover.OpinionDead)
 
 	sentTimes := map[string]int{}
 	for round := range 3 {
 		clk.Step(cfg.RepeatInterval)
 		mark := len(g.sent)
-		a.repeat()
+		a.step(repeatTick{})
 		got := g.voteTargets(t, mark)
 		if len(got) != cfg.RepeatMax {
 			t.Fatalf("round %d sent %d votes %v, want RepeatMax = %d", round, len(got), got, cfg.RepeatMax)
@@ -74,7 +74,7 @@ func TestRepeat_boundedRoundsDeadFirstThenOldest(t *testing.T) {
 	}
 	clk.Step(cfg.RepeatInterval)
 	mark := len(g.sent)
-	a.repeat()
+	a.step(repeatTick{})
 	if got := g.voteTargets(t, mark); len(got) != 4 || got[1] != suspects[len(suspects)-1] {
 		t.Errorf("4th round sent %v, want d then %s, the one left waiting", got, suspects[len(suspects)-1])
 	}
