@@ -172,7 +172,9 @@ func New(cfg Config, fence FenceTerms, d Deps) (*Coordinator, error) {
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
-	c.roster = newRosterPublisher(d, c.clock, c.log)
+	if c.roster, err = newRosterPublisher(d, c.clock, c.log); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

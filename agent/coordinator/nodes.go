@@ -41,20 +41,20 @@ func (c *Coordinator) watchNodes(ctx context.Context) {
 		c.nodes.CompareAndSwap(nodes, nil)
 	}()
 	if c.roster != nil {
-		go c.roster.Run(ctx, nodes)
+		go func() { _ = c.roster.Run(ctx, nodes) }()
 	}
 }
 
 // newRosterPublisher builds the publisher, or nil when Deps names no
 // roster.
-func newRosterPublisher(d Deps, clk clock.WithTicker, log *zap.Logger) *roster.Publisher {
+func newRosterPublisher(d Deps, clk clock.WithTicker, log *zap.Logger) (*roster.Publisher, error) {
 	if d.RosterName == "" {
-		return nil
+		return nil, nil
 	}
 	return roster.NewPublisher(roster.PublisherConfig{
 		Namespace: d.Namespace, Name: d.RosterName, AgentCondition: d.AgentCondition,
 		MinInterval: rosterMinInterval, Check: rosterCheck,
-	}, d.Client, clk, log, d.Registerer)
+	}, roster.PublisherDeps{Client: d.Client, Clock: clk, Logger: log, Registerer: d.Registerer})
 }
 
 // node returns the named Node: from this term's Node watch once it has

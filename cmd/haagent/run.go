@@ -215,7 +215,10 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		// wait is short: gossip must start well within --fence-after even
 		// when the API server is away, or this agent would fence a node
 		// whose peers it could reach.
-		nodes = roster.NewCache(watchClient, o.namespace, roster.DefaultName, log, reg)
+		if nodes, err = roster.NewCache(roster.CacheConfig{Namespace: o.namespace, Name: roster.DefaultName},
+			roster.CacheDeps{Client: watchClient, Logger: log, Registerer: reg}); err != nil {
+			return abort(err)
+		}
 		g.Go(func() error { return nodes.Run(ctx) })
 		if !nodes.WaitForSync(ctx, nodeListWait) {
 			log.Warn("no roster yet (the coordinator publishes it): admitting gossip peers unchecked and counting majorities against the members seen, until one arrives",
@@ -238,11 +241,10 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		// Without a majority no coordinator writes the roster, so this
 		// agent follows Node deletions itself (see FollowDeletions).
 		g.Go(func() error {
-			nodes.FollowDeletions(ctx, func(ctx context.Context, name string) error {
+			return nodes.FollowDeletions(ctx, func(ctx context.Context, name string) error {
 				_, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{ResourceVersion: "0"})
 				return err
 			}, func() bool { return !members.SeesMajority() && apiOK() }, func() []string { return notAlive(members) }, deletionCheck)
-			return nil
 		})
 	}
 	peer, err := probe.NewPeerChecker(o.peer, nil, reg)
