@@ -139,7 +139,7 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	cfg.Stabilization = 10 * time.Second
 	notices := &fakeNotices{}
 	events := &eventLog{}
-	c, err := New(cfg, testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
+	c, err := New(withFence(cfg), Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
 		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg, Recorder: events})
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 	cfg.Stabilization = 0
 	cfg.Decide.NotReadyAfter = 30 * time.Second
 	notices := &fakeNotices{}
-	c, err := New(cfg, testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{failover.NewBallots()},
+	c, err := New(withFence(cfg), Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{failover.NewBallots()},
 		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +352,7 @@ func TestCoordinator_newCoordinatorResumes(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		store, _ := record.NewStore(dyn, record.DefaultConfig())
 		evictor, _ := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
-		c, err := New(DefaultConfig(), testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
+		c, err := New(withFence(DefaultConfig()), Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
 			Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
@@ -461,7 +461,7 @@ func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runt
 	for _, n := range members {
 		tc.gossip.members = append(tc.gossip.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1, Ready: true}})
 	}
-	if tc.Coordinator, err = New(cfg, testFenceTerms, Deps{Client: tc.client, Namespace: "haagent", Gossip: tc.gossip, Ballots: fakeBallots{tc.ballots},
+	if tc.Coordinator, err = New(withFence(cfg), Deps{Client: tc.client, Namespace: "haagent", Gossip: tc.gossip, Ballots: fakeBallots{tc.ballots},
 		Evictor: evictor, Store: tc.store, Clock: tc.clock, Logger: zap.NewNop(), Registerer: reg, Recorder: tc.events}); err != nil {
 		t.Fatal(err)
 	}

@@ -366,7 +366,7 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 	if err != nil {
 		return nil, err
 	}
-	return coordinator.New(o.coordinator, o.fenceTerms(), coordinator.Deps{
+	return coordinator.New(o.coordinator, coordinator.Deps{
 		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree, Notices: agree,
 		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Clock: clk, Logger: log, Registerer: reg,
 		WatchClient: watchClient, AgentCondition: nodestatus.ConditionType, RosterName: roster.DefaultName,
