@@ -175,7 +175,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	// (a zone lookup and the Node list took 40 s there, and the coordinator
 	// force-removed the node's stateful pods meanwhile). Until gossip runs,
 	// this agent is in touch with nobody.
-	runner, err := probe.NewRunner(o.probe, apiServer, nil, log, reg)
+	runner, err := probe.NewRunner(o.probe, probe.Deps{APIServer: apiServer, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 			}, func() bool { return !members.SeesMajority() && apiOK() }, func() []string { return notAlive(members) }, deletionCheck)
 		})
 	}
-	peer, err := probe.NewPeerChecker(o.peer, nil, reg)
+	peer, err := probe.NewPeerChecker(o.peer, probe.PeerDeps{Registerer: reg})
 	if err != nil {
 		return abort(err)
 	}
