@@ -255,7 +255,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	var reporter *nodestatus.Reporter
 	if client != nil {
 		agreeDeps.NodeAddress = nodes.NodeAddress
-		if reporter, err = nodestatus.New(client, o.gossip.NodeName, runner, nil, log); err != nil {
+		if reporter, err = nodestatus.New(nodestatus.Config{Node: o.gossip.NodeName}, nodestatus.Deps{Client: client, Verdicts: runner, Logger: log}); err != nil {
 			return abort(err)
 		}
 	}
