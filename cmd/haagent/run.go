@@ -287,7 +287,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return abort(err)
 	}
-	server, err := api.New(o.api, log, reg, members, guard)
+	server, err := api.New(o.api, api.Deps{Logger: log, Gatherer: reg, Members: members, Guard: guard})
 	if err != nil {
 		return abort(err)
 	}
