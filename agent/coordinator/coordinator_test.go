@@ -120,7 +120,7 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 
 	scheme := runtime.NewScheme()
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
-	store, err := record.NewStore(dyn, record.DefaultConfig())
+	store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
 	client := fake.NewClientset(leaseHeldBy("n1"), node("n1"), node("n2"), node("n3"), pod("web-a", "n3", rsRef))
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
-	store, _ := record.NewStore(dyn, record.DefaultConfig())
+	store, _ := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 	reg := prometheus.NewRegistry()
 	evictor, _ := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
 	g := &fakeGossip{}
@@ -350,7 +350,7 @@ func TestCoordinator_newCoordinatorResumes(t *testing.T) {
 	ballots := failover.NewBallots()
 	newCoordinator := func() *Coordinator {
 		reg := prometheus.NewRegistry()
-		store, _ := record.NewStore(dyn, record.DefaultConfig())
+		store, _ := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 		evictor, _ := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
 		c, err := New(withFence(DefaultConfig()), Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
 			Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
@@ -447,10 +447,9 @@ func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runt
 	tc := &testCoordinator{client: fake.NewClientset(objs...), gossip: &fakeGossip{}, ballots: failover.NewBallots(),
 		clock: clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)), events: &eventLog{}}
 	tc.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
-	scfg := record.DefaultConfig()
-	scfg.Clock = tc.clock // queued writes come due as the test steps the clock
 	var err error
-	if tc.store, err = record.NewStore(tc.dyn, scfg); err != nil {
+	// Queued writes come due as the test steps the clock.
+	if tc.store, err = record.NewStore(record.DefaultConfig(), record.Deps{Client: tc.dyn, Clock: tc.clock}); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()

@@ -342,9 +342,7 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
-	storeCfg := record.DefaultConfig()
-	storeCfg.Registerer, storeCfg.Logger = reg, log
-	store, err := record.NewStore(dyn, storeCfg)
+	store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn, Registerer: reg, Logger: log})
 	if err != nil {
 		return nil, err
 	}
