@@ -192,8 +192,12 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runner.Run(ctx) })
-	g.Go(func() error { return fencer.Run(ctx) })
+	start := func(cs ...component) {
+		for _, c := range cs {
+			g.Go(func() error { return c.runLogged(ctx, log) })
+		}
+	}
+	start(component{"probe", runner.Run}, component{"fence", fencer.Run})
 	// abort stops what started and returns err.
 	abort := func(err error) error {
 		cancel()
@@ -219,7 +223,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 			roster.CacheDeps{Client: watchClient, Logger: log, Registerer: reg}); err != nil {
 			return abort(err)
 		}
-		g.Go(func() error { return nodes.Run(ctx) })
+		start(component{"roster", nodes.Run})
 		if !nodes.WaitForSync(ctx, nodeListWait) {
 			log.Warn("no roster yet (the coordinator publishes it): admitting gossip peers unchecked and counting majorities against the members seen, until one arrives",
 				zap.Duration("waited", nodeListWait), zap.String("configmap", o.namespace+"/"+roster.DefaultName))
@@ -237,15 +241,17 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return abort(err)
 	}
+	// The components that run from here on, in the order they start.
+	var components []component
 	if nodes != nil {
 		// Without a majority no coordinator writes the roster, so this
 		// agent follows Node deletions itself (see FollowDeletions).
-		g.Go(func() error {
+		components = append(components, component{"roster-deletions", func(ctx context.Context) error {
 			return nodes.FollowDeletions(ctx, func(ctx context.Context, name string) error {
 				_, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{ResourceVersion: "0"})
 				return err
 			}, func() bool { return !members.SeesMajority() && apiOK() }, func() []string { return notAlive(members) }, deletionCheck)
-		})
+		}})
 	}
 	peer, err := probe.NewPeerChecker(o.peer, probe.PeerDeps{Registerer: reg})
 	if err != nil {
@@ -297,17 +303,38 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	log.Info("haagent starting", zap.String("version", version.Version), zap.String("node", o.gossip.NodeName))
 
 	gossipRef.Store(members)
-	g.Go(func() error { return members.Run(ctx) })
-	g.Go(func() error { return server.Run(ctx) })
-	g.Go(func() error { publishReadiness(ctx, runner, members, log); return nil })
-	g.Go(func() error { return agree.Run(ctx) })
+	components = append(components,
+		component{"gossip", members.Run},
+		component{"api", server.Run},
+		component{"readiness", func(ctx context.Context) error { publishReadiness(ctx, runner, members, log); return nil }},
+		component{"agreement", agree.Run},
+	)
 	if coord != nil {
-		g.Go(func() error { return coord.Run(ctx) })
+		components = append(components, component{"coordinator", coord.Run})
 	}
 	if reporter != nil {
-		g.Go(func() error { return reporter.Run(ctx) })
+		components = append(components, component{"nodestatus", reporter.Run})
 	}
+	start(components...)
 	return g.Wait()
+}
+
+// component is a part of the agent that runs until its context ends and
+// returns only after its goroutines have. The agent runs its components
+// in one errgroup: the first that fails ends them all, and the agent
+// exits once every one has returned.
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// runLogged runs c and logs its failure with its name.
+func (c component) runLogged(ctx context.Context, log *zap.Logger) error {
+	err := c.run(ctx)
+	if err != nil {
+		log.Error("component failed", zap.String("component", c.name), zap.Error(err))
+	}
+	return err
 }
 
 // deletionCheck is how often an agent without a majority in sight reads
