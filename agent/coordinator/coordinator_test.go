@@ -564,3 +564,60 @@ func TestCoordinator_unseenMembersCountInTheQuorum(t *testing.T) {
 		t.Fatal("no failover of n4 on 3 votes of 4 expected members")
 	}
 }
+
+// blockingAdvertiser holds SetCoordinator until released.
+type blockingAdvertiser struct {
+	entered chan struct{}
+	release chan struct{}
+	once    atomic.Bool
+}
+
+func (a *blockingAdvertiser) SetCoordinator(bool) error {
+	if a.once.CompareAndSwap(false, true) {
+		close(a.entered)
+	}
+	<-a.release
+	return nil
+}
+
+// TestCoordinator_runReturnsAfterItsGoroutines: Run must not return while
+// one of its loops is still at work, or main would exit, and the agent
+// leave gossip, under a loop that still writes.
+func TestCoordinator_runReturnsAfterItsGoroutines(t *testing.T) {
+	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3"}, node("n1"), node("n2"), node("n3"))
+	adv := &blockingAdvertiser{entered: make(chan struct{}), release: make(chan struct{})}
+	tc.d.Advertiser = adv
+	tc.leading.Store(true) // advertise publishes it at its first tick
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tc.Run(ctx) }()
+	// Step the fake clock until advertise is stuck in SetCoordinator.
+	deadline := time.Now().Add(10 * time.Second)
+	for stuck := false; !stuck; {
+		select {
+		case <-adv.entered:
+			stuck = true
+		case <-time.After(time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("advertise never published")
+			}
+			tc.clock.Step(100 * time.Millisecond)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) while advertise was still publishing", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(adv.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its loops had")
+	}
+}
