@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/haagent/haagent/agent/roster"
@@ -27,7 +28,7 @@ func TestChecker_admitsOnlyNodesAtTheirAddress(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: roster.DefaultName, Namespace: "haagent"},
 		Data:       roster.Encode(roster.Entries([]*corev1.Node{node}, "HAAgentReady")),
 	})
-	nodes := roster.NewCache(client, "haagent", roster.DefaultName, zap.NewNop(), nil)
+	nodes := newRoster(t, client)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = nodes.Run(ctx) }()
@@ -51,8 +52,19 @@ func TestChecker_admitsOnlyNodesAtTheirAddress(t *testing.T) {
 }
 
 func TestChecker_admitsAllBeforeTheFirstRoster(t *testing.T) {
-	c := New(roster.NewCache(fake.NewClientset(), "haagent", roster.DefaultName, zap.NewNop(), nil))
+	c := New(newRoster(t, fake.NewClientset()))
 	if got := c.Admit("anyone", net.ParseIP("10.0.0.9")); got != "" {
 		t.Fatalf("Admit before the first roster = %q, want admitted", got)
 	}
+}
+
+// newRoster builds a cache of the default roster in namespace haagent.
+func newRoster(t *testing.T, client kubernetes.Interface) *roster.Cache {
+	t.Helper()
+	c, err := roster.NewCache(roster.CacheConfig{Namespace: "haagent", Name: roster.DefaultName},
+		roster.CacheDeps{Client: client, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -83,12 +83,26 @@ type Server struct {
 // /readyz stay open: the kubelet probes them without credentials.
 type Guard func(http.Handler) http.Handler
 
-// New builds the server; it does not listen yet. A nil guard leaves every
-// path open.
-func New(cfg Config, log *zap.Logger, gather prometheus.Gatherer, members Membership, guard Guard) (*Server, error) {
+// Deps are what a Server needs.
+type Deps struct {
+	Logger *zap.Logger
+	// Gatherer serves /metrics.
+	Gatherer prometheus.Gatherer
+	// Members serves /members and the readiness of /readyz.
+	Members Membership
+	// Guard wraps /metrics and /members; nil leaves every path open.
+	Guard Guard
+}
+
+// New builds the server; it does not listen yet.
+func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Logger == nil || deps.Gatherer == nil || deps.Members == nil {
+		return nil, errors.New("api: New needs a Logger, a Gatherer and Members")
+	}
+	log, gather, members, guard := deps.Logger, deps.Gatherer, deps.Members, deps.Guard
 	if guard == nil {
 		guard = func(h http.Handler) http.Handler { return h }
 	}

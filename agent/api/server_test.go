@@ -35,7 +35,7 @@ func TestServer_guard(t *testing.T) {
 		{"open", nil, map[string]int{"/metrics": 200, "/members": 200, "/healthz": 200, "/readyz": 200}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(DefaultConfig(), zap.NewNop(), prometheus.NewRegistry(), fakeMembership{}, tc.guard)
+			s, err := New(DefaultConfig(), Deps{Logger: zap.NewNop(), Gatherer: prometheus.NewRegistry(), Members: fakeMembership{}, Guard: tc.guard})
 			if err != nil {
 				t.Fatal(err)
 			}

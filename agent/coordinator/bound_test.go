@@ -9,6 +9,12 @@ import (
 // a minimum bound of 16 s (2 + 10 + 2 + 0, and the 2 s margin).
 var testFenceTerms = FenceTerms{IsolationTimeout: 2 * time.Second, After: 10 * time.Second, CheckInterval: time.Second}
 
+// withFence returns cfg with testFenceTerms.
+func withFence(cfg Config) Config {
+	cfg.Fence = testFenceTerms
+	return cfg
+}
+
 func TestFenceTerms_minBound(t *testing.T) {
 	terms := FenceTerms{IsolationTimeout: 5 * time.Second, APICheck: 3 * time.Second, After: 10 * time.Second, CheckInterval: time.Second,
 		ActionTime: 10 * time.Second, ActionFlag: "--fence-command-timeout"}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/haagent/haagent/agent/gossip"
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // escalateAfter is how many Lease durations may pass with no coordinator
@@ -122,14 +123,13 @@ func (c *Coordinator) advertised() string {
 // Lease, until ctx ends. It runs apart from the leader election's
 // callbacks: publishing metadata waits on gossip, and stepping down must
 // not.
-func (c *Coordinator) advertise(ctx context.Context) {
+func (c *Coordinator) advertise(ctx context.Context) error {
 	if c.d.Advertiser == nil {
-		return
+		return nil
 	}
-	t := c.clock.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
 	published := false
-	for {
+	// No jitter: a 100 ms poll of this agent's own flag.
+	return periodic.Every(ctx, c.clock, 100*time.Millisecond, 0, func(context.Context) {
 		if leading := c.leading.Load(); leading != published {
 			if err := c.d.Advertiser.SetCoordinator(leading); err != nil {
 				c.log.Warn("advertise the coordinator in gossip", zap.Error(err))
@@ -137,10 +137,5 @@ func (c *Coordinator) advertise(ctx context.Context) {
 				published = leading
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
-	}
+	})
 }

@@ -36,6 +36,11 @@ type Config struct {
 	// staying active for ever. Long enough for slow image pulls and volume
 	// attachments.
 	RecoveryTimeout time.Duration
+	// Fence are the agents' settings that bound how long a cut-off node
+	// may keep running its pods: FenceBound must cover them. Not a flag of
+	// its own: main derives it from the gossip, check and fence flags,
+	// the same on every agent.
+	Fence FenceTerms
 }
 
 // DefaultConfig enables failover with stateful recovery off.
@@ -65,9 +70,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Decide.Interval, "failover-interval", c.Decide.Interval, "one more failover may start each interval")
 }
 
-// Validate names the flag and the bound. fence are the agents' settings
-// that bound how long a cut-off node may keep running its pods.
-func (c Config) Validate(fence FenceTerms) error {
+// Validate names the flag and the bound.
+func (c Config) Validate() error {
 	if err := c.Lease.Validate(); err != nil {
 		return err
 	}
@@ -82,5 +86,5 @@ func (c Config) Validate(fence FenceTerms) error {
 	case c.RecoveryTimeout < time.Minute || c.RecoveryTimeout > 24*time.Hour:
 		return fmt.Errorf("coordinator: --recovery-timeout (%s) must be between 1m0s and 24h0m0s", c.RecoveryTimeout)
 	}
-	return validateFenceBound(c.FenceBound, fence)
+	return validateFenceBound(c.FenceBound, c.Fence)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	kuberecord "k8s.io/client-go/tools/record"
@@ -21,6 +22,7 @@ import (
 	"github.com/haagent/haagent/agent/nodecache"
 	"github.com/haagent/haagent/agent/record"
 	"github.com/haagent/haagent/agent/roster"
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // Gossip is what the coordinator reads from the membership.
@@ -144,8 +146,8 @@ func (c *Coordinator) Holder() string {
 }
 
 // New validates and builds the coordinator; it starts nothing.
-func New(cfg Config, fence FenceTerms, d Deps) (*Coordinator, error) {
-	if err := cfg.Validate(fence); err != nil {
+func New(cfg Config, d Deps) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if d.Client == nil || d.Gossip == nil || d.Ballots == nil || d.Evictor == nil || d.Store == nil || d.Logger == nil || d.Registerer == nil {
@@ -172,19 +174,23 @@ func New(cfg Config, fence FenceTerms, d Deps) (*Coordinator, error) {
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
-	c.roster = newRosterPublisher(d, c.clock, c.log)
+	if c.roster, err = newRosterPublisher(d, c.clock, c.log); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
 // Run campaigns for the Lease and leads while it holds it, until ctx ends.
+// It returns after all its goroutines have.
 func (c *Coordinator) Run(ctx context.Context) error {
 	if !c.cfg.Enabled {
 		c.log.Info("automatic failover is off (--failover=false): voting only")
 		<-ctx.Done()
 		return nil
 	}
-	go c.watchGuard(ctx)
-	go c.advertise(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.watchGuard(gctx) })
+	g.Go(func() error { return c.advertise(gctx) })
 	l := &leadership{
 		cfg: c.cfg.Lease, client: c.d.Client, namespace: c.d.Namespace, identity: c.d.Gossip.LocalName(),
 		majority: c.d.Gossip.SeesMajority, candidate: c.candidate, standby: c.standby, watchClient: c.d.WatchClient,
@@ -193,32 +199,27 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		onHolder:   func(identity string) { c.holder.Store(identity) },
 		holderDead: c.confirmedDead,
 	}
-	l.run(ctx, c.lead)
-	return nil
+	g.Go(func() error { l.run(gctx, c.lead); return nil })
+	return g.Wait()
 }
 
 // watchGuard keeps haagent_failover_paused true to this agent's own view
 // while it does not lead: with most nodes dead nobody may see a majority,
 // and the alert must fire all the same. The leader sets it from its
 // decisions.
-func (c *Coordinator) watchGuard(ctx context.Context) {
-	t := c.clock.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
+func (c *Coordinator) watchGuard(ctx context.Context) error {
+	// No jitter: a local gauge and this agent's own hold log, read by no
+	// other agent.
+	return periodic.Every(ctx, c.clock, time.Second, 0, func(ctx context.Context) {
 		if c.leading.Load() {
-			continue
+			return
 		}
 		pause := failover.DeadFractionGuard(c.cfg.Decide, c.gossipView())
 		c.metrics.paused.Set(boolFloat(pause != ""))
 		if pause != "" {
 			c.hold(ctx, failover.Decision{Target: "*", Reason: pause, Paused: true})
 		}
-	}
+	})
 }
 
 // lead runs the loop while this agent holds the Lease.
@@ -231,25 +232,25 @@ func (c *Coordinator) lead(ctx context.Context) {
 	c.active, c.taken, c.pace = nil, nil, nil
 	c.mu.Unlock()
 	defer c.stepDown()
-	c.watchNodes(ctx)
-	t := c.clock.NewTicker(c.cfg.Tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
+	ctx, cancel := context.WithCancel(ctx)
+	defer c.watchNodes(ctx)() // waits for the watch to stop, before stepDown
+	defer cancel()
+	// No jitter: only the leader runs it, and --coordinator-tick is the
+	// pace its decisions and their tests count on.
+	err := periodic.Every(ctx, c.clock, c.cfg.Tick, 0, func(ctx context.Context) {
 		c.mu.Lock()
 		loaded := c.active != nil
 		c.mu.Unlock()
 		if !loaded {
 			if err := c.load(ctx); err != nil {
 				c.log.Error("load failover records", zap.Error(err))
-				continue
+				return
 			}
 		}
 		c.step(ctx)
+	})
+	if err != nil {
+		c.log.Error("coordinator not leading", zap.Error(err))
 	}
 }
 

@@ -120,7 +120,7 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 
 	scheme := runtime.NewScheme()
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
-	store, err := record.NewStore(dyn, record.DefaultConfig())
+	store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestCoordinator_failsOverAndHandsBack(t *testing.T) {
 	cfg.Stabilization = 10 * time.Second
 	notices := &fakeNotices{}
 	events := &eventLog{}
-	c, err := New(cfg, testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
+	c, err := New(withFence(cfg), Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
 		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg, Recorder: events})
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 	rsRef := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}
 	client := fake.NewClientset(leaseHeldBy("n1"), node("n1"), node("n2"), node("n3"), pod("web-a", "n3", rsRef))
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
-	store, _ := record.NewStore(dyn, record.DefaultConfig())
+	store, _ := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 	reg := prometheus.NewRegistry()
 	evictor, _ := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
 	g := &fakeGossip{}
@@ -287,7 +287,7 @@ func TestCoordinator_notReadyNodeIsDrained(t *testing.T) {
 	cfg.Stabilization = 0
 	cfg.Decide.NotReadyAfter = 30 * time.Second
 	notices := &fakeNotices{}
-	c, err := New(cfg, testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{failover.NewBallots()},
+	c, err := New(withFence(cfg), Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{failover.NewBallots()},
 		Notices: notices, Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -350,9 +350,9 @@ func TestCoordinator_newCoordinatorResumes(t *testing.T) {
 	ballots := failover.NewBallots()
 	newCoordinator := func() *Coordinator {
 		reg := prometheus.NewRegistry()
-		store, _ := record.NewStore(dyn, record.DefaultConfig())
+		store, _ := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 		evictor, _ := evict.New(evict.DefaultConfig(), evict.Deps{Client: client, Recorder: kuberecord.NewFakeRecorder(100), Logger: zap.NewNop(), Registerer: reg})
-		c, err := New(DefaultConfig(), testFenceTerms, Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
+		c, err := New(withFence(DefaultConfig()), Deps{Client: client, Namespace: "haagent", Gossip: g, Ballots: fakeBallots{ballots},
 			Evictor: evictor, Store: store, Clock: clk, Logger: zap.NewNop(), Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
@@ -447,10 +447,9 @@ func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runt
 	tc := &testCoordinator{client: fake.NewClientset(objs...), gossip: &fakeGossip{}, ballots: failover.NewBallots(),
 		clock: clocktesting.NewFakeClock(time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)), events: &eventLog{}}
 	tc.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{record.GroupVersionResource(): record.ListKind})
-	scfg := record.DefaultConfig()
-	scfg.Clock = tc.clock // queued writes come due as the test steps the clock
 	var err error
-	if tc.store, err = record.NewStore(tc.dyn, scfg); err != nil {
+	// Queued writes come due as the test steps the clock.
+	if tc.store, err = record.NewStore(record.DefaultConfig(), record.Deps{Client: tc.dyn, Clock: tc.clock}); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
@@ -461,7 +460,7 @@ func newTestCoordinator(t *testing.T, cfg Config, members []string, objs ...runt
 	for _, n := range members {
 		tc.gossip.members = append(tc.gossip.members, gossip.Member{Name: n, State: gossip.StateAlive, Meta: gossip.Meta{NodeName: n, StartEpoch: 1, Ready: true}})
 	}
-	if tc.Coordinator, err = New(cfg, testFenceTerms, Deps{Client: tc.client, Namespace: "haagent", Gossip: tc.gossip, Ballots: fakeBallots{tc.ballots},
+	if tc.Coordinator, err = New(withFence(cfg), Deps{Client: tc.client, Namespace: "haagent", Gossip: tc.gossip, Ballots: fakeBallots{tc.ballots},
 		Evictor: evictor, Store: tc.store, Clock: tc.clock, Logger: zap.NewNop(), Registerer: reg, Recorder: tc.events}); err != nil {
 		t.Fatal(err)
 	}
@@ -563,5 +562,62 @@ func TestCoordinator_unseenMembersCountInTheQuorum(t *testing.T) {
 	tc.steps(4)
 	if tc.active["n4"] == nil {
 		t.Fatal("no failover of n4 on 3 votes of 4 expected members")
+	}
+}
+
+// blockingAdvertiser holds SetCoordinator until released.
+type blockingAdvertiser struct {
+	entered chan struct{}
+	release chan struct{}
+	once    atomic.Bool
+}
+
+func (a *blockingAdvertiser) SetCoordinator(bool) error {
+	if a.once.CompareAndSwap(false, true) {
+		close(a.entered)
+	}
+	<-a.release
+	return nil
+}
+
+// TestCoordinator_runReturnsAfterItsGoroutines: Run must not return while
+// one of its loops is still at work, or main would exit, and the agent
+// leave gossip, under a loop that still writes.
+func TestCoordinator_runReturnsAfterItsGoroutines(t *testing.T) {
+	tc := newTestCoordinator(t, DefaultConfig(), []string{"n1", "n2", "n3"}, node("n1"), node("n2"), node("n3"))
+	adv := &blockingAdvertiser{entered: make(chan struct{}), release: make(chan struct{})}
+	tc.d.Advertiser = adv
+	tc.leading.Store(true) // advertise publishes it at its first tick
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tc.Run(ctx) }()
+	// Step the fake clock until advertise is stuck in SetCoordinator.
+	deadline := time.Now().Add(10 * time.Second)
+	for stuck := false; !stuck; {
+		select {
+		case <-adv.entered:
+			stuck = true
+		case <-time.After(time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("advertise never published")
+			}
+			tc.clock.Step(100 * time.Millisecond)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) while advertise was still publishing", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(adv.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its loops had")
 	}
 }

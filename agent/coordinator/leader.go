@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
+
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // LeaseConfig tunes the coordinator Lease (client-go leader election).
@@ -277,29 +279,21 @@ func (l *leadership) campaign(ctx context.Context, lead func(ctx context.Context
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel, which is deferred later
 	defer cancel()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := l.clock.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
+	wg.Go(func() {
+		// No jitter: this bounds how long a coordinator that lost sight
+		// of the majority goes on acting, and it reads only local state.
+		_ = periodic.Every(ctx, l.clock, 200*time.Millisecond, 0, func(context.Context) {
+			if !l.majority() {
+				l.log.Warn("lost sight of the majority: giving up the coordinator Lease")
+				cancel()
 				return
-			case <-t.C():
-				if !l.majority() {
-					l.log.Warn("lost sight of the majority: giving up the coordinator Lease")
-					cancel()
-					return
-				}
-				if l.candidate != nil && !holding.Load() && !l.candidate() {
-					l.log.Debug("no longer a candidate for the coordinator Lease: not campaigning")
-					cancel()
-					return
-				}
 			}
-		}
-	}()
+			if l.candidate != nil && !holding.Load() && !l.candidate() {
+				l.log.Debug("no longer a candidate for the coordinator Lease: not campaigning")
+				cancel()
+			}
+		})
+	})
 	if l.holderDead != nil {
 		wg.Add(1)
 		go func() {

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,37 +25,43 @@ const (
 
 // watchNodes starts, for this term, the Node watch that only the
 // coordinator holds, and the roster publisher that feeds every other
-// agent from it. Both stop when ctx ends. Until the first Node list
-// arrives, node falls back to a GET.
-func (c *Coordinator) watchNodes(ctx context.Context) {
+// agent from it. Both stop when ctx ends; the function returned waits for
+// them. Until the first Node list arrives, node falls back to a GET.
+func (c *Coordinator) watchNodes(ctx context.Context) (wait func()) {
 	client := c.d.WatchClient
 	if client == nil {
 		client = c.d.Client
 	}
 	nodes := nodecache.New(client, c.d.AgentCondition)
 	c.nodes.Store(nodes)
-	go func() {
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		_ = nodes.Run(ctx)
-	}()
-	go func() {
+	})
+	wg.Go(func() {
 		<-ctx.Done()
 		c.nodes.CompareAndSwap(nodes, nil)
-	}()
+	})
 	if c.roster != nil {
-		go c.roster.Run(ctx, nodes)
+		wg.Go(func() {
+			if err := c.roster.Run(ctx, nodes); err != nil {
+				c.log.Error("roster not published", zap.Error(err))
+			}
+		})
 	}
+	return wg.Wait
 }
 
 // newRosterPublisher builds the publisher, or nil when Deps names no
 // roster.
-func newRosterPublisher(d Deps, clk clock.WithTicker, log *zap.Logger) *roster.Publisher {
+func newRosterPublisher(d Deps, clk clock.WithTicker, log *zap.Logger) (*roster.Publisher, error) {
 	if d.RosterName == "" {
-		return nil
+		return nil, nil
 	}
 	return roster.NewPublisher(roster.PublisherConfig{
 		Namespace: d.Namespace, Name: d.RosterName, AgentCondition: d.AgentCondition,
 		MinInterval: rosterMinInterval, Check: rosterCheck,
-	}, d.Client, clk, log, d.Registerer)
+	}, roster.PublisherDeps{Client: d.Client, Clock: clk, Logger: log, Registerer: d.Registerer})
 }
 
 // node returns the named Node: from this term's Node watch once it has

@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // waitForPredecessor holds a new term back until the previous holder has
@@ -175,27 +177,22 @@ func (o observingLeases) Get(ctx context.Context, name string, opts metav1.GetOp
 // the candidate that wins waits for it (waitForPredecessor), and prev
 // learns of the delete.
 func (l *leadership) takeFromDeadHolder(ctx context.Context, prev *predecessor) {
-	t := l.clock.NewTicker(l.cfg.RetryPeriod)
-	defer t.Stop()
 	leases := observingLeases{LeaseInterface: l.client.CoordinationV1().Leases(l.namespace), observe: prev.observe}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
+	// No jitter: the election reads the Lease every retry period, and a
+	// Lease freed later than that holds failovers back for longer.
+	err := periodic.Every(ctx, l.clock, l.cfg.RetryPeriod, 0, func(ctx context.Context) {
 		// Read the Lease only when the holder the election last saw is
 		// confirmed dead: the election itself reads it every retry period.
 		if h := prev.lastHolder(); h == "" || !l.holderDead(h) {
-			continue
+			return
 		}
 		lease, err := leases.Get(ctx, l.cfg.Name, metav1.GetOptions{})
 		if err != nil || lease.Spec.HolderIdentity == nil {
-			continue
+			return
 		}
 		holder := *lease.Spec.HolderIdentity
 		if holder == "" || holder == l.identity || !l.holderDead(holder) {
-			continue
+			return
 		}
 		rv := lease.ResourceVersion
 		err = leases.Delete(ctx, l.cfg.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
@@ -206,5 +203,8 @@ func (l *leadership) takeFromDeadHolder(ctx context.Context, prev *predecessor) 
 		case !apierrors.IsNotFound(err) && !apierrors.IsConflict(err):
 			l.log.Warn("free the Lease of a dead coordinator", zap.String("holder", holder), zap.Error(err))
 		}
+	})
+	if err != nil {
+		l.log.Error("dead coordinators' Leases not freed", zap.Error(err))
 	}
 }

@@ -283,7 +283,7 @@ func TestConfig_recoveryTimeout(t *testing.T) {
 			if err := fs.Parse([]string{"--recovery-timeout=" + tt.arg}); err != nil {
 				t.Fatal(err)
 			}
-			if got := errString(cfg.Validate(testFenceTerms)); got != tt.want {
+			if got := errString(withFence(cfg).Validate()); got != tt.want {
 				t.Errorf("Validate() = %q, want %q", got, tt.want)
 			}
 		})

@@ -9,52 +9,48 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // joinLoop joins the seeds at start, retrying with backoff until the first
 // success, then every RejoinInterval (±25 %) joins any seed peer that is not
 // an alive member, which merges the two sides of a healed partition.
 func (m *Membership) joinLoop(ctx context.Context) {
+	if m.seeds == nil {
+		m.ready.Store(true)
+		return
+	}
 	backoff := 500 * time.Millisecond
 	maxBackoff := m.cfg.RejoinInterval
 	if maxBackoff == 0 {
 		maxBackoff = 30 * time.Second
 	}
-	joined := false
-	for {
-		if m.seeds == nil {
-			m.ready.Store(true)
-			return
-		}
-		if m.joinRound(ctx) {
-			joined = true
-		}
+	for !m.joinRound(ctx) {
 		m.ready.Store(true)
-		var wait time.Duration
-		switch {
-		case !joined:
-			wait = backoff
-			backoff = min(backoff*2, maxBackoff)
-		case m.cfg.RejoinInterval == 0:
-			return
-		default:
-			wait = jitter(m.cfg.RejoinInterval)
-		}
-		t := m.clock.NewTimer(wait)
+		t := m.clock.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C():
 		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+	m.ready.Store(true)
+	if m.cfg.RejoinInterval == 0 {
+		return
+	}
+	// Jittered so that the agents of a DaemonSet do not rejoin in the same
+	// instant.
+	err := periodic.Every(ctx, m.clock, m.cfg.RejoinInterval, rejoinJitter, func(ctx context.Context) { m.joinRound(ctx) })
+	if err != nil {
+		m.log.Error("rejoin not running", zap.Error(err))
 	}
 }
 
-// jitter spreads d by ±25 % so the agents of a DaemonSet do not act in the
-// same instant.
-func jitter(d time.Duration) time.Duration {
-	return d*3/4 + rand.N(d/2+1)
-}
+// rejoinJitter spreads the rejoin rounds by ±25 %.
+const rejoinJitter = 0.25
 
 // maxJoinPerRound bounds one rejoin round, so a list of dead seeds cannot
 // hold the loop for long.

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
+
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // ParseKeyring reads gossip keys, one base64-encoded AES key a line (16, 24
@@ -125,14 +127,7 @@ func reloadKeyring(kr *memberlist.Keyring, path string) (changed bool, err error
 // watchKeyring applies changes of the keyring file (a mounted Secret) to
 // the live keyring, without a restart.
 func (m *Membership) watchKeyring(ctx context.Context) {
-	t := m.clock.NewTicker(m.keyringReload)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
+	err := periodic.Every(ctx, m.clock, m.keyringReload, keyringJitter, func(context.Context) {
 		changed, err := reloadKeyring(m.keyring, m.cfg.KeyringFile)
 		m.metrics.keyringOK.Set(boolGauge(err == nil))
 		switch {
@@ -143,5 +138,12 @@ func (m *Membership) watchKeyring(ctx context.Context) {
 			m.metrics.keyringReloads.WithLabelValues("changed").Inc()
 			m.log.Info("keyring reloaded", zap.Int("keys", len(m.keyring.GetKeys())))
 		}
+	})
+	if err != nil {
+		m.log.Error("keyring file not watched", zap.Error(err))
 	}
 }
+
+// keyringJitter spreads the reloads: the agents of a DaemonSet need not
+// read their Secret in step.
+const keyringJitter = 0.1

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // This file holds the two majority tests that safety rests on, and what
@@ -193,16 +195,11 @@ func (m *Membership) expected() (names []string, live int) {
 // hear from a majority in time in a larger group. A member with nothing to
 // add (a healthy small group) sends nothing more.
 func (m *Membership) keepInTouch(ctx context.Context) {
-	period := m.timing.IsolationTimeout / 4
-	t := m.clock.NewTicker(period)
-	defer t.Stop()
 	wasInTouch := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
+	// No jitter: the period is a fixed share of the isolation timeout, the
+	// deadline within which a majority must be heard from, and the fence
+	// bound (coordinator.FenceTerms) is computed from that timeout.
+	err := periodic.Every(ctx, m.clock, m.timing.IsolationTimeout/4, 0, func(context.Context) {
 		var targets []Member
 		if m.contactWantedNow() {
 			targets = m.pingTargets()
@@ -227,6 +224,9 @@ func (m *Membership) keepInTouch(ctx context.Context) {
 				m.log.Warn("no packet from a majority of the group within the isolation timeout", fields...)
 			}
 		}
+	})
+	if err != nil {
+		m.log.Error("keeping in touch with the group not running", zap.Error(err))
 	}
 }
 

@@ -6,23 +6,24 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
+
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // housekeeping expires suspicions that were refuted without our noticing,
 // and refreshes the gauges, once a probe interval.
 func (m *Membership) housekeeping(ctx context.Context) {
-	t := m.clock.NewTicker(m.timing.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
+	// No jitter: this touches only the local table, so there is nothing
+	// to spread across agents, and suspicionExpiry's margin counts in
+	// probe intervals.
+	err := periodic.Every(ctx, m.clock, m.timing.ProbeInterval, 0, func(context.Context) {
 		m.expireSuspicions()
 		if ml := m.ml.Load(); ml != nil {
 			m.metrics.healthScore.Set(float64(ml.GetHealthScore()))
 		}
+	})
+	if err != nil {
+		m.log.Error("housekeeping not running", zap.Error(err))
 	}
 }
 

@@ -115,13 +115,23 @@ type answer struct {
 	expires time.Time
 }
 
-// New builds a Filter. With --http-auth=kubernetes it needs client, whose
-// identity must be allowed to create tokenreviews and subjectaccessreviews.
-// A nil clk is the real clock.
-func New(cfg Config, client kubernetes.Interface, clk clock.PassiveClock, log *zap.Logger, reg prometheus.Registerer) (*Filter, error) {
+// Deps are what a Filter needs.
+type Deps struct {
+	// Client is needed with --http-auth=kubernetes; its identity must be
+	// allowed to create tokenreviews and subjectaccessreviews.
+	Client kubernetes.Interface
+	// Clock expires cached answers; nil is the real clock.
+	Clock      clock.PassiveClock
+	Logger     *zap.Logger
+	Registerer prometheus.Registerer
+}
+
+// New builds a Filter.
+func New(cfg Config, deps Deps) (*Filter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	client, clk, log, reg := deps.Client, deps.Clock, deps.Logger, deps.Registerer
 	if cfg.Mode == ModeKubernetes && client == nil {
 		return nil, errors.New("httpauth: --http-auth=kubernetes needs the Kubernetes API: set --kubeconfig or run in a pod")
 	}

@@ -53,7 +53,7 @@ func TestConfig_Validate(t *testing.T) {
 func TestNew_kubernetesNeedsClient(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Mode = ModeKubernetes
-	_, err := New(cfg, nil, nil, zap.NewNop(), prometheus.NewRegistry())
+	_, err := New(cfg, Deps{Logger: zap.NewNop(), Registerer: prometheus.NewRegistry()})
 	want := "httpauth: --http-auth=kubernetes needs the Kubernetes API: set --kubeconfig or run in a pod"
 	if err == nil || err.Error() != want {
 		t.Fatalf("New = %v, want %q", err, want)
@@ -127,7 +127,7 @@ func newFixture(t *testing.T) *fixture {
 	clk := testclock.NewFakePassiveClock(time.Unix(1_000_000, 0))
 	cfg := DefaultConfig()
 	cfg.Mode = ModeKubernetes
-	f, err := New(cfg, api.client(), clk, zap.NewNop(), prometheus.NewRegistry())
+	f, err := New(cfg, Deps{Client: api.client(), Clock: clk, Logger: zap.NewNop(), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestFilter_concurrentScrapesShareReviews(t *testing.T) {
 }
 
 func TestFilter_noneIsOpen(t *testing.T) {
-	f, err := New(DefaultConfig(), nil, nil, zap.NewNop(), prometheus.NewRegistry())
+	f, err := New(DefaultConfig(), Deps{Logger: zap.NewNop(), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

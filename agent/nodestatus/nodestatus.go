@@ -52,15 +52,32 @@ type Reporter struct {
 	log    *zap.Logger
 }
 
-// New returns a reporter for node; clk nil means the real clock.
-func New(client kubernetes.Interface, node string, src Verdicts, clk clock.WithTicker, log *zap.Logger) (*Reporter, error) {
-	if client == nil || node == "" || src == nil || log == nil {
+// Config names the Node a Reporter writes.
+type Config struct {
+	// Node is the name of this agent's own Node (--node-name).
+	Node string
+}
+
+// Deps are what a Reporter needs.
+type Deps struct {
+	Client kubernetes.Interface
+	// Verdicts are this node's verdicts (probe.Runner).
+	Verdicts Verdicts
+	// Clock nil is the real clock.
+	Clock  clock.WithTicker
+	Logger *zap.Logger
+}
+
+// New returns a reporter for cfg.Node; it starts nothing.
+func New(cfg Config, deps Deps) (*Reporter, error) {
+	if deps.Client == nil || cfg.Node == "" || deps.Verdicts == nil || deps.Logger == nil {
 		return nil, errors.New("nodestatus: New needs a client, a node name, a verdict source and a logger")
 	}
+	clk := deps.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	return &Reporter{client: client, node: node, src: src, clock: clk, log: log.Named("nodestatus")}, nil
+	return &Reporter{client: deps.Client, node: cfg.Node, src: deps.Verdicts, clock: clk, log: deps.Logger.Named("nodestatus")}, nil
 }
 
 // Run reports until ctx ends. Write errors are logged and retried at the

@@ -43,7 +43,7 @@ func TestReporter_patchesOwnNodeKeepingKubeletConditions(t *testing.T) {
 	client := fake.NewClientset(node)
 	src := make(chanSource, 1)
 	clk := clocktesting.NewFakeClock(time.Now())
-	r, err := New(client, "node-1", src, clk, zap.NewNop())
+	r, err := New(Config{Node: "node-1"}, Deps{Client: client, Verdicts: src, Clock: clk, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func waitCondition(t *testing.T, client *fake.Clientset, want corev1.ConditionSt
 }
 
 func TestNew_errors(t *testing.T) {
-	_, err := New(nil, "n", make(chanSource), nil, zap.NewNop())
+	_, err := New(Config{Node: "n"}, Deps{Verdicts: make(chanSource), Logger: zap.NewNop()})
 	if want := "nodestatus: New needs a client, a node name, a verdict source and a logger"; err == nil || err.Error() != want {
 		t.Fatalf("New(nil client) = %v, want %q", err, want)
 	}

@@ -102,17 +102,24 @@ type PeerChecker struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// NewPeerChecker checks cfg and builds a PeerChecker. clk measures latency
-// (clock.RealClock{} in production; nil means that); the metrics are registered with reg
-// (nil: not registered).
-func NewPeerChecker(cfg PeerConfig, clk clock.PassiveClock, reg prometheus.Registerer) (*PeerChecker, error) {
+// PeerDeps are what a PeerChecker needs; every field may be nil.
+type PeerDeps struct {
+	// Clock measures latency; nil is the real clock.
+	Clock clock.PassiveClock
+	// Registerer takes the metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// NewPeerChecker checks cfg and builds a PeerChecker.
+func NewPeerChecker(cfg PeerConfig, deps PeerDeps) (*PeerChecker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	clk := deps.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	m, err := newPeerMetrics(reg)
+	m, err := newPeerMetrics(deps.Registerer)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func newTestPeerChecker(t *testing.T, port int32, maxConcurrent int) (*PeerCheck
 	cfg.Timeout = generousTimeout
 	cfg.MaxConcurrent = maxConcurrent
 	reg := prometheus.NewRegistry()
-	p, err := NewPeerChecker(cfg, clock.RealClock{}, reg)
+	p, err := NewPeerChecker(cfg, PeerDeps{Clock: clock.RealClock{}, Registerer: reg})
 	if err != nil {
 		t.Fatalf("NewPeerChecker: %v", err)
 	}
@@ -169,18 +169,18 @@ func TestPeerChecker_concurrentUse(t *testing.T) {
 func TestNewPeerChecker_errors(t *testing.T) {
 	cfg := DefaultPeerConfig()
 	cfg.Port = 0
-	if _, err := NewPeerChecker(cfg, nil, nil); err == nil || err.Error() != "probe: --peer-check-port (0) must be between 1 and 65535" {
+	if _, err := NewPeerChecker(cfg, PeerDeps{}); err == nil || err.Error() != "probe: --peer-check-port (0) must be between 1 and 65535" {
 		t.Fatalf("NewPeerChecker = %v, want the port error", err)
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := NewPeerChecker(DefaultPeerConfig(), nil, reg); err != nil {
+	if _, err := NewPeerChecker(DefaultPeerConfig(), PeerDeps{Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewPeerChecker(DefaultPeerConfig(), nil, reg); err == nil || !strings.HasPrefix(err.Error(), "probe: metrics already registered") {
+	if _, err := NewPeerChecker(DefaultPeerConfig(), PeerDeps{Registerer: reg}); err == nil || !strings.HasPrefix(err.Error(), "probe: metrics already registered") {
 		t.Fatalf("second NewPeerChecker on one registry = %v, want already registered", err)
 	}
 	// A Runner and a PeerChecker share a registry without conflict.
-	if _, err := NewRunner(Config{MaxConcurrent: 1}, nil, nil, nil, reg); err != nil {
+	if _, err := NewRunner(Config{MaxConcurrent: 1}, Deps{Registerer: reg}); err != nil {
 		t.Fatalf("NewRunner next to a PeerChecker: %v", err)
 	}
 }

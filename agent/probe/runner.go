@@ -92,11 +92,21 @@ type Runner struct {
 	nextSub uint64
 }
 
-// NewRunner checks cfg and builds a Runner; it starts nothing. api serves the apiServer
-// checks and may be nil when there are none. clk drives the schedule and the timeouts
-// (clock.RealClock{} in production); log is named "probe"; the metrics are registered with
-// reg (nil: not registered).
-func NewRunner(cfg Config, api *APIServer, clk clock.WithTicker, log *zap.Logger, reg prometheus.Registerer) (*Runner, error) {
+// Deps are what a Runner needs; every field may be nil.
+type Deps struct {
+	// APIServer serves the apiServer checks; nil when there are none.
+	APIServer *APIServer
+	// Clock drives the schedule and the timeouts; nil is the real clock.
+	Clock clock.WithTicker
+	// Logger is named "probe"; nil logs nothing.
+	Logger *zap.Logger
+	// Registerer takes the metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// NewRunner checks cfg and builds a Runner; it starts nothing.
+func NewRunner(cfg Config, deps Deps) (*Runner, error) {
+	api, clk, log, reg := deps.APIServer, deps.Clock, deps.Logger, deps.Registerer
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

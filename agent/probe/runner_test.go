@@ -103,7 +103,7 @@ func newTestRunner(t *testing.T, maxConcurrent int, checks ...Check) *testRunner
 	cfg := DefaultConfig()
 	cfg.Checks = checks
 	cfg.MaxConcurrent = maxConcurrent
-	r, err := NewRunner(cfg, nil, fc, zaptest.NewLogger(t), reg)
+	r, err := NewRunner(cfg, Deps{Clock: fc, Logger: zaptest.NewLogger(t), Registerer: reg})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}
@@ -514,7 +514,7 @@ func TestNewRunner_errors(t *testing.T) {
 			name: "metrics registered twice",
 			cfg:  func() Config { c := DefaultConfig(); c.Checks = nil; return c },
 			setup: func(reg *prometheus.Registry) {
-				if _, err := NewRunner(Config{MaxConcurrent: 1}, nil, nil, nil, reg); err != nil {
+				if _, err := NewRunner(Config{MaxConcurrent: 1}, Deps{Registerer: reg}); err != nil {
 					t.Fatalf("first NewRunner: %v", err)
 				}
 			},
@@ -527,7 +527,7 @@ func TestNewRunner_errors(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(reg)
 			}
-			_, err := NewRunner(tc.cfg(), tc.api, nil, nil, reg)
+			_, err := NewRunner(tc.cfg(), Deps{APIServer: tc.api, Registerer: reg})
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("NewRunner error = %v, want %q", err, tc.want)
 			}
@@ -559,7 +559,7 @@ func TestRunner_realChecks(t *testing.T) {
 		PeriodMilliseconds: 100,
 		FailureThreshold:   1,
 	}}
-	r, err := NewRunner(cfg, nil, nil, zaptest.NewLogger(t), prometheus.NewRegistry())
+	r, err := NewRunner(cfg, Deps{Logger: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

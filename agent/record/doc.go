@@ -60,5 +60,5 @@
 // # What it touches
 //
 // Only nodefailovers and nodefailovers/status in group haagent.io. It reads
-// no clock of its own (Config.Clock) and no other resources.
+// no clock of its own (Deps.Clock) and no other resources.
 package record

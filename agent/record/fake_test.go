@@ -167,8 +167,7 @@ func newTestStore(t *testing.T, api *fakeAPI) (*Store, *clocktesting.FakePassive
 	cfg := DefaultConfig()
 	cfg.InitialBackoff = time.Second
 	cfg.MaxBackoff = 8 * time.Second
-	cfg.Clock = clk
-	s, err := NewStore(api, cfg)
+	s, err := NewStore(cfg, Deps{Client: api, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

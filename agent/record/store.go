@@ -44,6 +44,12 @@ type Config struct {
 	// MaxBackoff caps the wait between retries of one queued write. It must
 	// be at least InitialBackoff.
 	MaxBackoff time.Duration
+}
+
+// Deps are what a Store needs.
+type Deps struct {
+	// Client serves the NodeFailover resource.
+	Client dynamic.Interface
 	// Clock tells when a queued write is due; nil means the real clock.
 	Clock clock.PassiveClock
 	// Registerer receives the haagent_record_* metrics; nil registers
@@ -54,8 +60,7 @@ type Config struct {
 	Logger *zap.Logger
 }
 
-// DefaultConfig returns retries after 500ms, 1s, 2s, … up to 30s, on the
-// real clock, without metrics or logs.
+// DefaultConfig returns retries after 500ms, 1s, 2s, … up to 30s.
 func DefaultConfig() Config {
 	return Config{
 		InitialBackoff: 500 * time.Millisecond,
@@ -94,24 +99,24 @@ type Store struct {
 	due     *dueQueue
 }
 
-// NewStore returns a Store for the NodeFailover resource of client. It
-// makes no request.
-func NewStore(client dynamic.Interface, cfg Config) (*Store, error) {
-	if client == nil {
+// NewStore returns a Store for the NodeFailover resource of deps.Client.
+// It makes no request.
+func NewStore(cfg Config, deps Deps) (*Store, error) {
+	if deps.Client == nil {
 		return nil, errors.New("record: dynamic client is nil")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := newStoreMetrics(cfg.Registerer)
+	m, err := newStoreMetrics(deps.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{
-		client:  client.Resource(GroupVersionResource()),
+		client:  deps.Client.Resource(GroupVersionResource()),
 		cfg:     cfg,
-		clock:   cfg.Clock,
-		log:     cfg.Logger,
+		clock:   deps.Clock,
+		log:     deps.Logger,
 		metrics: m,
 		pending: map[string]*pendingWrite{},
 	}

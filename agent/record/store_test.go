@@ -55,16 +55,14 @@ func TestConfig_Validate(t *testing.T) {
 }
 
 func TestNewStore_errors(t *testing.T) {
-	if _, err := NewStore(nil, DefaultConfig()); err == nil {
+	if _, err := NewStore(DefaultConfig(), Deps{}); err == nil {
 		t.Error("NewStore(nil client) succeeded")
 	}
 	reg := prometheus.NewRegistry()
-	cfg := DefaultConfig()
-	cfg.Registerer = reg
-	if _, err := NewStore(newFakeAPI(t), cfg); err != nil {
+	if _, err := NewStore(DefaultConfig(), Deps{Client: newFakeAPI(t), Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := NewStore(newFakeAPI(t), cfg)
+	_, err := NewStore(DefaultConfig(), Deps{Client: newFakeAPI(t), Registerer: reg})
 	if err == nil || !strings.Contains(err.Error(), "already registered") {
 		t.Errorf("second NewStore on one registry = %v, want an already registered error", err)
 	}
@@ -271,8 +269,8 @@ func TestStore_Flush_failsThenSucceeds(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	clk := clocktesting.NewFakePassiveClock(t0)
 	cfg := DefaultConfig()
-	cfg.InitialBackoff, cfg.MaxBackoff, cfg.Clock, cfg.Registerer = time.Second, 4*time.Second, clk, reg
-	s, err := NewStore(api, cfg)
+	cfg.InitialBackoff, cfg.MaxBackoff = time.Second, 4*time.Second
+	s, err := NewStore(cfg, Deps{Client: api, Clock: clk, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

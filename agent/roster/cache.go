@@ -2,6 +2,7 @@ package roster
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -17,17 +18,21 @@ import (
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // Cache is an agent's copy of the roster: one watch of one ConfigMap.
 // What the roster last said stays true through an API outage, and through
 // a roster that fails to parse (counted and logged, never half applied).
 //
-// Lifecycle: New starts nothing; Run runs the watch until its context
+// Lifecycle: NewCache starts nothing; Run runs the watch until its context
 // ends; WaitForSync waits for the first answer.
 type Cache struct {
 	informer cache.SharedIndexInformer
 	log      *zap.Logger
+	clock    clock.WithTicker
 	invalid  prometheus.Counter
 	entries  prometheus.Gauge
 	// snap is the last roster read, nil before one was.
@@ -46,16 +51,39 @@ type snapshot struct {
 	agents []string
 }
 
-// NewCache builds a cache of the roster ConfigMap name in namespace.
-// client must have no overall request timeout (rest.Config.Timeout 0), or
-// the watch is cut and started anew at each timeout.
-func NewCache(client kubernetes.Interface, namespace, name string, log *zap.Logger, reg prometheus.Registerer) *Cache {
+// CacheConfig names the roster ConfigMap a Cache watches.
+type CacheConfig struct {
+	// Namespace and Name of the roster ConfigMap (DefaultName).
+	Namespace, Name string
+}
+
+// CacheDeps are what a Cache needs.
+type CacheDeps struct {
+	// Client must have no overall request timeout (rest.Config.Timeout
+	// 0), or the watch is cut and started anew at each timeout.
+	Client kubernetes.Interface
+	Logger *zap.Logger
+	// Registerer takes the cache's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Clock paces FollowDeletions; nil is the real clock.
+	Clock clock.WithTicker
+}
+
+// NewCache builds a cache of the roster ConfigMap; it starts nothing.
+func NewCache(cfg CacheConfig, deps CacheDeps) (*Cache, error) {
+	if cfg.Namespace == "" || cfg.Name == "" {
+		return nil, errors.New("roster: NewCache needs the Namespace and Name of the roster ConfigMap")
+	}
+	if deps.Client == nil || deps.Logger == nil {
+		return nil, errors.New("roster: NewCache needs a Client and a Logger")
+	}
 	one := func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.Name).String()
 	}
 	c := &Cache{
-		informer: coreinformers.NewFilteredConfigMapInformer(client, namespace, 0, cache.Indexers{}, one),
-		log:      log,
+		informer: coreinformers.NewFilteredConfigMapInformer(deps.Client, cfg.Namespace, 0, cache.Indexers{}, one),
+		log:      deps.Logger,
+		clock:    deps.Clock,
 		invalid: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "haagent_roster_invalid_total",
 			Help: "Roster ConfigMaps that failed to parse; the agent keeps the last good roster.",
@@ -65,8 +93,11 @@ func NewCache(client kubernetes.Interface, namespace, name string, log *zap.Logg
 			Help: "Nodes in this agent's copy of the roster the coordinator publishes.",
 		}),
 	}
-	if reg != nil {
-		reg.MustRegister(c.invalid, c.entries)
+	if c.clock == nil {
+		c.clock = clock.RealClock{}
+	}
+	if deps.Registerer != nil {
+		deps.Registerer.MustRegister(c.invalid, c.entries)
 	}
 	_, _ = c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.set,
@@ -75,7 +106,7 @@ func NewCache(client kubernetes.Interface, namespace, name string, log *zap.Logg
 		// ConfigMap must not shrink every agent's expected group. The
 		// coordinator writes it again.
 	})
-	return c
+	return c, nil
 }
 
 func (c *Cache) set(obj any) {
@@ -125,24 +156,20 @@ func (c *Cache) isGone(name string) bool {
 // the Node of one name of suspects() (members of the expected group not
 // alive in gossip) every interval, in turn, and counts a Node the API no
 // longer has as gone until the next roster. It asks nothing while a
-// majority is in sight, and at most one GET an interval otherwise.
+// majority is in sight, and one GET an interval (±10 %) otherwise. It
+// returns when ctx ends.
 func (c *Cache) FollowDeletions(ctx context.Context, get func(ctx context.Context, name string) error,
-	active func() bool, suspects func() []string, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	active func() bool, suspects func() []string, interval time.Duration) error {
 	next := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	// Jittered: every agent without a majority in sight runs this, and
+	// their reads of the API server need not come in step.
+	return periodic.Every(ctx, c.clock, interval, followJitter, func(ctx context.Context) {
 		if !c.Synced() || !active() {
-			continue
+			return
 		}
 		names := suspects()
 		if len(names) == 0 {
-			continue
+			return
 		}
 		name := names[next%len(names)]
 		next++
@@ -166,8 +193,11 @@ func (c *Cache) FollowDeletions(ctx context.Context, get func(ctx context.Contex
 			delete(c.gone, name)
 			c.goneMu.Unlock()
 		}
-	}
+	})
 }
+
+// followJitter spreads the reads of FollowDeletions by ±10 %.
+const followJitter = 0.1
 
 // Run runs the watch until ctx ends.
 func (c *Cache) Run(ctx context.Context) error {

@@ -2,6 +2,7 @@ package roster
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -15,7 +16,10 @@ import (
 func TestMetrics_conventions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	client := fake.NewClientset()
-	NewCache(client, "haagent", DefaultName, zap.NewNop(), reg)
-	NewPublisher(PublisherConfig{Namespace: "haagent", Name: DefaultName, AgentCondition: "HAAgentReady"}, client, nil, zap.NewNop(), reg)
+	newCache(t, client, reg)
+	if _, err := NewPublisher(PublisherConfig{Namespace: "haagent", Name: DefaultName, AgentCondition: "HAAgentReady", Check: time.Second},
+		PublisherDeps{Client: client, Logger: zap.NewNop(), Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
 	metricstest.Check(t, reg)
 }

@@ -2,6 +2,8 @@ package roster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
+
+	"github.com/haagent/haagent/internal/periodic"
 )
 
 // ZoneLabel is the Node label the roster takes the zone from.
@@ -49,20 +53,41 @@ type Publisher struct {
 	writes *prometheus.CounterVec
 }
 
-// NewPublisher builds a publisher; a nil clock is the real one.
-func NewPublisher(cfg PublisherConfig, client kubernetes.Interface, clk clock.WithTicker, log *zap.Logger, reg prometheus.Registerer) *Publisher {
+// PublisherDeps are what a Publisher needs.
+type PublisherDeps struct {
+	Client kubernetes.Interface
+	Logger *zap.Logger
+	// Registerer takes the publisher's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Clock nil is the real clock.
+	Clock clock.WithTicker
+}
+
+// NewPublisher builds a publisher; it starts nothing.
+func NewPublisher(cfg PublisherConfig, deps PublisherDeps) (*Publisher, error) {
+	switch {
+	case cfg.Namespace == "" || cfg.Name == "":
+		return nil, errors.New("roster: NewPublisher needs the Namespace and Name of the roster ConfigMap")
+	case cfg.Check <= 0:
+		return nil, fmt.Errorf("roster: Check (%s) must be positive", cfg.Check)
+	case cfg.MinInterval < 0:
+		return nil, fmt.Errorf("roster: MinInterval (%s) must not be negative", cfg.MinInterval)
+	case deps.Client == nil || deps.Logger == nil:
+		return nil, errors.New("roster: NewPublisher needs a Client and a Logger")
+	}
+	clk := deps.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	p := &Publisher{cfg: cfg, client: client, clock: clk, log: log,
+	p := &Publisher{cfg: cfg, client: deps.Client, clock: clk, log: deps.Logger,
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "haagent_roster_writes_total",
 			Help: "Writes of the roster ConfigMap by this agent while it coordinated, by result (success, failure).",
 		}, []string{"result"})}
-	if reg != nil {
-		reg.MustRegister(p.writes)
+	if deps.Registerer != nil {
+		deps.Registerer.MustRegister(p.writes)
 	}
-	return p
+	return p, nil
 }
 
 // Entries builds the roster of nodes.
@@ -88,38 +113,37 @@ func Entries(nodes []*corev1.Node, agentCondition corev1.NodeConditionType) []En
 	return out
 }
 
-// Run publishes from nodes until ctx ends. It never publishes before the
-// Node cache has synced: a roster written from part of the Nodes would
-// shrink every agent's expected group.
-func (p *Publisher) Run(ctx context.Context, nodes Nodes) {
-	t := p.clock.NewTicker(p.cfg.Check)
-	defer t.Stop()
+// Run publishes from nodes until ctx ends: at once, then every Check. It
+// never publishes before the Node cache has synced: a roster written from
+// part of the Nodes would shrink every agent's expected group.
+func (p *Publisher) Run(ctx context.Context, nodes Nodes) error {
 	var published map[string]string // nil: unknown, read it first
 	var last time.Time
-	for {
-		if nodes.Synced() && (last.IsZero() || p.clock.Since(last) >= p.cfg.MinInterval) {
-			want := Encode(Entries(nodes.List(), p.cfg.AgentCondition))
-			if published == nil || !maps.Equal(published, want) {
-				if err := p.write(ctx, want); err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					p.writes.WithLabelValues("failure").Inc()
-					p.log.Warn("roster: write failed, will retry", zap.Error(err))
-					published = nil
-				} else {
-					p.writes.WithLabelValues("success").Inc()
-					published = want
-				}
-				last = p.clock.Now()
-			}
-		}
-		select {
-		case <-ctx.Done():
+	publish := func(ctx context.Context) {
+		if !nodes.Synced() || (!last.IsZero() && p.clock.Since(last) < p.cfg.MinInterval) {
 			return
-		case <-t.C():
 		}
+		want := Encode(Entries(nodes.List(), p.cfg.AgentCondition))
+		if published != nil && maps.Equal(published, want) {
+			return
+		}
+		if err := p.write(ctx, want); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.writes.WithLabelValues("failure").Inc()
+			p.log.Warn("roster: write failed, will retry", zap.Error(err))
+			published = nil
+		} else {
+			p.writes.WithLabelValues("success").Inc()
+			published = want
+		}
+		last = p.clock.Now()
 	}
+	publish(ctx)
+	// No jitter: only the coordinator publishes, so there is no one to
+	// spread it from.
+	return periodic.Every(ctx, p.clock, p.cfg.Check, 0, publish)
 }
 
 // write creates or updates the ConfigMap to data, unless it holds it

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -105,16 +106,19 @@ func TestPublisher_publishesOnlyASyncedListAndFollowsChanges(t *testing.T) {
 		return false, nil, nil
 	})
 	reg := prometheus.NewRegistry()
-	p := NewPublisher(PublisherConfig{Namespace: "haagent", Name: DefaultName, AgentCondition: "HAAgentReady",
-		MinInterval: 50 * time.Millisecond, Check: 5 * time.Millisecond}, client, nil, zap.NewNop(), reg)
+	p, err := NewPublisher(PublisherConfig{Namespace: "haagent", Name: DefaultName, AgentCondition: "HAAgentReady",
+		MinInterval: 50 * time.Millisecond, Check: 5 * time.Millisecond}, PublisherDeps{Client: client, Logger: zap.NewNop(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
 	nodes := &fakeNodes{}
 	nodes.set(false, node("a", true, "")) // a partial list, not synced
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx, nodes) }()
+	go func() { defer close(done); _ = p.Run(ctx, nodes) }()
 
-	cache := NewCache(client, "haagent", DefaultName, zap.NewNop(), nil)
+	cache := newCache(t, client, nil)
 	go func() { _ = cache.Run(ctx) }()
 
 	time.Sleep(100 * time.Millisecond)
@@ -150,7 +154,7 @@ func TestCache_keepsTheLastGoodRoster(t *testing.T) {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: DefaultName, Namespace: "haagent"}, Data: good}
 	client := fake.NewClientset(cm)
 	reg := prometheus.NewRegistry()
-	cache := NewCache(client, "haagent", DefaultName, zap.NewNop(), reg)
+	cache := newCache(t, client, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = cache.Run(ctx) }()
@@ -175,6 +179,16 @@ func TestCache_keepsTheLastGoodRoster(t *testing.T) {
 	}
 }
 
+// newCache builds a cache of the default roster in namespace haagent.
+func newCache(t *testing.T, client kubernetes.Interface, reg prometheus.Registerer) *Cache {
+	t.Helper()
+	c, err := NewCache(CacheConfig{Namespace: "haagent", Name: DefaultName}, CacheDeps{Client: client, Logger: zap.NewNop(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -195,7 +209,7 @@ func TestCache_followsDeletionsWithoutACoordinator(t *testing.T) {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: DefaultName, Namespace: "haagent"},
 		Data: Encode([]Entry{{Name: "a", Agent: true}, {Name: "b", Agent: true}, {Name: "c", Agent: true}})}
 	client := fake.NewClientset(cm)
-	cache := NewCache(client, "haagent", DefaultName, zap.NewNop(), nil)
+	cache := newCache(t, client, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = cache.Run(ctx) }()
@@ -212,7 +226,9 @@ func TestCache_followsDeletionsWithoutACoordinator(t *testing.T) {
 		}
 		return apierrors.NewNotFound(corev1.Resource("nodes"), name)
 	}
-	go cache.FollowDeletions(ctx, get, active.Load, func() []string { return []string{"b", "c"} }, 5*time.Millisecond)
+	go func() {
+		_ = cache.FollowDeletions(ctx, get, active.Load, func() []string { return []string{"b", "c"} }, 5*time.Millisecond)
+	}()
 
 	time.Sleep(50 * time.Millisecond)
 	if n := gets.Load(); n != 0 {

@@ -33,7 +33,7 @@ func httpGuard(cfg httpauth.Config, restCfg *rest.Config, log *zap.Logger, reg p
 			return nil, fmt.Errorf("kubernetes client for --http-auth: %w", err)
 		}
 	}
-	f, err := httpauth.New(cfg, client, nil, log, reg)
+	f, err := httpauth.New(cfg, httpauth.Deps{Client: client, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}

@@ -199,7 +199,7 @@ func (o *reportOptions) load(ctx context.Context, cfg *rest.Config, now time.Tim
 	if err != nil {
 		return failoverReport{}, err
 	}
-	store, err := record.NewStore(dyn, record.DefaultConfig())
+	store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 	if err != nil {
 		return failoverReport{}, err
 	}

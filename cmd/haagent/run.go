@@ -175,7 +175,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	// (a zone lookup and the Node list took 40 s there, and the coordinator
 	// force-removed the node's stateful pods meanwhile). Until gossip runs,
 	// this agent is in touch with nobody.
-	runner, err := probe.NewRunner(o.probe, apiServer, nil, log, reg)
+	runner, err := probe.NewRunner(o.probe, probe.Deps{APIServer: apiServer, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -192,8 +192,12 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runner.Run(ctx) })
-	g.Go(func() error { return fencer.Run(ctx) })
+	start := func(cs ...component) {
+		for _, c := range cs {
+			g.Go(func() error { return c.runLogged(ctx, log) })
+		}
+	}
+	start(component{"probe", runner.Run}, component{"fence", fencer.Run})
 	// abort stops what started and returns err.
 	abort := func(err error) error {
 		cancel()
@@ -215,8 +219,11 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 		// wait is short: gossip must start well within --fence-after even
 		// when the API server is away, or this agent would fence a node
 		// whose peers it could reach.
-		nodes = roster.NewCache(watchClient, o.namespace, roster.DefaultName, log, reg)
-		g.Go(func() error { return nodes.Run(ctx) })
+		if nodes, err = roster.NewCache(roster.CacheConfig{Namespace: o.namespace, Name: roster.DefaultName},
+			roster.CacheDeps{Client: watchClient, Logger: log, Registerer: reg}); err != nil {
+			return abort(err)
+		}
+		start(component{"roster", nodes.Run})
 		if !nodes.WaitForSync(ctx, nodeListWait) {
 			log.Warn("no roster yet (the coordinator publishes it): admitting gossip peers unchecked and counting majorities against the members seen, until one arrives",
 				zap.Duration("waited", nodeListWait), zap.String("configmap", o.namespace+"/"+roster.DefaultName))
@@ -234,18 +241,19 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return abort(err)
 	}
+	// The components that run from here on, in the order they start.
+	var components []component
 	if nodes != nil {
 		// Without a majority no coordinator writes the roster, so this
 		// agent follows Node deletions itself (see FollowDeletions).
-		g.Go(func() error {
-			nodes.FollowDeletions(ctx, func(ctx context.Context, name string) error {
+		components = append(components, component{"roster-deletions", func(ctx context.Context) error {
+			return nodes.FollowDeletions(ctx, func(ctx context.Context, name string) error {
 				_, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{ResourceVersion: "0"})
 				return err
 			}, func() bool { return !members.SeesMajority() && apiOK() }, func() []string { return notAlive(members) }, deletionCheck)
-			return nil
-		})
+		}})
 	}
-	peer, err := probe.NewPeerChecker(o.peer, nil, reg)
+	peer, err := probe.NewPeerChecker(o.peer, probe.PeerDeps{Registerer: reg})
 	if err != nil {
 		return abort(err)
 	}
@@ -253,7 +261,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	var reporter *nodestatus.Reporter
 	if client != nil {
 		agreeDeps.NodeAddress = nodes.NodeAddress
-		if reporter, err = nodestatus.New(client, o.gossip.NodeName, runner, nil, log); err != nil {
+		if reporter, err = nodestatus.New(nodestatus.Config{Node: o.gossip.NodeName}, nodestatus.Deps{Client: client, Verdicts: runner, Logger: log}); err != nil {
 			return abort(err)
 		}
 	}
@@ -285,7 +293,7 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	if err != nil {
 		return abort(err)
 	}
-	server, err := api.New(o.api, log, reg, members, guard)
+	server, err := api.New(o.api, api.Deps{Logger: log, Gatherer: reg, Members: members, Guard: guard})
 	if err != nil {
 		return abort(err)
 	}
@@ -295,17 +303,38 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	log.Info("haagent starting", zap.String("version", version.Version), zap.String("node", o.gossip.NodeName))
 
 	gossipRef.Store(members)
-	g.Go(func() error { return members.Run(ctx) })
-	g.Go(func() error { return server.Run(ctx) })
-	g.Go(func() error { publishReadiness(ctx, runner, members, log); return nil })
-	g.Go(func() error { return agree.Run(ctx) })
+	components = append(components,
+		component{"gossip", members.Run},
+		component{"api", server.Run},
+		component{"readiness", func(ctx context.Context) error { publishReadiness(ctx, runner, members, log); return nil }},
+		component{"agreement", agree.Run},
+	)
 	if coord != nil {
-		g.Go(func() error { return coord.Run(ctx) })
+		components = append(components, component{"coordinator", coord.Run})
 	}
 	if reporter != nil {
-		g.Go(func() error { return reporter.Run(ctx) })
+		components = append(components, component{"nodestatus", reporter.Run})
 	}
+	start(components...)
 	return g.Wait()
+}
+
+// component is a part of the agent that runs until its context ends and
+// returns only after its goroutines have. The agent runs its components
+// in one errgroup: the first that fails ends them all, and the agent
+// exits once every one has returned.
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// runLogged runs c and logs its failure with its name.
+func (c component) runLogged(ctx context.Context, log *zap.Logger) error {
+	err := c.run(ctx)
+	if err != nil {
+		log.Error("component failed", zap.String("component", c.name), zap.Error(err))
+	}
+	return err
 }
 
 // deletionCheck is how often an agent without a majority in sight reads
@@ -340,9 +369,7 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
-	storeCfg := record.DefaultConfig()
-	storeCfg.Registerer, storeCfg.Logger = reg, log
-	store, err := record.NewStore(dyn, storeCfg)
+	store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn, Registerer: reg, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +391,7 @@ func newCoordinator(ctx context.Context, o runOptions, restCfg *rest.Config, cli
 	if err != nil {
 		return nil, err
 	}
-	return coordinator.New(o.coordinator, o.fenceTerms(), coordinator.Deps{
+	return coordinator.New(o.coordinator, coordinator.Deps{
 		Client: client, Namespace: o.namespace, Gossip: members, Ballots: agree, Notices: agree,
 		Evictor: evictor, Store: store, DryRun: o.evict.DryRun, Clock: clk, Logger: log, Registerer: reg,
 		WatchClient: watchClient, AgentCondition: nodestatus.ConditionType, RosterName: roster.DefaultName,

@@ -144,7 +144,8 @@ func (o *runOptions) complete(fs *pflag.FlagSet, args []string, getenv func(stri
 		return errors.New("httpauth: --http-auth=kubernetes needs the Kubernetes API: set --kubeconfig or run in a pod")
 	}
 	o.coordinator.Decide.NotReadyAfter = o.probe.NotReadyFailoverAfter
-	return o.coordinator.Validate(o.fenceTerms())
+	o.coordinator.Fence = o.fenceTerms()
+	return o.coordinator.Validate()
 }
 
 // fenceTerms are the settings that bound how long a cut-off node may keep

@@ -229,7 +229,7 @@ func runChaos(t *testing.T, s chaosSettings, res *chaosResult) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := record.NewStore(dyn, record.DefaultConfig())
+	store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func failoverRecords(ctx context.Context, t *testing.T, cp *cluster.ControlPlane
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := record.NewStore(dyn, record.DefaultConfig())
+	store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -313,7 +313,7 @@ func (c *Cluster) LatestRecord(ctx context.Context, node string) (record.NodeFai
 	if err != nil {
 		return record.NodeFailover{}, false, err
 	}
-	store, err := record.NewStore(dyn, record.DefaultConfig())
+	store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
 	if err != nil {
 		return record.NodeFailover{}, false, err
 	}
