@@ -42,10 +42,12 @@ type Profile struct {
 	IsolationTimeout time.Duration
 }
 
-// Profiles are the named tuning profiles. "default" is memberlist's LAN
-// timing, which stays quiet on busy or lossy networks; "fast" reacts about
-// five times sooner (about 1.5 s to a confirmed death at 20 members on a
-// quiet LAN) at five times the probe traffic.
+// Profiles are the named tuning profiles of fixed timings. "default" is
+// memberlist's LAN timing, which stays quiet on busy or lossy networks;
+// "fast" reacts about five times sooner (about 1.5 s to a confirmed death
+// at 20 members on a quiet LAN) at five times the probe traffic. The
+// "auto" profile (see autoBands) is fast up to 1000 members and slows
+// down in steps beyond.
 var profiles = map[string]Profile{
 	"default": {
 		ProbeInterval:    time.Second,
@@ -72,7 +74,7 @@ var profiles = map[string]Profile{
 // ProfileNames lists the profiles in a stable order, for help texts and
 // error messages.
 func ProfileNames() []string {
-	names := make([]string, 0, len(profiles))
+	names := []string{ProfileAuto}
 	for n := range profiles {
 		names = append(names, n)
 	}
@@ -80,7 +82,8 @@ func ProfileNames() []string {
 	return names
 }
 
-// LookupProfile returns the named profile.
+// LookupProfile returns the named profile of fixed timings; "auto" is not
+// one: its timings depend on the group size (see AutoProfile).
 func LookupProfile(name string) (Profile, bool) {
 	p, ok := profiles[name]
 	return p, ok
@@ -111,6 +114,12 @@ type Config struct {
 
 	// ProfileName selects the timing profile; see ProfileNames.
 	ProfileName string
+	// ExpectedMembers is the size of the group the auto profile chooses
+	// its timings for; 0 means unknown, which picks the slowest band.
+	// Memberlist's timings are fixed once it is created, so the binary
+	// sets it at start (from the roster the coordinator publishes, or the
+	// agent pods); an operator may pin it. Ignored by the other profiles.
+	ExpectedMembers int
 	// ProbeInterval overrides the profile's probe interval.
 	ProbeInterval time.Duration
 	// ProbeTimeout overrides the profile's probe timeout; it must be shorter
@@ -166,7 +175,7 @@ func DefaultConfig() Config {
 	return Config{
 		BindAddr:            "0.0.0.0",
 		BindPort:            7946,
-		ProfileName:         "default",
+		ProfileName:         ProfileAuto,
 		RejoinInterval:      30 * time.Second,
 		LeaveTimeout:        5 * time.Second,
 		DeadNodeReclaimTime: 10 * time.Second,
@@ -183,6 +192,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BindPort, "gossip-port", c.BindPort, "gossip port (UDP and TCP)")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "address peers reach this agent at (env HOST_IP, then POD_IP)")
 	fs.StringVar(&c.ProfileName, "gossip-profile", c.ProfileName, "timing profile: "+strings.Join(ProfileNames(), ", "))
+	fs.IntVar(&c.ExpectedMembers, "expected-members", c.ExpectedMembers, "group size the auto profile chooses its timings for (0: counted at start from the roster, or the agent pods; unknown picks the slowest band)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", c.ProbeInterval, "override the profile's probe interval")
 	fs.DurationVar(&c.ProbeTimeout, "probe-timeout", c.ProbeTimeout, "override the profile's probe timeout")
 	fs.IntVar(&c.SuspicionMult, "suspicion-mult", c.SuspicionMult, "override the profile's suspicion multiplier")
@@ -197,10 +207,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Compression, "gossip-compression", c.Compression, "compress gossip packets and streams (more CPU, fewer bytes); peers read both")
 }
 
-// Effective returns the timings in force: the profile's, with the overrides
-// applied. The profile must exist (Validate checks it).
+// Effective returns the timings in force: the profile's (with auto, the
+// band of ExpectedMembers), with the overrides applied. The profile must
+// exist (Validate checks it).
 func (c Config) Effective() Profile {
-	p := profiles[c.ProfileName]
+	p, ok := profiles[c.ProfileName]
+	if !ok && c.ProfileName == ProfileAuto {
+		p = AutoProfile(c.ExpectedMembers)
+	}
 	if c.ProbeInterval != 0 {
 		p.ProbeInterval = c.ProbeInterval
 	}
@@ -235,6 +249,9 @@ const (
 	maxClusterLabelBytes = 255 // memberlist's own limit
 	suspicionMaxMult     = 6   // memberlist's SuspicionMaxTimeoutMult (Lifeguard)
 	awarenessMaxMult     = 8   // memberlist's AwarenessMaxMultiplier (Lifeguard)
+	// maxExpectedMembers is far beyond Kubernetes' tested 5000 nodes; a
+	// larger --expected-members is a typo.
+	maxExpectedMembers = 100000
 )
 
 // Validate reports the first invalid field, naming its flag and the bound.
@@ -260,10 +277,51 @@ func (c Config) Validate() error {
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
 		return fmt.Errorf("gossip: --advertise-addr (%q) must be an IP address", c.AdvertiseAddr)
 	}
-	if _, ok := profiles[c.ProfileName]; !ok {
+	if _, ok := profiles[c.ProfileName]; !ok && c.ProfileName != ProfileAuto {
 		return fmt.Errorf("gossip: --gossip-profile (%q) must be one of %s", c.ProfileName, strings.Join(ProfileNames(), ", "))
 	}
-	p := c.Effective()
+	if c.ExpectedMembers < 0 || c.ExpectedMembers > maxExpectedMembers {
+		return fmt.Errorf("gossip: --expected-members (%d) must be between 0 (count at start) and %d", c.ExpectedMembers, maxExpectedMembers)
+	}
+	if err := c.validateTimings(); err != nil {
+		return err
+	}
+	if c.RejoinInterval != 0 && c.RejoinInterval < time.Second {
+		return fmt.Errorf("gossip: --rejoin-interval (%s) must be 0 (off) or at least 1s", c.RejoinInterval)
+	}
+	if c.LeaveTimeout < 100*time.Millisecond || c.LeaveTimeout > time.Minute {
+		return fmt.Errorf("gossip: --leave-timeout (%s) must be between 100ms and 1m0s", c.LeaveTimeout)
+	}
+	if c.DeadNodeReclaimTime < 0 {
+		return fmt.Errorf("gossip: --dead-node-reclaim-time (%s) must not be negative", c.DeadNodeReclaimTime)
+	}
+	if len(c.ClusterLabel) > maxClusterLabelBytes {
+		return fmt.Errorf("gossip: --cluster-label (%d bytes) must be at most %d bytes", len(c.ClusterLabel), maxClusterLabelBytes)
+	}
+	return nil
+}
+
+// validateTimings checks the timings in force. With the auto profile and
+// the group size not yet known (as when the flags are read, before the
+// agent has counted the group) it checks those of every band, so that a
+// setting that only some sizes would break fails at start, the same on
+// every cluster, and not when the cluster grows; its message names the
+// band.
+func (c Config) validateTimings() error {
+	if c.ProfileName != ProfileAuto || c.ExpectedMembers > 0 {
+		return validateProfile(c.Effective())
+	}
+	for _, b := range autoBands {
+		c.ExpectedMembers = b.MaxMembers // 0, unknown, is the last band
+		if err := validateProfile(c.Effective()); err != nil {
+			return fmt.Errorf("%w (auto profile, band %s)", err, b.Name)
+		}
+	}
+	return nil
+}
+
+// validateProfile checks one set of timings, overrides applied.
+func validateProfile(p Profile) error {
 	switch {
 	case p.ProbeInterval < 10*time.Millisecond || p.ProbeInterval > time.Minute:
 		return fmt.Errorf("gossip: --probe-interval (%s) must be between 10ms and 1m0s", p.ProbeInterval)
@@ -281,18 +339,6 @@ func (c Config) Validate() error {
 		// Four probe rounds: time for the member's own probes, the probes
 		// it receives and a round of pings to be heard back.
 		return fmt.Errorf("gossip: --isolation-timeout (%s) must be between 4 x --probe-interval (%s) and 5m0s", p.IsolationTimeout, 4*p.ProbeInterval)
-	}
-	if c.RejoinInterval != 0 && c.RejoinInterval < time.Second {
-		return fmt.Errorf("gossip: --rejoin-interval (%s) must be 0 (off) or at least 1s", c.RejoinInterval)
-	}
-	if c.LeaveTimeout < 100*time.Millisecond || c.LeaveTimeout > time.Minute {
-		return fmt.Errorf("gossip: --leave-timeout (%s) must be between 100ms and 1m0s", c.LeaveTimeout)
-	}
-	if c.DeadNodeReclaimTime < 0 {
-		return fmt.Errorf("gossip: --dead-node-reclaim-time (%s) must not be negative", c.DeadNodeReclaimTime)
-	}
-	if len(c.ClusterLabel) > maxClusterLabelBytes {
-		return fmt.Errorf("gossip: --cluster-label (%d bytes) must be at most %d bytes", len(c.ClusterLabel), maxClusterLabelBytes)
 	}
 	return nil
 }

@@ -7,9 +7,12 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
+	// The messages with numbers are those of the default profile; the
+	// auto profile's have their own test.
 	valid := func() Config {
 		c := DefaultConfig()
 		c.NodeName = "node-1"
+		c.ProfileName = "default"
 		return c
 	}
 	cases := []struct {
@@ -18,6 +21,7 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{"default is valid", func(*Config) {}, ""},
+		{"auto is valid", func(c *Config) { c.ProfileName = "auto" }, ""},
 		{"fast is valid", func(c *Config) { c.ProfileName = "fast" }, ""},
 		{"node name required", func(c *Config) { c.NodeName = "" }, "gossip: --node-name is required (or set NODE_NAME)"},
 		{"node name too long", func(c *Config) { c.NodeName = strings.Repeat("a", 254) }, "gossip: --node-name (254 bytes) must be at most 253 bytes"},
@@ -25,7 +29,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bind addr", func(c *Config) { c.BindAddr = "localhost" }, `gossip: --bind-addr ("localhost") must be an IP address`},
 		{"port", func(c *Config) { c.BindPort = 70000 }, "gossip: --gossip-port (70000) must be between 0 and 65535"},
 		{"advertise addr", func(c *Config) { c.AdvertiseAddr = "10.0.0" }, `gossip: --advertise-addr ("10.0.0") must be an IP address`},
-		{"profile", func(c *Config) { c.ProfileName = "turbo" }, `gossip: --gossip-profile ("turbo") must be one of default, fast`},
+		{"profile", func(c *Config) { c.ProfileName = "turbo" }, `gossip: --gossip-profile ("turbo") must be one of auto, default, fast`},
 		{"probe interval too short", func(c *Config) { c.ProbeInterval = time.Millisecond }, "gossip: --probe-interval (1ms) must be between 10ms and 1m0s"},
 		{"probe timeout not below interval", func(c *Config) { c.ProbeTimeout = 2 * time.Second }, "gossip: --probe-timeout (2s) must be less than --probe-interval (1s)"},
 		{"probe timeout negative", func(c *Config) { c.ProbeTimeout = -time.Second }, "gossip: --probe-timeout (-1s) must be positive"},
@@ -68,6 +72,7 @@ func TestConfigEffective_overridesProfile(t *testing.T) {
 
 func TestDetectionBound(t *testing.T) {
 	c := DefaultConfig()
+	c.ProfileName = "default"
 	// 20 members, 1 s interval, ×4: 20 intervals for the round plus six
 	// times the suspicion timeout of 4 × log10(20) s.
 	got := c.DetectionBound(20)
@@ -80,6 +85,7 @@ func TestDetectionBound(t *testing.T) {
 func TestConfig_isolationTimeoutFollowsTheProbeInterval(t *testing.T) {
 	c := DefaultConfig()
 	c.NodeName = "n1"
+	c.ProfileName = "default"
 	if got := c.Effective().IsolationTimeout; got != 5*time.Second {
 		t.Errorf("default profile: isolation timeout %s, want 5s", got)
 	}

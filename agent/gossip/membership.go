@@ -134,6 +134,9 @@ func New(cfg Config, deps Deps) (*Membership, error) {
 	if m.metrics, err = newMetrics(deps.Registerer); err != nil {
 		return nil, fmt.Errorf("gossip: metrics: %w", err)
 	}
+	if err := registerTimingMetrics(deps.Registerer, cfg, m.timing); err != nil {
+		return nil, fmt.Errorf("gossip: metrics: %w", err)
+	}
 	if cfg.KeyringFile != "" {
 		if m.keyring, err = loadKeyring(cfg.KeyringFile); err != nil {
 			return nil, err
@@ -244,7 +247,7 @@ func (m *Membership) Run(ctx context.Context) error {
 	}
 	m.running.Store(true)
 	m.log.Info("gossip started", zap.String("node", m.cfg.NodeName), zap.String("addr", addr),
-		zap.String("profile", m.cfg.ProfileName), zap.Bool("encrypted", m.keyring != nil), zap.Bool("labelled", m.cfg.ClusterLabel != ""))
+		zap.String("profile", m.cfg.ProfileName), zap.String("band", m.cfg.Band()), zap.Bool("encrypted", m.keyring != nil), zap.Bool("labelled", m.cfg.ClusterLabel != ""))
 
 	var wg sync.WaitGroup
 	loops, stop := context.WithCancel(context.Background())

@@ -37,9 +37,9 @@ func TestParseRunOptions_errors(t *testing.T) {
 	}{
 		{"no node name", nil, nil, "gossip: --node-name is required (or set NODE_NAME)"},
 		{"timeout above interval", []string{"--node-name=n", "--probe-timeout=2s"}, nil,
-			"gossip: --probe-timeout (2s) must be less than --probe-interval (1s)"},
+			"gossip: --probe-timeout (2s) must be less than --probe-interval (200ms) (auto profile, band up_to_1000)"},
 		{"bad profile", []string{"--node-name=n", "--gossip-profile=turbo"}, nil,
-			`gossip: --gossip-profile ("turbo") must be one of default, fast`},
+			`gossip: --gossip-profile ("turbo") must be one of auto, default, fast`},
 		{"bad log format", []string{"--node-name=n", "--log-format=xml"}, nil,
 			`logging: --log-format ("xml") must be json or console`},
 		{"bad http addr", []string{"--node-name=n", "--http-addr=9750"}, nil,

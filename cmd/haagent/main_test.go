@@ -107,7 +107,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestConfigErrors_exit2WithoutHint(t *testing.T) {
 	code, stdout, stderr := haagent(t, nil, "run", "--node-name=n", "--probe-timeout=2s")
-	want := "haagent run: gossip: --probe-timeout (2s) must be less than --probe-interval (1s)\n"
+	want := "haagent run: gossip: --probe-timeout (2s) must be less than --probe-interval (200ms) (auto profile, band up_to_1000)\n"
 	if code != 2 || stdout != "" || stderr != want {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 2, %q", code, stdout, stderr, want)
 	}

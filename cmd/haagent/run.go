@@ -211,6 +211,10 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 	}
 	gossipDeps := gossip.Deps{Logger: log, Registerer: reg, Seeds: peerSource}
 	var nodes *roster.Cache
+	// The auto profile's timings follow the group size, counted now:
+	// memberlist's cannot change once it is created.
+	autoSize := o.gossip.ProfileName == gossip.ProfileAuto && o.gossip.ExpectedMembers == 0
+	var nodeCounted <-chan nodeCount
 	if client != nil {
 		// One watch of one ConfigMap, the roster the coordinator
 		// publishes, serves admission, the expected group that majorities
@@ -224,6 +228,9 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 			return abort(err)
 		}
 		start(component{"roster", nodes.Run})
+		if autoSize {
+			nodeCounted = startNodeCount(ctx, client, nodeListWait)
+		}
 		if !nodes.WaitForSync(ctx, nodeListWait) {
 			log.Warn("no roster yet (the coordinator publishes it): admitting gossip peers unchecked and counting majorities against the members seen, until one arrives",
 				zap.Duration("waited", nodeListWait), zap.String("configmap", o.namespace+"/"+roster.DefaultName))
@@ -236,6 +243,15 @@ func runAgent(ctx context.Context, o runOptions, log *zap.Logger, getenv func(st
 			gossipDeps.Admit = admission.New(nodes).Admit
 		}
 		rosterPeers.Store(nodes)
+	}
+	if o.gossip.ProfileName == gossip.ProfileAuto {
+		var rosterAgents []string
+		if nodes != nil {
+			rosterAgents = nodes.AgentNodes()
+		}
+		n, source, why := groupSize(o.gossip.ExpectedMembers, rosterAgents, nodeCounted)
+		o.gossip.ExpectedMembers = n
+		logTimings(log, o.gossip, source, why)
 	}
 	members, err := gossip.New(o.gossip, gossipDeps)
 	if err != nil {

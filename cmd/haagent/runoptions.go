@@ -152,7 +152,7 @@ func (o *runOptions) complete(fs *pflag.FlagSet, args []string, getenv func(stri
 // running its pods, for the coordinator's --fence-bound.
 func (o runOptions) fenceTerms() coordinator.FenceTerms {
 	t := coordinator.FenceTerms{
-		IsolationTimeout: o.gossip.Effective().IsolationTimeout,
+		IsolationTimeout: o.gossip.IsolationBound(),
 		APICheck:         apiCheckTime(o.probe.Checks),
 		After:            o.fence.After,
 		CheckInterval:    o.fence.CheckInterval,

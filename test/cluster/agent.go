@@ -51,7 +51,8 @@ type AgentConfig struct {
 	HTTPPort   int
 	// Join lists the seed peers, host:port (--join).
 	Join []string
-	// GossipProfile is --gossip-profile.
+	// GossipProfile is --gossip-profile; empty leaves the agent's default
+	// (auto).
 	GossipProfile string
 	// Namespace is --namespace, where the agent looks for its peer pods and
 	// keeps its coordinator Lease.
@@ -83,15 +84,15 @@ type AgentConfig struct {
 	Env []string
 }
 
-// DefaultAgentConfig returns the harness's settings: the fast gossip profile,
-// namespace haagent, the default ports.
+// DefaultAgentConfig returns the harness's settings: the agent's default
+// gossip profile (auto, which at the harness's sizes is the fast
+// profile's timings), namespace haagent, the default ports.
 func DefaultAgentConfig(binary string) AgentConfig {
 	return AgentConfig{
-		Binary:        binary,
-		GossipPort:    AgentGossipPort,
-		HTTPPort:      AgentHTTPPort,
-		GossipProfile: "fast",
-		Namespace:     "haagent",
+		Binary:     binary,
+		GossipPort: AgentGossipPort,
+		HTTPPort:   AgentHTTPPort,
+		Namespace:  "haagent",
 	}
 }
 

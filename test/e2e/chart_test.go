@@ -183,7 +183,7 @@ func TestChart_apply(t *testing.T) {
 				t.Errorf("image: %s, want %s", got, want)
 			}
 			config := configYAML(t, objs)
-			for _, want := range []string{"gossip-profile: default\n", "cluster-label: haagent\n", "name: container-runtime\n"} {
+			for _, want := range []string{"gossip-profile: auto\n", "cluster-label: haagent\n", "name: container-runtime\n"} {
 				if !strings.Contains(config, want) {
 					t.Errorf("config.yaml has no %q:\n%s", want, config)
 				}
@@ -510,6 +510,23 @@ func TestChart_values(t *testing.T) {
 		s, _, _ := unstructured.NestedString(mustObject(t, objs, "DaemonSet/haagent").Object, "spec", "template", "metadata", "annotations", "checksum/config")
 		return s
 	}
+
+	t.Run("gossip profile", func(t *testing.T) {
+		// auto is the default (see TestChart_apply); every profile the
+		// agent knows is accepted, and the schema refuses any other.
+		for _, p := range []string{"auto", "default", "fast"} {
+			objs, err := render(t, "config.gossipProfile="+p)
+			if err != nil {
+				t.Fatalf("gossipProfile %s: %v", p, err)
+			}
+			if config := configYAML(t, objs); !strings.Contains(config, "gossip-profile: "+p+"\n") {
+				t.Errorf("gossipProfile %s: config.yaml has no gossip-profile: %s:\n%s", p, p, config)
+			}
+		}
+		if _, err := render(t, "config.gossipProfile=turbo"); err == nil {
+			t.Errorf("gossipProfile turbo was accepted")
+		}
+	})
 
 	t.Run("ports", func(t *testing.T) {
 		objs, err := render(t, "ports.gossip=7947", "ports.metrics=9751")

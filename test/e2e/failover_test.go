@@ -27,9 +27,11 @@ import (
 // of health; an isolated agent would fence itself 3 s after it counts
 // itself isolated, so stateful pods of a dead node may go 10 s after it is
 // confirmed dead: the least bound the agent accepts, max(--isolation-timeout
-// (2 s, fast profile), the apiserver check's period + timeout (3 s)) +
-// --fence-after (3 s) + 2 x 1 s fence checks + no action time (none) + the
-// 2 s least margin.
+// (2 s), the apiserver check's period + timeout (3 s)) + --fence-after
+// (3 s) + 2 x 1 s fence checks + no action time (none) + the 2 s least
+// margin. The isolation timeout is pinned at the auto profile's own at
+// this size: unpinned, the bound is checked against its largest band's
+// (5 s), since a cut-off node may be in another band.
 const (
 	fenceBound    = 10 * time.Second
 	stabilization = 5 * time.Second
@@ -37,7 +39,7 @@ const (
 
 func failoverAgents(_ int, c *cluster.AgentConfig) {
 	c.ExtraArgs = append(c.ExtraArgs,
-		"--stabilization="+stabilization.String(), "--fence-after=3s", "--fence-bound="+fenceBound.String())
+		"--stabilization="+stabilization.String(), "--fence-after=3s", "--isolation-timeout=2s", "--fence-bound="+fenceBound.String())
 }
 
 // coordinator returns the holder of the coordinator Lease.

@@ -11,8 +11,8 @@
 // node running the sample workload (one pod per node of Deployment web, with
 // a Service and a PodDisruptionBudget, and of StatefulSet db):
 //
-//   - haagent: stock control-plane timings, an agent per node (fast gossip
-//     profile). First a quiet window in which every agent's memory, CPU and
+//   - haagent: stock control-plane timings, an agent per node (its default
+//     gossip profile, auto; the report states the timings it chose). First a quiet window in which every agent's memory, CPU and
 //     gossip traffic is sampled (-cost). Then -crashes crashes, one after the
 //     other, of a different node each time; after each, the node returns,
 //     haagent hands it back (--stabilization=3s) and the workload is spread
@@ -73,6 +73,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/test/cluster"
 	"github.com/haagent/haagent/test/cmd/internal/scenario"
 )
@@ -117,10 +118,11 @@ const (
 	// each chaos phase ends.
 	chaosSettle = 15 * time.Second
 	// fenceAfter is the agents' --fence-after (their default), which
-	// --fence-bound must exceed. The agents accept no bound below 17 s:
-	// max(--isolation-timeout (2 s, fast), the apiserver check's period +
-	// timeout (3 s)) + --fence-after + 2 x 1 s fence checks + no action
-	// time (none) + the 2 s least margin.
+	// --fence-bound must exceed. The agents accept no bound below 19 s:
+	// max(--isolation-timeout (5 s, the auto profile's largest band: a
+	// cut-off node may be in another band than its coordinator), the
+	// apiserver check's period + timeout (3 s)) + --fence-after + 2 x 1 s
+	// fence checks + no action time (none) + the 2 s least margin.
 	fenceAfter = 10 * time.Second
 )
 
@@ -142,7 +144,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.stockGap, "stock-gap", 20*time.Second, "time between two crashes of the default stock cluster; at least 10s, the node lifecycle controller's --node-eviction-rate (0.1/s) spacing of taints")
 	fs.BoolVar(&o.stockConcurrent, "stock-concurrent", true, "run the stock clusters side by side, beside the haagent clusters' chaos phases (never beside a cost window or crashes): the default ones of every size beside the first size's, the tuned ones beside the last size's")
 	fs.DurationVar(&o.failoverInterval, "failover-interval", 5*time.Second, "the agents' --failover-interval (a rate limit: one more failover each interval after a burst of 3); crashes of the haagent cluster come at least this far apart")
-	fs.DurationVar(&o.fenceBound, "fence-bound", 17*time.Second, "the agents' --fence-bound: after a confirmed death, when StatefulSet pods may be force-deleted; the agents accept no less than 17s with the fast profile and --fence-after 10s")
+	fs.DurationVar(&o.fenceBound, "fence-bound", 19*time.Second, "the agents' --fence-bound: after a confirmed death, when StatefulSet pods may be force-deleted; the agents accept no less than 19s with the auto profile and --fence-after 10s")
 	fs.DurationVar(&o.chaos, "chaos", time.Minute, "duration of each chaos phase (packet loss 10 %, 30 %, stalls, restarts) on the haagent cluster; 0 skips them")
 	fs.DurationVar(&o.cost, "cost", 30*time.Second, "quiet window in which the agents' memory, CPU and gossip traffic are sampled; 0 skips it")
 	fs.DurationVar(&o.apiCost, "api-cost", time.Minute, "idle window of the API-cost measurement (what each agent costs the kube-apiserver; the clusters then run with the apiserver's audit log), at every size of -sizes and -api-cost-sizes, followed by one crash measured until its failover is over; 0 skips it")
@@ -334,7 +336,7 @@ func (b *bench) run(ctx context.Context) error {
 		Sizes: o.sizes, Crashes: o.crashes, TunedCrashes: o.tunedCrashes, StockCrashes: o.stockCrashes,
 		StockGap: o.stockGap.String(), StockConcurrent: o.stockConcurrent,
 		FailoverInterval: o.failoverInterval.String(), FenceBound: o.fenceBound.String(), Stabilization: stabilization.String(),
-		GossipProfile: "fast", Chaos: o.chaos.String(), ChaosSettle: chaosSettle.String(), CostWindow: o.cost.String(), Seed: o.seed,
+		GossipProfile: gossip.ProfileAuto, Chaos: o.chaos.String(), ChaosSettle: chaosSettle.String(), CostWindow: o.cost.String(), Seed: o.seed,
 		APICostSizes: o.apiCostSizes, APICostOnly: o.apiCostOnly, StatefulEvery: o.statefulEvery, Beside: o.beside,
 		Percentiles: "nearest rank: the q-quantile is the smallest sample with at least a fraction q of the samples at or below it (with fewer than 100 samples, p99 is the maximum)",
 	}
@@ -462,7 +464,7 @@ func (b *bench) haagentSetup(sz *Size) *Setup {
 	}
 	s := &Setup{
 		Name:        setupHaagent,
-		Description: "stock control-plane timings, a haagent agent per node (fast gossip profile)",
+		Description: "stock control-plane timings, a haagent agent per node (default gossip profile)",
 		AgentArgs:   b.agentArgs(),
 		Schedule:    schedule,
 	}
@@ -565,6 +567,11 @@ func (b *bench) size(ctx context.Context, sz *Size, haagent *Setup, jobs []func(
 			Haagent: bin, AgentArgs: haagent.AgentArgs, Deploy: filepath.Join(b.root, "deploy"),
 			AuditLog: o.apiCost > 0,
 		}, func(c *scenario.Cluster) error {
+			var err error
+			if sz.Gossip, err = gossipTimings(ctx, c); err != nil {
+				return err
+			}
+			b.p.Printf("gossip: %s", sz.Gossip)
 			if o.cost > 0 {
 				if err := b.cost(ctx, c, sz); err != nil {
 					return fmt.Errorf("cost: %w", err)
@@ -664,6 +671,37 @@ func (b *bench) cost(ctx context.Context, c *scenario.Cluster, sz *Size) error {
 	step.Done("RSS mean %.1f MiB (max %.1f), CPU mean %.2f %% of a core (max %.2f %%), gossip mean %.0f B/s (max %.0f)",
 		sz.Cost.RSSMeanMiB, sz.Cost.RSSMaxMiB, 100*sz.Cost.CPUMean, 100*sz.Cost.CPUMax, sz.Cost.GossipMeanBps, sz.Cost.GossipMaxBps)
 	return nil
+}
+
+// gossipTimings reads from the first agent's metrics the gossip profile,
+// band and timings the agents chose at start (every agent of the cluster
+// counts the same few Nodes, so they choose alike).
+func gossipTimings(ctx context.Context, c *scenario.Cluster) (string, error) {
+	m, err := c.Nodes[0].Agent().Metrics(ctx)
+	if err != nil {
+		return "", fmt.Errorf("gossip timings: %w", err)
+	}
+	info, ok := m["haagent_gossip_profile_info"]
+	if !ok || len(info.GetMetric()) != 1 {
+		return "", errors.New("gossip timings: the agent exports no haagent_gossip_profile_info")
+	}
+	labels := map[string]string{}
+	for _, l := range info.GetMetric()[0].GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	out := fmt.Sprintf("profile %s, band %s:", labels["profile"], labels["band"])
+	for _, s := range []struct{ setting, name string }{
+		{"probe_interval", "probe"}, {"probe_timeout", "probe timeout"}, {"gossip_interval", "gossip"},
+		{"push_pull_interval", "push/pull"}, {"isolation_timeout", "isolation timeout"},
+	} {
+		v, ok := m.Value("haagent_gossip_timing_seconds", "setting", s.setting)
+		if !ok {
+			return "", fmt.Errorf("gossip timings: no %s", s.setting)
+		}
+		out += fmt.Sprintf(" %s %s,", s.name, time.Duration(v*float64(time.Second)).Round(time.Millisecond))
+	}
+	mult, _ := m.Value("haagent_gossip_suspicion_multiplier")
+	return out + fmt.Sprintf(" suspicion ×%g", mult), nil
 }
 
 // chaos runs every chaos kind on the haagent cluster, with the cluster made

@@ -261,8 +261,8 @@ func markdown(res *Results) string {
 
 	b.WriteString("## Set-ups\n\n")
 	fmt.Fprintf(&b, "Every node runs the sample workload: one pod per node of Deployment `web` (with a Service and a PodDisruptionBudget of maxUnavailable 1) and of StatefulSet `db`, spread by topology constraints. Between crashes the workload is spread one pod per node again (a pod of a node with two is deleted; the scheduler puts its successor on the node with none), outside any measured window, so every crash hits a node with one pod of each.\n\n")
-	fmt.Fprintf(&b, "- **haagent**: Kubernetes' default node-failure timings (node-monitor-grace-period 50 s, tolerations 300 s, Leases renewed every 10 s) and a haagent agent per node with the fast gossip profile (200 ms probes). Extra agent flags: `--stabilization=%s` (a returned node is handed back sooner, to shorten the cycle), `--failover-interval=%s` (the failover rate limit, a guard against mass failover and not a detection timing; production default 30s) and `--fence-bound=%s` (StatefulSet pods of a dead node are force-deleted this long after the death is confirmed; at least `--isolation-timeout` + `--fence-after` (10 s) + 2 s + the action's time + a margin; production default 0, never). %d crashes per size, one at a time: %s.\n",
-		st.Stabilization, st.FailoverInterval, st.FenceBound, st.Crashes, crashSchedule(st))
+	fmt.Fprintf(&b, "- **haagent**: Kubernetes' default node-failure timings (node-monitor-grace-period 50 s, tolerations 300 s, Leases renewed every 10 s) and a haagent agent per node with its default gossip profile, %s (%s). Extra agent flags: `--stabilization=%s` (a returned node is handed back sooner, to shorten the cycle), `--failover-interval=%s` (the failover rate limit, a guard against mass failover and not a detection timing; production default 30s) and `--fence-bound=%s` (StatefulSet pods of a dead node are force-deleted this long after the death is confirmed; at least `--isolation-timeout` + `--fence-after` (10 s) + 2 s + the action's time + a margin; production default 0, never). %d crashes per size, one at a time: %s.\n",
+		st.GossipProfile, gossipBySize(res), st.Stabilization, st.FailoverInterval, st.FenceBound, st.Crashes, crashSchedule(st))
 	fmt.Fprintf(&b, "- **stock tuned**: no agents; kube-controller-manager `--node-monitor-period=1s --node-monitor-grace-period=8s`, kube-apiserver default not-ready and unreachable toleration 5 s, fake kubelets renewing their Lease every 2 s. %d crashes per size, one at a time.\n", st.TunedCrashes)
 	fmt.Fprintf(&b, "- **stock default**: no agents, every Kubernetes default. Its eviction comes 300 s after the taint, so its %d crashes per size overlap: a new one every %s, never more nodes down at once than stay below the node lifecycle controller's 55 %% unhealthy-zone threshold (past it, in a zone of at most 50 nodes, it stops evicting). The controller taints at most one node per 10 s (`--node-eviction-rate` 0.1/s); crashes %s apart never wait for it, so the figures are those of a single crash.", st.StockCrashes, st.StockGap, st.StockGap)
 	if st.StockConcurrent {
@@ -332,7 +332,7 @@ func markdown(res *Results) string {
 	}
 
 	b.WriteString("## False positives under chaos\n\n")
-	fmt.Fprintf(&b, "On the haagent cluster, after its crashes and with every node healthy, no node crashed: each kind of trouble for %s, then %s more of watching. A wrong action is any cordon, haagent.io taint, NodeFailover record or workload pod eviction. The agents keep the settings of the latency runs (fast gossip profile, the flags above; the shorter `--failover-interval` makes a wrong failover easier, not harder). Taints by the node lifecycle controller are counted apart: they are Kubernetes' own.\n\n", st.Chaos, st.ChaosSettle)
+	fmt.Fprintf(&b, "On the haagent cluster, after its crashes and with every node healthy, no node crashed: each kind of trouble for %s, then %s more of watching. A wrong action is any cordon, haagent.io taint, NodeFailover record or workload pod eviction. The agents keep the settings of the latency runs (the default gossip profile, the flags above; the shorter `--failover-interval` makes a wrong failover easier, not harder). Taints by the node lifecycle controller are counted apart: they are Kubernetes' own.\n\n", st.Chaos, st.ChaosSettle)
 	var crows [][]string
 	for _, sz := range res.Sizes {
 		for _, c := range sz.Chaos {
@@ -486,4 +486,19 @@ func (b *bench) printTargets() {
 		rows = append(rows, []string{t.Name, t.Goal, t.Value, t.Status})
 	}
 	scenario.WriteTable(b.stdout, []string{"target", "goal", "measured", "status"}, rows)
+}
+
+// gossipBySize lists the gossip timings the agents chose at each size, as
+// read from their metrics; older results have none.
+func gossipBySize(res *Results) string {
+	var parts []string
+	for _, sz := range res.Sizes {
+		if sz.Gossip != "" {
+			parts = append(parts, fmt.Sprintf("N=%d: %s", sz.Nodes, sz.Gossip))
+		}
+	}
+	if len(parts) == 0 {
+		return "timings not recorded"
+	}
+	return strings.Join(parts, "; ")
 }

@@ -94,6 +94,9 @@ type Settings struct {
 type Size struct {
 	Nodes  int      `json:"nodes"`
 	Setups []*Setup `json:"setups"`
+	// Gossip is the gossip profile, band and timings an agent of the
+	// haagent cluster chose at start, as its metrics state them.
+	Gossip string `json:"gossip,omitempty"`
 	// Ratios per phase: a stock set-up's figure over haagent's.
 	Ratios []Ratio                `json:"ratios"`
 	Chaos  []scenario.ChaosResult `json:"chaos,omitempty"`
