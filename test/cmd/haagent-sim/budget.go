@@ -31,9 +31,10 @@ const fixedRunCost = 5 * time.Second
 
 func newEstimator(o options) *estimator { return &estimator{o: o, last: map[string]runResult{}} }
 
-// observe keeps a finished run's measurements.
+// observe keeps a finished run's measurements (of one run, not repeated:
+// see merge).
 func (e *estimator) observe(r runResult) {
-	if r.Converged && r.ConvergenceS > 0 && r.VirtualS > 0 && r.WallS > 0 {
+	if r.Converged && r.ConvergenceS > 0 && r.VirtualS > 0 && r.WallS > 0 && r.Repeats <= 1 {
 		e.last[r.Profile] = r
 	}
 }
@@ -56,7 +57,8 @@ func (e *estimator) estimate(spec runSpec) time.Duration {
 		perMember = prev.WallS / prev.VirtualS / float64(prev.N) * math.Sqrt(max(n/float64(prev.N), 1))
 	}
 	virtual := converge + e.o.quiet.Seconds() + float64(e.o.crashes)*perCrash
-	return time.Duration(virtual*n*perMember*float64(time.Second)) + fixedRunCost
+	one := time.Duration(virtual*n*perMember*float64(time.Second)) + fixedRunCost
+	return time.Duration(e.o.repeat) * one
 }
 
 // plan orders the runs: smallest size first; at each size the loss rates

@@ -102,6 +102,7 @@ type options struct {
 	runTimeout      time.Duration
 	svgPrefix       string
 	gcPercent       int
+	repeat          int
 	cpuProfile      string
 	memProfile      string
 	// Overrides of the profile's timings (zero: the profile's), as the
@@ -154,6 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.suspicionMult, "suspicion-mult", 0, "override the profiles' suspicion multiplier (0: the profile's)")
 	fs.IntVar(&o.indirectChecks, "indirect-checks", 0, "override the profiles' number of indirect probes (0: the profile's)")
 	fs.IntVar(&o.crashes, "crashes", 20, "members crashed one after the other in each run")
+	fs.IntVar(&o.repeat, "repeat", 1, "run each size, profile and loss this many times, each in a fresh group, and pool their crashes and counts: many crashes at a small N without crashing most of the group")
 	fs.DurationVar(&o.quiet, "quiet", 60*time.Second, "quiet period (virtual time) in which false suspicions and traffic are measured")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "hard deadline of the whole simulation")
 	fs.StringVar(&o.jsonPath, "json", "haagent-sim.json", "file to write every sample and summary to, as JSON (empty: none)")
@@ -211,6 +213,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-quiet (%s) must not be negative", o.quiet)
 	case o.timeout <= 0:
 		return o, fmt.Errorf("-timeout (%s) must be positive", o.timeout)
+	case o.repeat < 1 || o.repeat > 100:
+		return o, fmt.Errorf("-repeat (%d) must be between 1 and 100", o.repeat)
 	case o.batch < 1:
 		return o, fmt.Errorf("-batch (%d) must be at least 1", o.batch)
 	case o.pace != "all" && o.pace != "seed":
@@ -343,7 +347,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		progress.printf("%s: starting, estimated %s", spec, estimate.Round(time.Second))
-		r := runChild(ctx, o, spec, progress, stderr)
+		var rs []runResult
+		for i := 0; i < o.repeat && ctx.Err() == nil; i++ {
+			rs = append(rs, runChild(ctx, o, spec, progress, stderr))
+		}
+		r := merge(rs)
 		r.EstimateS = estimate.Seconds()
 		if !r.Converged || r.Stopped != "" {
 			if failedAt[key] == 0 {

@@ -278,3 +278,28 @@ func TestCharts_fromResults(t *testing.T) {
 		t.Fatalf("chart prefix = %q", got)
 	}
 }
+
+func TestMerge_poolsRepeatedRuns(t *testing.T) {
+	run := func(crashes int, suspect int, bps float64) runResult {
+		r := runResult{N: 20, Profile: "fast", Converged: true, VirtualS: 10, WallS: 1,
+			False:   map[string]falseCounts{phaseQuiet: {Suspect: suspect}},
+			Traffic: []traffic{{Phase: phaseQuiet, Seconds: 5, Members: 20, SentBytesPerMemberS: bps}},
+			Phases:  []phaseUsage{{Phase: phaseQuiet, VirtualS: 5, CPUS: 1}}}
+		for i := range crashes {
+			r.Crashes = append(r.Crashes, crashSample{HalfS: ptr(float64(i + 1))})
+		}
+		return r
+	}
+	r := merge([]runResult{run(2, 1, 100), run(3, 2, 300)})
+	if r.Repeats != 2 || len(r.Crashes) != 5 || r.Detection[keyHalf].Count != 5 || *r.Detection[keyHalf].Max != 3 {
+		t.Fatalf("merged crashes: repeats %d, %d crashes, half %+v", r.Repeats, len(r.Crashes), r.Detection[keyHalf])
+	}
+	if r.False[phaseQuiet].Suspect != 3 || r.VirtualS != 20 {
+		t.Fatalf("merged false events %+v, virtual %gs", r.False, r.VirtualS)
+	}
+	q, _ := r.traffic(phaseQuiet)
+	p, _ := r.phase(phaseQuiet)
+	if q.Seconds != 10 || q.SentBytesPerMemberS != 200 || p.VirtualS != 10 || p.CPUPerVirtualS != 0.2 {
+		t.Fatalf("merged traffic %+v, phase %+v", q, p)
+	}
+}

@@ -198,6 +198,8 @@ type runResult struct {
 	WrongActions []wrongAction `json:"wrong_actions"`
 	WrongCount   int           `json:"wrong_action_count"`
 	Stalls       stallStats    `json:"stalls"`
+	// Repeats is how many runs in fresh groups were pooled (-repeat).
+	Repeats int `json:"repeats"`
 
 	Traffic          []traffic    `json:"traffic"`
 	Phases           []phaseUsage `json:"phases"`
@@ -273,6 +275,77 @@ func newRunResult(o options, spec runSpec, p gossip.Profile) runResult {
 func skipped(o options, spec runSpec, why string) runResult {
 	r := newRunResult(o, spec, gossipConfig(o, "sim", spec.profile).Effective())
 	r.Stopped = why
+	return r
+}
+
+// merge pools repeated runs of one spec: their crashes, false events,
+// wrong actions and stalls, and the lengths and costs of their phases;
+// traffic rates are averaged over the runs' lengths. The first run's
+// convergence stands for all.
+func merge(rs []runResult) runResult {
+	r := rs[0]
+	r.Repeats = len(rs)
+	r.False = map[string]falseCounts{}
+	for p, c := range rs[0].False {
+		r.False[p] = c
+	}
+	for _, x := range rs[1:] {
+		r.Crashes = append(r.Crashes, x.Crashes...)
+		r.WrongActions = append(r.WrongActions, x.WrongActions...)
+		r.WrongCount += x.WrongCount
+		for p, c := range x.False {
+			f := r.False[p]
+			f.Suspect, f.Dead = f.Suspect+c.Suspect, f.Dead+c.Dead
+			f.OfStalledSuspect, f.OfStalledDead = f.OfStalledSuspect+c.OfStalledSuspect, f.OfStalledDead+c.OfStalledDead
+			r.False[p] = f
+		}
+		r.Stalls.Count += x.Stalls.Count
+		r.Stalls.MemberSeconds += x.Stalls.MemberSeconds
+		r.Stalls.MaxAtOnce = max(r.Stalls.MaxAtOnce, x.Stalls.MaxAtOnce)
+		r.Converged = r.Converged && x.Converged
+		if r.Stopped == "" {
+			r.Stopped = x.Stopped
+		}
+		r.VirtualS += x.VirtualS
+		r.WallS += x.WallS
+		r.ProcessWallS += x.ProcessWallS
+		r.ProcessCPUS += x.ProcessCPUS
+		r.ProcessMaxRSSBytes = max(r.ProcessMaxRSSBytes, x.ProcessMaxRSSBytes)
+		r.PeakRSSBytes = max(r.PeakRSSBytes, x.PeakRSSBytes)
+		r.PacketsDelivered += x.PacketsDelivered
+		r.PacketsDropped += x.PacketsDropped
+		r.PacketsOverflowed += x.PacketsOverflowed
+		r.Phases = append([]phaseUsage(nil), r.Phases...)
+		for i, p := range r.Phases {
+			if q, ok := x.phase(p.Phase); ok {
+				p.VirtualS, p.WallS, p.CPUS = p.VirtualS+q.VirtualS, p.WallS+q.WallS, p.CPUS+q.CPUS
+				if p.WallS > 0 {
+					p.Cores = p.CPUS / p.WallS
+				}
+				if p.VirtualS > 0 {
+					p.CPUPerVirtualS = p.CPUS / p.VirtualS
+				}
+				r.Phases[i] = p
+			}
+		}
+		r.Traffic = append([]traffic(nil), r.Traffic...)
+		for i, t := range r.Traffic {
+			if u, ok := x.traffic(t.Phase); ok && t.Seconds+u.Seconds > 0 {
+				a, b := t.Seconds/(t.Seconds+u.Seconds), u.Seconds/(t.Seconds+u.Seconds)
+				avg := func(p, q float64) float64 { return a*p + b*q }
+				t.SentBytesPerMemberS = avg(t.SentBytesPerMemberS, u.SentBytesPerMemberS)
+				t.PacketBytesPerMemberS = avg(t.PacketBytesPerMemberS, u.PacketBytesPerMemberS)
+				t.StreamBytesPerMemberS = avg(t.StreamBytesPerMemberS, u.StreamBytesPerMemberS)
+				t.SentMsgsPerMemberS = avg(t.SentMsgsPerMemberS, u.SentMsgsPerMemberS)
+				t.VotesSentPerMemberS = avg(t.VotesSentPerMemberS, u.VotesSentPerMemberS)
+				t.VotesInPerMemberS = avg(t.VotesInPerMemberS, u.VotesInPerMemberS)
+				t.VotesFreshPerMemberS = avg(t.VotesFreshPerMemberS, u.VotesFreshPerMemberS)
+				t.Seconds += u.Seconds
+				r.Traffic[i] = t
+			}
+		}
+	}
+	r.summarise()
 	return r
 }
 
