@@ -47,16 +47,18 @@ func (e *estimator) estimate(spec runSpec) time.Duration {
 	batches := math.Ceil(n / float64(e.o.batch))
 	converge := batches*20*p.GossipInterval.Seconds() + 10
 	perCrash := (2*lo + 6*p.ProbeInterval + 2*time.Second).Seconds()
+	settle := min(20, e.o.settle.Seconds())
 	perMember := wallPerMemberSecond * (200 * time.Millisecond).Seconds() / p.ProbeInterval.Seconds()
 	if prev, ok := e.last[spec.profile]; ok {
 		converge = prev.ConvergenceS * batches / math.Ceil(float64(prev.N)/float64(e.o.batch))
+		settle = prev.SettleS
 		if c, ok := prev.phase(phaseCrash); ok && len(prev.Crashes) > 0 {
 			logRatio := math.Max(1, math.Log10(n)) / math.Max(1, math.Log10(float64(prev.N)))
 			perCrash = c.VirtualS / float64(len(prev.Crashes)) * logRatio
 		}
 		perMember = prev.WallS / prev.VirtualS / float64(prev.N) * math.Sqrt(max(n/float64(prev.N), 1))
 	}
-	virtual := converge + e.o.quiet.Seconds() + float64(e.o.crashes)*perCrash
+	virtual := converge + settle + e.o.quiet.Seconds() + float64(e.o.crashes)*perCrash
 	one := time.Duration(virtual*n*perMember*float64(time.Second)) + fixedRunCost
 	return time.Duration(e.o.repeat) * one
 }

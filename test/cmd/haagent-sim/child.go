@@ -34,6 +34,7 @@ func (o options) childArgs(spec runSpec, timeout time.Duration, out string) []st
 		"-delay", o.delay.String(),
 		"-crashes", strconv.Itoa(o.crashes),
 		"-quiet", o.quiet.String(),
+		"-settle", o.settle.String(),
 		"-timeout", timeout.String(),
 		"-batch", strconv.Itoa(o.batch),
 		"-discovery", o.discovery,

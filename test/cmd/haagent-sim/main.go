@@ -21,7 +21,8 @@
 //     (agent/gossip) and agreement (agent/agreement), a batch once the group
 //     has taken in the last (-pace), and measures how long until every
 //     member sees every other;
-//  2. watches a quiet period (-quiet) in which nothing fails: suspicions and
+//  2. after the formation's gossip has died down (-settle), watches a
+//     quiet period (-quiet) in which nothing fails: suspicions and
 //     deaths of live members, gossip bytes and messages per second per
 //     member;
 //  3. crashes -crashes members one after the other, silently (off the
@@ -103,6 +104,7 @@ type options struct {
 	svgPrefix       string
 	gcPercent       int
 	repeat          int
+	settle          time.Duration
 	cpuProfile      string
 	memProfile      string
 	// Overrides of the profile's timings (zero: the profile's), as the
@@ -156,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.indirectChecks, "indirect-checks", 0, "override the profiles' number of indirect probes (0: the profile's)")
 	fs.IntVar(&o.crashes, "crashes", 20, "members crashed one after the other in each run")
 	fs.IntVar(&o.repeat, "repeat", 1, "run each size, profile and loss this many times, each in a fresh group, and pool their crashes and counts: many crashes at a small N without crashing most of the group")
+	fs.DurationVar(&o.settle, "settle", 2*time.Minute, "after convergence, wait up to this long (virtual time) for the formation's gossip to die down before the quiet period: until the packet bytes of a 5s window fall by less than 10% (0: no wait)")
 	fs.DurationVar(&o.quiet, "quiet", 60*time.Second, "quiet period (virtual time) in which false suspicions and traffic are measured")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "hard deadline of the whole simulation")
 	fs.StringVar(&o.jsonPath, "json", "haagent-sim.json", "file to write every sample and summary to, as JSON (empty: none)")
@@ -211,6 +214,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-crashes (%d) must not be negative", o.crashes)
 	case o.quiet < 0:
 		return o, fmt.Errorf("-quiet (%s) must not be negative", o.quiet)
+	case o.settle < 0:
+		return o, fmt.Errorf("-settle (%s) must not be negative", o.settle)
 	case o.timeout <= 0:
 		return o, fmt.Errorf("-timeout (%s) must be positive", o.timeout)
 	case o.repeat < 1 || o.repeat > 100:

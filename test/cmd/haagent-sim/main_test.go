@@ -161,7 +161,7 @@ func TestSimulate_stallsAreNotFailedOver(t *testing.T) {
 func TestChildArgs_roundTrip(t *testing.T) {
 	o, err := parseFlags([]string{"-n", "50,100", "-profiles", "default,fast", "-loss-sweep", "-delay", "2ms", "-quiet", "3s",
 		"-delay-spread", "4ms", "-jitter", "1ms", "-stalls", "6", "-stall-min", "1s", "-stall-max", "3s",
-		"-probe-interval", "600ms", "-suspicion-mult", "5"}, io.Discard)
+		"-probe-interval", "600ms", "-suspicion-mult", "5", "-settle", "7s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestChildArgs_roundTrip(t *testing.T) {
 		len(c.losses) != 1 || c.losses[0] != 0.05 || c.runOne != "out.json" || c.timeout != time.Minute ||
 		c.delay != 2*time.Millisecond || c.quiet != 3*time.Second || c.jsonPath != "" ||
 		c.delaySpread != 4*time.Millisecond || c.jitter != time.Millisecond || c.stallsPerHour != 6 ||
-		c.stallMin != time.Second || c.stallMax != 3*time.Second || c.probeInterval != 600*time.Millisecond || c.suspicionMult != 5 {
+		c.stallMin != time.Second || c.stallMax != 3*time.Second || c.probeInterval != 600*time.Millisecond || c.suspicionMult != 5 || c.settle != 7*time.Second {
 		t.Fatalf("child options %+v", c)
 	}
 }
@@ -204,7 +204,7 @@ func TestParseFlags_budgetAndLossSizes(t *testing.T) {
 }
 
 func TestEstimator_scalesFromTheLastRun(t *testing.T) {
-	o, err := parseFlags([]string{"-crashes", "5", "-quiet", "20s", "-batch", "50"}, io.Discard)
+	o, err := parseFlags([]string{"-crashes", "5", "-quiet", "20s", "-batch", "50", "-settle", "0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

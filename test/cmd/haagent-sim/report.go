@@ -34,7 +34,7 @@ type results struct {
 func (o options) export() map[string]any {
 	return map[string]any{
 		"n": o.sizes, "profiles": o.profiles, "loss": o.losses, "delay": o.delay.String(), "crashes": o.crashes,
-		"quiet": o.quiet.String(), "timeout": o.timeout.String(), "batch": o.batch, "discovery": o.discovery, "pace": o.pace,
+		"quiet": o.quiet.String(), "settle": o.settle.String(), "timeout": o.timeout.String(), "batch": o.batch, "discovery": o.discovery, "pace": o.pace,
 		"converge_timeout": o.convergeTimeout.String(), "crash_timeout": o.crashTimeout.String(),
 		"decide_tick": o.decideTick.String(), "max_rss_mib": o.maxRSSMiB,
 		"budget": o.budget.String(), "loss_sizes": o.lossSizes, "run_timeout": o.runTimeout.String(), "gc_percent": o.gcPercent,
@@ -186,6 +186,9 @@ type runResult struct {
 	StartS           float64 `json:"all_started_seconds"`
 	ConvergenceS     float64 `json:"convergence_seconds"`
 	ConvergedMinView int     `json:"smallest_view"`
+	// SettleS is how long the formation's traffic took to die down after
+	// convergence (see -settle).
+	SettleS float64 `json:"settle_seconds"`
 
 	Crashes   []crashSample      `json:"crashes"`
 	Detection map[string]summary `json:"detection"`
@@ -566,7 +569,7 @@ func (r *runResult) notes() []string {
 		out = append(out, fmt.Sprintf("did not converge (smallest view %d of %d)", r.ConvergedMinView, r.N))
 	}
 	if r.Converged {
-		out = append(out, fmt.Sprintf("all %d started in %.1fs, converged in %.1fs", r.N, r.StartS, r.ConvergenceS))
+		out = append(out, fmt.Sprintf("all %d started in %.1fs, converged in %.1fs; formation traffic settled %.0fs later", r.N, r.StartS, r.ConvergenceS, r.SettleS))
 	}
 	timedOut, noDecision := 0, 0
 	for _, c := range r.Crashes {

@@ -103,6 +103,9 @@ func simulate(o options, spec runSpec, p *progress, stop *stopSignal) runResult 
 			p.printf("%s: heap profile: %v", spec, err)
 		}
 	}
+	if err == nil {
+		err = s.settle(ctx)
+	}
 	var stalls *staller
 	if err == nil && o.stallsPerHour > 0 {
 		stalls = startStalls(ctx, s.c, o)
@@ -289,6 +292,39 @@ func (s *sim) converge(ctx context.Context, onCoordinator func()) error {
 	s.r.Converged = true
 	s.r.ConvergenceS = time.Since(start).Seconds()
 	s.p.printf("%s: converged in %.1fs", s.spec, s.r.ConvergenceS)
+	return nil
+}
+
+// settleWindow is the window over which settle compares the traffic.
+const settleWindow = 5 * time.Second
+
+// settle lets the group's formation die down before the quiet period is
+// measured. Every member's start is an alive message that each member
+// passes on RetransmitMult × log10(N+1) times, piggybacked on its probes
+// and gossip: at a thousand members that traffic goes on for tens of
+// seconds after every member sees every other, and would be counted as
+// the idle cost. It waits, up to -settle, until the packet bytes sent in
+// one window fall by less than 10 % from the window before.
+func (s *sim) settle(ctx context.Context) error {
+	if s.o.settle == 0 {
+		return nil
+	}
+	start := time.Now()
+	live := s.c.live()
+	prev := -1.0
+	for time.Since(start) < s.o.settle {
+		before := packetBytes(live)
+		if err := sleep(ctx, settleWindow); err != nil {
+			return err
+		}
+		sent := packetBytes(live) - before
+		if prev >= 0 && sent >= 0.9*prev {
+			break
+		}
+		prev = sent
+	}
+	s.r.SettleS = time.Since(start).Seconds()
+	s.p.printf("%s: formation traffic settled after %.0fs", s.spec, s.r.SettleS)
 	return nil
 }
 
