@@ -4,55 +4,63 @@ import (
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/haagent/haagent/agent/gossip"
 )
 
-// estimator guesses how long a run takes, so that -budget can pick the
-// runs it can afford. Before any run has finished the guess comes from the
-// protocol's timings and a start-up cost per member; after one, from what
-// the last finished run of the same profile measured, scaled to the size:
-// start-up a little worse than linearly in N (the process is shared by
-// every member), each crash with the suspicion timeout (log10 N).
+// estimator guesses how long a run takes in wall time, so that -budget can
+// pick the runs it can afford: the run's simulated length times the wall
+// seconds one simulated second costs. Before any run of a profile has
+// finished, both come from the protocol's timings and a cost per member;
+// after one, from what the last finished run of the same profile
+// measured, scaled to the size: the simulated start-up with the number of
+// batches, each crash with the suspicion timeout (log10 N), and the wall
+// cost of a simulated second a little worse than linearly in N (every
+// member's push-pull carries the whole group).
 type estimator struct {
 	o    options
 	last map[string]runResult // profile -> latest finished run
 }
 
-// startupPerMember is the a priori start-up and convergence cost of one
-// member, in seconds, on a small machine.
-const startupPerMember = 0.15
+// wallPerMemberSecond is the a priori wall time one simulated second of
+// one member costs at the fast profile's 200 ms probe interval, on a small
+// shared machine; a longer probe interval costs proportionally less.
+const wallPerMemberSecond = 0.004
 
 // fixedRunCost covers the child process's start, the stop of every member
 // and the writing of its result.
-const fixedRunCost = 15 * time.Second
+const fixedRunCost = 5 * time.Second
 
 func newEstimator(o options) *estimator { return &estimator{o: o, last: map[string]runResult{}} }
 
-// observe keeps a finished run's measurements.
+// observe keeps a finished run's measurements (of one run, not repeated:
+// see merge).
 func (e *estimator) observe(r runResult) {
-	if r.Converged && r.ConvergenceS > 0 {
+	if r.Converged && r.ConvergenceS > 0 && r.VirtualS > 0 && r.WallS > 0 && r.Repeats <= 1 {
 		e.last[r.Profile] = r
 	}
 }
 
-// estimate is the expected duration of the run of spec.
+// estimate is the expected wall time of the run of spec.
 func (e *estimator) estimate(spec runSpec) time.Duration {
-	p, _ := gossip.LookupProfile(spec.profile)
+	p := gossipConfig(e.o, "sim", spec.profile).Effective()
 	lo, _ := suspicionTimeouts(p, spec.n)
 	n := float64(spec.n)
-	startup := startupPerMember * n
-	perCrash := (2*lo + 4*p.ProbeInterval + 2*time.Second).Seconds()
+	batches := math.Ceil(n / float64(e.o.batch))
+	converge := batches*20*p.GossipInterval.Seconds() + 10
+	perCrash := (2*lo + 6*p.ProbeInterval + 2*time.Second).Seconds()
+	settle := min(20, e.o.settle.Seconds())
+	perMember := wallPerMemberSecond * (200 * time.Millisecond).Seconds() / p.ProbeInterval.Seconds()
 	if prev, ok := e.last[spec.profile]; ok {
-		ratio := n / float64(prev.N)
-		startup = prev.ConvergenceS * ratio * math.Sqrt(max(ratio, 1))
+		converge = prev.ConvergenceS * batches / math.Ceil(float64(prev.N)/float64(e.o.batch))
+		settle = prev.SettleS
 		if c, ok := prev.phase(phaseCrash); ok && len(prev.Crashes) > 0 {
 			logRatio := math.Max(1, math.Log10(n)) / math.Max(1, math.Log10(float64(prev.N)))
-			perCrash = c.WallS / float64(len(prev.Crashes)) * logRatio
+			perCrash = c.VirtualS / float64(len(prev.Crashes)) * logRatio
 		}
+		perMember = prev.WallS / prev.VirtualS / float64(prev.N) * math.Sqrt(max(n/float64(prev.N), 1))
 	}
-	total := startup + e.o.quiet.Seconds() + float64(e.o.crashes)*perCrash
-	return time.Duration(total*float64(time.Second)) + fixedRunCost
+	virtual := converge + settle + e.o.quiet.Seconds() + float64(e.o.crashes)*perCrash
+	one := time.Duration(virtual*n*perMember*float64(time.Second)) + fixedRunCost
+	return time.Duration(e.o.repeat) * one
 }
 
 // plan orders the runs: smallest size first; at each size the loss rates

@@ -8,13 +8,15 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
+	"sync"
 	"syscall"
+	"testing"
+	"testing/synctest"
 	"time"
-
-	"github.com/haagent/haagent/agent/gossip"
 )
 
 // Each run is a process of its own: the memory, the goroutines and the CPU
@@ -32,6 +34,7 @@ func (o options) childArgs(spec runSpec, timeout time.Duration, out string) []st
 		"-delay", o.delay.String(),
 		"-crashes", strconv.Itoa(o.crashes),
 		"-quiet", o.quiet.String(),
+		"-settle", o.settle.String(),
 		"-timeout", timeout.String(),
 		"-batch", strconv.Itoa(o.batch),
 		"-discovery", o.discovery,
@@ -42,6 +45,16 @@ func (o options) childArgs(spec runSpec, timeout time.Duration, out string) []st
 		"-max-rss-mib", strconv.Itoa(o.maxRSSMiB),
 		"-gc-percent", strconv.Itoa(o.gcPercent),
 		"-json", "",
+		"-delay-spread", o.delaySpread.String(),
+		"-jitter", o.jitter.String(),
+		"-stalls", strconv.FormatFloat(o.stallsPerHour, 'g', -1, 64),
+		"-stall-min", o.stallMin.String(),
+		"-stall-max", o.stallMax.String(),
+		"-probe-interval", o.probeInterval.String(),
+		"-probe-timeout", o.probeTimeout.String(),
+		"-gossip-interval", o.gossipInterval.String(),
+		"-suspicion-mult", strconv.Itoa(o.suspicionMult),
+		"-indirect-checks", strconv.Itoa(o.indirectChecks),
 	}
 	if o.cpuProfile != "" {
 		args = append(args, "-cpuprofile", o.cpuProfile+"."+spec.tag())
@@ -56,28 +69,19 @@ func (s runSpec) tag() string {
 	return fmt.Sprintf("n%d-%s-loss%g", s.n, s.profile, s.loss)
 }
 
-// runTimeout is the longest the run of spec may take: -run-timeout, or
-// the time to converge, the quiet period, every crash's timeout and the
-// pauses between them, and two minutes for the rest.
-func (o options) runTimeoutFor(spec runSpec) time.Duration {
-	if o.runTimeout > 0 {
-		return o.runTimeout
-	}
-	p, _ := gossip.LookupProfile(spec.profile)
-	perCrash := crashTimeout(o, p, spec.n) + 2*p.ProbeInterval
-	return o.convergeTimeout + o.quiet + time.Duration(o.crashes)*perCrash + 2*time.Minute
-}
-
 // runChild runs spec in a process of its own and returns its result. When
-// ctx ends, or the run's own time bound passes, or its resident memory
+// ctx ends, or -run-timeout passes, or its resident memory
 // passes 1.25 × -max-rss-mib (the child stops itself at -max-rss-mib, unless
 // it is too starved to notice), the process is asked to stop (SIGTERM) and
 // reports what it has; if it does not within a minute it is killed. The
 // child's CPU time and peak RSS are read from its rusage.
 func runChild(parent context.Context, o options, spec runSpec, p *progress, stderr io.Writer) runResult {
-	bound := o.runTimeoutFor(spec)
-	ctx, cancel := context.WithTimeoutCause(parent, bound, fmt.Errorf("the run's time bound of %s passed", bound))
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	if o.runTimeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(ctx, o.runTimeout, fmt.Errorf("the -run-timeout of %s passed", o.runTimeout))
+		defer cancel()
+	}
 	fail := func(err error) runResult {
 		p.printf("%s: %v", spec, err)
 		r := skipped(o, spec, err.Error())
@@ -103,7 +107,7 @@ func runChild(parent context.Context, o options, spec runSpec, p *progress, stde
 	}
 	cmd := exec.Command(exe, o.childArgs(spec, timeout, out)...)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
-	started := time.Now()
+	started := wallNow()
 	if err := cmd.Start(); err != nil {
 		return fail(fmt.Errorf("start the run's process: %w", err))
 	}
@@ -137,7 +141,7 @@ wait:
 			break
 		}
 	}
-	wall := time.Since(started)
+	wall := wallNow().Sub(started)
 	b, rerr := os.ReadFile(out)
 	var r runResult
 	if rerr != nil || len(b) == 0 || json.Unmarshal(b, &r) != nil {
@@ -169,30 +173,72 @@ func processRSS(pid int) uint64 {
 	return rss
 }
 
-// runOne is the child's side: one run, its result to o.runOne.
+// runOne is the child's side: one run, its result to o.runOne. The run
+// goes through testing.Main, the standard library's entry point for
+// programs that run tests themselves, because testing/synctest needs a
+// *testing.T; it exits the process, with status 1 if the run failed.
+// Everything the run does outside its bubble happens here: the CPU
+// profile, and carrying a stop (SIGTERM, -timeout) into the bubble, which
+// may wait on nothing outside it.
 func runOne(ctx context.Context, o options, stderr io.Writer) error {
 	if len(o.sizes) != 1 || len(o.profiles) != 1 || len(o.losses) != 1 {
 		return errors.New("-run-one takes one size, one profile and one loss rate")
 	}
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	// The members' garbage is the simulation's cost, not the protocol's:
-	// collect less often, within -max-rss-mib.
-	debug.SetGCPercent(o.gcPercent)
+	stop := &stopSignal{}
+	go func() { <-ctx.Done(); stop.set(context.Cause(ctx)) }()
 	spec := runSpec{n: o.sizes[0], profile: o.profiles[0], loss: o.losses[0]}
-	r := simulate(ctx, o, spec, &progress{w: stderr, start: time.Now()})
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
+	run := func(t *testing.T) {
+		if o.cpuProfile != "" {
+			f, err := os.Create(o.cpuProfile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				t.Fatal(err)
+			}
+			defer pprof.StopCPUProfile()
+		}
+		// The members' garbage is the simulation's cost, not the
+		// protocol's: collect less often, within -max-rss-mib.
+		debug.SetGCPercent(o.gcPercent)
+		var r runResult
+		synctest.Test(t, func(*testing.T) {
+			r = simulate(o, spec, &progress{w: stderr, start: wallNow()}, stop)
+		})
+		b, err := json.Marshal(r)
+		if err == nil {
+			err = os.WriteFile(o.runOne, b, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	return os.WriteFile(o.runOne, b, 0o644)
+	// testing.Main parses the process's arguments as test flags: give it
+	// only the one that picks the run.
+	os.Args = []string{os.Args[0], "-test.run=^TestVirtualRun$"}
+	testing.Main(regexp.MatchString, []testing.InternalTest{{Name: "TestVirtualRun", F: run}}, nil, nil)
+	return nil
+}
+
+// stopSignal carries a request to stop from outside a run's bubble into
+// it: the run polls it (see guard), since waiting on a channel from
+// outside would keep the bubble's clock from moving.
+type stopSignal struct {
+	mu  sync.Mutex
+	why error
+}
+
+func (s *stopSignal) set(why error) {
+	s.mu.Lock()
+	if s.why == nil {
+		s.why = why
+	}
+	s.mu.Unlock()
+}
+
+func (s *stopSignal) get() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.why
 }

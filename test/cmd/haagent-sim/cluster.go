@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -88,6 +89,7 @@ func (d *directory) Peers(context.Context) ([]string, error) {
 
 // cluster is a simulated group.
 type cluster struct {
+	o        options
 	profile  string
 	net      *simnet.Network
 	kubelets *kubelets
@@ -95,13 +97,18 @@ type cluster struct {
 	rec      *recorder
 	members  []*member
 	wg       sync.WaitGroup // every member's goroutines
+
+	stallMu sync.Mutex
+	stalled map[int]bool // members stalled now
 }
 
 func newCluster(o options, spec runSpec) *cluster {
 	nw := simnet.New()
-	nw.SetDelay(o.delay)
+	nw.SetLatency(simnet.Latency{Base: o.delay, Spread: o.delaySpread, Jitter: o.jitter})
 	nw.SetLoss(spec.loss)
 	return &cluster{
+		o:        o,
+		stalled:  map[int]bool{},
 		profile:  spec.profile,
 		net:      nw,
 		kubelets: &kubelets{down: map[string]bool{}, timeout: probe.DefaultPeerConfig().Timeout},
@@ -110,14 +117,19 @@ func newCluster(o options, spec runSpec) *cluster {
 	}
 }
 
-// gossipConfig is the agent's default configuration with the profile, as
-// cmd/haagent builds it, on a simulated host.
-func gossipConfig(name, profile string) gossip.Config {
+// gossipConfig is the agent's default configuration with the profile and
+// the timing overrides, as cmd/haagent builds it, on a simulated host.
+func gossipConfig(o options, name, profile string) gossip.Config {
 	c := gossip.DefaultConfig()
 	c.NodeName = name
 	c.Zone = "sim"
 	c.AgentVersion = "sim"
 	c.ProfileName = profile
+	c.ProbeInterval = o.probeInterval
+	c.ProbeTimeout = o.probeTimeout
+	c.GossipInterval = o.gossipInterval
+	c.SuspicionMult = o.suspicionMult
+	c.IndirectChecks = o.indirectChecks
 	// The crashed members' goroutines stop after their transport is gone;
 	// their leave cannot reach anyone, and a short timeout frees them soon.
 	c.LeaveTimeout = time.Second
@@ -141,7 +153,7 @@ func (c *cluster) start(i int) (*member, error) {
 	if i > 0 {
 		deps.Seeds = c.dir
 	}
-	if m.g, err = gossip.New(gossipConfig(m.name, c.profile), deps); err != nil {
+	if m.g, err = gossip.New(gossipConfig(c.o, m.name, c.profile), deps); err != nil {
 		return nil, err
 	}
 	m.mg = &meteredGossip{Membership: m.g}
@@ -221,4 +233,102 @@ func (c *cluster) live() []*member {
 		}
 	}
 	return out
+}
+
+// stall pauses m's transport (see simnet's Transport.Pause) and reports
+// whether it did: not if m crashed or stalls already.
+func (c *cluster) stall(m *member) bool {
+	if c.rec.isCrashed(m.idx) {
+		return false
+	}
+	c.stallMu.Lock()
+	defer c.stallMu.Unlock()
+	if c.stalled[m.idx] {
+		return false
+	}
+	c.stalled[m.idx] = true
+	c.rec.stalledNow(m.idx)
+	m.tr.Pause()
+	return true
+}
+
+// unstall ends m's stall.
+func (c *cluster) unstall(m *member) {
+	c.stallMu.Lock()
+	defer c.stallMu.Unlock()
+	delete(c.stalled, m.idx)
+	m.tr.Resume()
+}
+
+func (c *cluster) isStalled(m *member) bool {
+	c.stallMu.Lock()
+	defer c.stallMu.Unlock()
+	return c.stalled[m.idx]
+}
+
+// stallStats are the stalls of a run.
+type stallStats struct {
+	Count int `json:"count"`
+	// MemberSeconds is their summed length; MaxAtOnce the most members
+	// stalled at the same time.
+	MemberSeconds float64 `json:"member_seconds"`
+	MaxAtOnce     int     `json:"max_at_once"`
+}
+
+// staller stalls random members, other than the coordinator, at
+// -stalls per member-hour, each for -stall-min to -stall-max.
+type staller struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	stats stallStats
+	now   int
+}
+
+func startStalls(parent context.Context, c *cluster, o options) *staller {
+	ctx, cancel := context.WithCancel(parent)
+	st := &staller{cancel: cancel}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		for {
+			live := c.live()
+			rate := o.stallsPerHour * float64(len(live)) / 3600 // per second, over the group
+			if err := sleep(ctx, time.Duration(rand.ExpFloat64()/rate*float64(time.Second))); err != nil {
+				return
+			}
+			m := live[rand.N(len(live))]
+			if m.idx == 0 || !c.stall(m) {
+				continue
+			}
+			d := o.stallMin + rand.N(o.stallMax-o.stallMin+1)
+			st.mu.Lock()
+			st.stats.Count++
+			st.stats.MemberSeconds += d.Seconds()
+			st.now++
+			st.stats.MaxAtOnce = max(st.stats.MaxAtOnce, st.now)
+			st.mu.Unlock()
+			st.wg.Add(1)
+			go func() {
+				defer st.wg.Done()
+				_ = sleep(ctx, d)
+				c.unstall(m)
+				st.mu.Lock()
+				st.now--
+				st.mu.Unlock()
+			}()
+		}
+	}()
+	return st
+}
+
+// stop ends the stalls, every stalled member resumed, and returns their
+// figures.
+func (st *staller) stop() stallStats {
+	st.cancel()
+	st.wg.Wait()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.stats
 }

@@ -73,7 +73,7 @@ func (c *coordinator) run(ctx context.Context) {
 }
 
 func (c *coordinator) round() {
-	t0 := time.Now()
+	t0 := wallNow() // the round's cost in real time: the simulated clock stands still while it runs
 	view := c.m.g.Members()
 	members := make([]failover.Member, 0, len(view))
 	c.mu.Lock()
@@ -107,7 +107,7 @@ func (c *coordinator) round() {
 	c.m.a.WithBallots(func(b *failover.Ballots) {
 		out, _ = d.Decide(failover.Input{Now: now, Members: members, Ballots: b, Active: active})
 	})
-	took := time.Since(t0)
+	took := wallNow().Sub(t0)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rounds++

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -19,7 +20,8 @@ func TestParseFlags_defaults(t *testing.T) {
 	if strings.Join(o.profiles, ",") != "default,fast" || len(o.losses) != 1 || o.losses[0] != 0 {
 		t.Errorf("profiles %v, losses %v", o.profiles, o.losses)
 	}
-	if o.delay != time.Millisecond || o.crashes != 5 || o.quiet != 20*time.Second || o.timeout != 20*time.Minute {
+	if o.delay != time.Millisecond || o.crashes != 20 || o.quiet != time.Minute || o.timeout != 20*time.Minute ||
+		o.stallsPerHour != 0 || o.stallMin != 2*time.Second || o.stallMax != 5*time.Second || o.probeInterval != 0 {
 		t.Errorf("options %+v", o)
 	}
 }
@@ -35,6 +37,11 @@ func TestParseFlags_errors(t *testing.T) {
 		{"loss", []string{"-loss", "1"}, "-loss (1) must be at least 0 and below 1"},
 		{"too few survivors", []string{"-n", "6", "-crashes", "5"}, "-n 6 leaves fewer than 3 survivors"},
 		{"discovery", []string{"-discovery", "dns"}, `-discovery ("dns") must be "all" or "seed"`},
+		{"stalls", []string{"-stalls", "-1"}, "-stalls (-1) must be between 0 and 3600 per member-hour"},
+		{"stall bounds", []string{"-stall-min", "3s", "-stall-max", "2s"}, "-stall-min (3s) must be positive and at most -stall-max (2s)"},
+		{"jitter", []string{"-jitter", "-1ms"}, "-jitter (-1ms) must not be negative"},
+		{"timing override", []string{"-profiles", "fast", "-probe-timeout", "300ms"},
+			"profile fast with the timing overrides: gossip: --probe-timeout (300ms) must be less than --probe-interval (200ms)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(tc.args, io.Discard)
@@ -85,20 +92,66 @@ func TestParseMachineStat(t *testing.T) {
 	}
 }
 
-func TestSimulate_smallGroup(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a gossip group")
-	}
-	o, err := parseFlags([]string{"-n", "8", "-profiles", "fast", "-crashes", "1", "-quiet", "1s", "-json", ""}, io.Discard)
+// TestSimulate_virtual runs a small group in a bubble: the crash must be
+// seen by every survivor and decided, in about the protocol's time,
+// although no real second passes for each simulated one.
+func TestSimulate_virtual(t *testing.T) {
+	o, err := parseFlags([]string{"-n", "8", "-profiles", "fast", "-crashes", "2", "-quiet", "5s", "-json", ""}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := simulate(t.Context(), o, runSpec{n: 8, profile: "fast"}, &progress{w: io.Discard, start: time.Now()})
+	var r runResult
+	wall := wallNow()
+	synctest.Test(t, func(t *testing.T) {
+		r = simulate(o, runSpec{n: 8, profile: "fast"}, &progress{w: io.Discard, start: wallNow()}, &stopSignal{})
+	})
 	if !r.Converged || r.Stopped != "" {
 		t.Fatalf("converged %v, stopped %q", r.Converged, r.Stopped)
 	}
-	if len(r.Crashes) != 1 || r.Crashes[0].HalfS == nil || r.Crashes[0].DecisionS == nil {
+	if len(r.Crashes) != 2 {
 		t.Fatalf("crashes = %+v", r.Crashes)
+	}
+	for _, c := range r.Crashes {
+		if c.AllS == nil || c.DecisionS == nil || c.TimedOut {
+			t.Fatalf("crash not seen by all or not decided: %+v", c)
+		}
+		// At 8 members the fast profile's suspicion timeout is 0.8 s
+		// (4 × 200 ms): nobody can see a death sooner, and the probe
+		// round, the suspicion and the votes take a few seconds at most.
+		if *c.FirstS < 0.8 || *c.DecisionS > 5 {
+			t.Fatalf("crash seen first after %.2fs, decided after %.2fs; want at least 0.8s and at most 5s", *c.FirstS, *c.DecisionS)
+		}
+	}
+	if r.WrongCount != 0 {
+		t.Fatalf("wrong actions: %+v", r.WrongActions)
+	}
+	// The run covers the quiet period and the crashes on the simulated
+	// clock.
+	if r.VirtualS < 5 || r.WallS >= r.VirtualS || wallNow().Sub(wall) > time.Duration(r.VirtualS*float64(time.Second)) {
+		t.Fatalf("simulated %.1fs in %.1fs of wall time", r.VirtualS, r.WallS)
+	}
+}
+
+// TestSimulate_stallsAreNotFailedOver stalls members of a small group
+// often and long: they are suspected and may be declared dead, but their
+// kubelets answer, so no failover may start.
+func TestSimulate_stallsAreNotFailedOver(t *testing.T) {
+	o, err := parseFlags([]string{"-n", "8", "-profiles", "fast", "-crashes", "0", "-quiet", "60s", "-stalls", "600", "-json", ""}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r runResult
+	synctest.Test(t, func(t *testing.T) {
+		r = simulate(o, runSpec{n: 8, profile: "fast"}, &progress{w: io.Discard, start: wallNow()}, &stopSignal{})
+	})
+	if r.Stopped != "" {
+		t.Fatalf("stopped: %s", r.Stopped)
+	}
+	q := r.False[phaseQuiet]
+	// 600 stalls per member-hour of 2-5 s against a suspicion timeout of
+	// 0.8 s: about 70 stalls, and the peers notice them.
+	if r.Stalls.Count < 20 || q.OfStalledSuspect == 0 {
+		t.Fatalf("%d stalls, false events %+v: the stalls were not noticed", r.Stalls.Count, q)
 	}
 	if r.WrongCount != 0 {
 		t.Fatalf("wrong actions: %+v", r.WrongActions)
@@ -106,7 +159,9 @@ func TestSimulate_smallGroup(t *testing.T) {
 }
 
 func TestChildArgs_roundTrip(t *testing.T) {
-	o, err := parseFlags([]string{"-n", "50,100", "-profiles", "default,fast", "-loss-sweep", "-delay", "2ms", "-quiet", "3s"}, io.Discard)
+	o, err := parseFlags([]string{"-n", "50,100", "-profiles", "default,fast", "-loss-sweep", "-delay", "2ms", "-quiet", "3s",
+		"-delay-spread", "4ms", "-jitter", "1ms", "-stalls", "6", "-stall-min", "1s", "-stall-max", "3s",
+		"-probe-interval", "600ms", "-suspicion-mult", "5", "-settle", "7s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +172,9 @@ func TestChildArgs_roundTrip(t *testing.T) {
 	}
 	if len(c.sizes) != 1 || c.sizes[0] != 100 || len(c.profiles) != 1 || c.profiles[0] != "fast" ||
 		len(c.losses) != 1 || c.losses[0] != 0.05 || c.runOne != "out.json" || c.timeout != time.Minute ||
-		c.delay != 2*time.Millisecond || c.quiet != 3*time.Second || c.jsonPath != "" {
+		c.delay != 2*time.Millisecond || c.quiet != 3*time.Second || c.jsonPath != "" ||
+		c.delaySpread != 4*time.Millisecond || c.jitter != time.Millisecond || c.stallsPerHour != 6 ||
+		c.stallMin != time.Second || c.stallMax != 3*time.Second || c.probeInterval != 600*time.Millisecond || c.suspicionMult != 5 || c.settle != 7*time.Second {
 		t.Fatalf("child options %+v", c)
 	}
 }
@@ -147,23 +204,25 @@ func TestParseFlags_budgetAndLossSizes(t *testing.T) {
 }
 
 func TestEstimator_scalesFromTheLastRun(t *testing.T) {
-	o, err := parseFlags([]string{"-crashes", "5", "-quiet", "20s"}, io.Discard)
+	o, err := parseFlags([]string{"-crashes", "5", "-quiet", "20s", "-batch", "50", "-settle", "0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := newEstimator(o)
 	small, large := e.estimate(runSpec{n: 50, profile: "fast"}), e.estimate(runSpec{n: 500, profile: "fast"})
-	if !(small < large) || small < o.quiet+fixedRunCost {
+	if !(small < large) || small < fixedRunCost {
 		t.Fatalf("a priori estimates: N=50 %s, N=500 %s", small, large)
 	}
-	// A measured run of 100 members that took 30 s to converge and 10 s
-	// per crash.
-	r := runResult{N: 100, Profile: "fast", Converged: true, ConvergenceS: 30,
-		Crashes: make([]crashSample, 5), Phases: []phaseUsage{{Phase: phaseCrash, WallS: 50}}}
+	// A measured run of 100 members: 10 simulated s to converge, 10 s per
+	// crash, 80 simulated s in all that took 40 s of wall time.
+	r := runResult{N: 100, Profile: "fast", Converged: true, ConvergenceS: 10, VirtualS: 80, WallS: 40,
+		Crashes: make([]crashSample, 5), Phases: []phaseUsage{{Phase: phaseCrash, VirtualS: 50}}}
 	e.observe(r)
 	got := e.estimate(runSpec{n: 400, profile: "fast"})
-	// Start-up 30 s × 4 × √4 = 240 s; crashes 5 × 10 s × log10(400)/2.
-	want := 240 + 20 + 5*10*(2.60206/2) + fixedRunCost.Seconds()
+	// Converge 10 s × 8 batches / 2; crashes 5 × 10 s × log10(400)/2;
+	// wall per member-second 40/80/100 × √4.
+	virtual := 10*8/2 + 20 + 5*10*(2.60206/2)
+	want := virtual*400*(40.0/80/100)*2 + fixedRunCost.Seconds()
 	if d := got.Seconds() - want; d > 0.5 || d < -0.5 {
 		t.Fatalf("estimate after a measured run = %.1fs, want %.1fs", got.Seconds(), want)
 	}
@@ -183,7 +242,7 @@ func TestQuietRates_perMemberHour(t *testing.T) {
 		N:       100,
 		False:   map[string]falseCounts{phaseQuiet: {Suspect: 10, Dead: 1}},
 		Traffic: []traffic{{Phase: phaseQuiet, Seconds: 36, Members: 100}},
-		Phases:  []phaseUsage{{Phase: phaseQuiet, Cores: 0.5}},
+		Phases:  []phaseUsage{{Phase: phaseQuiet, CPUPerVirtualS: 0.5}},
 	}
 	q := r.quietRates()
 	// 100 members × 36 s = 1 member-hour.
@@ -217,5 +276,30 @@ func TestCharts_fromResults(t *testing.T) {
 	o := options{jsonPath: "out/sim.json"}
 	if got := o.chartPrefix(); got != "out/sim" {
 		t.Fatalf("chart prefix = %q", got)
+	}
+}
+
+func TestMerge_poolsRepeatedRuns(t *testing.T) {
+	run := func(crashes int, suspect int, bps float64) runResult {
+		r := runResult{N: 20, Profile: "fast", Converged: true, VirtualS: 10, WallS: 1,
+			False:   map[string]falseCounts{phaseQuiet: {Suspect: suspect}},
+			Traffic: []traffic{{Phase: phaseQuiet, Seconds: 5, Members: 20, SentBytesPerMemberS: bps}},
+			Phases:  []phaseUsage{{Phase: phaseQuiet, VirtualS: 5, CPUS: 1}}}
+		for i := range crashes {
+			r.Crashes = append(r.Crashes, crashSample{HalfS: ptr(float64(i + 1))})
+		}
+		return r
+	}
+	r := merge([]runResult{run(2, 1, 100), run(3, 2, 300)})
+	if r.Repeats != 2 || len(r.Crashes) != 5 || r.Detection[keyHalf].Count != 5 || *r.Detection[keyHalf].Max != 3 {
+		t.Fatalf("merged crashes: repeats %d, %d crashes, half %+v", r.Repeats, len(r.Crashes), r.Detection[keyHalf])
+	}
+	if r.False[phaseQuiet].Suspect != 3 || r.VirtualS != 20 {
+		t.Fatalf("merged false events %+v, virtual %gs", r.False, r.VirtualS)
+	}
+	q, _ := r.traffic(phaseQuiet)
+	p, _ := r.phase(phaseQuiet)
+	if q.Seconds != 10 || q.SentBytesPerMemberS != 200 || p.VirtualS != 10 || p.CPUPerVirtualS != 0.2 {
+		t.Fatalf("merged traffic %+v, phase %+v", q, p)
 	}
 }

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 )
 
@@ -19,14 +17,14 @@ const clockTicks = 100
 
 // usage is a snapshot of the process's and the machine's CPU counters.
 type usage struct {
-	wall        time.Time
-	procCPU     float64 // seconds, user + system, this process
-	machineBusy float64 // seconds, all cores, not idle
-	machineAll  float64 // seconds, all cores
+	wall        time.Time // real, not the simulated clock
+	procCPU     float64   // seconds, user + system, this process
+	machineBusy float64   // seconds, all cores, not idle
+	machineAll  float64   // seconds, all cores
 }
 
 func readUsage() usage {
-	u := usage{wall: time.Now()}
+	u := usage{wall: wallNow()}
 	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
 		u.procCPU, _ = parseProcStat(b)
 	}
@@ -118,103 +116,59 @@ func parseStatusRSS(b []byte) (rss, peak uint64) {
 	return rss, peak
 }
 
-// phaseUsage is what one phase of a run cost.
+// wallNow is the real time, read from the kernel. Inside a synctest
+// bubble time.Now is the bubble's fake clock; the cost of a phase in wall
+// time must be read past it.
+func wallNow() time.Time {
+	var tv syscall.Timeval
+	if err := syscall.Gettimeofday(&tv); err != nil {
+		return time.Now()
+	}
+	return time.Unix(tv.Sec, tv.Usec*1000)
+}
+
+// phaseUsage is what one phase of a run cost. Virtual seconds are the
+// simulated (synctest) clock's; wall and CPU seconds are the process's
+// real ones.
 type phaseUsage struct {
 	Phase     string  `json:"phase"`
+	VirtualS  float64 `json:"virtual_seconds"`
 	WallS     float64 `json:"wall_seconds"`
 	CPUS      float64 `json:"cpu_seconds"`
-	Cores     float64 `json:"cpu_cores"`        // CPU seconds per wall second
-	MachineCP float64 `json:"machine_busy"`     // fraction of all cores busy, any process
-	LagP50MS  float64 `json:"timer_lag_p50_ms"` // lateness of a 10 ms sleep
-	LagP99MS  float64 `json:"timer_lag_p99_ms"`
-	LagMaxMS  float64 `json:"timer_lag_max_ms"`
-	RSSBytes  uint64  `json:"rss_bytes_at_end"`
-	Starved   bool    `json:"cpu_starved"`
+	Cores     float64 `json:"cpu_cores"`    // CPU seconds per wall second
+	MachineCP float64 `json:"machine_busy"` // fraction of all cores busy, any process
+	// CPUPerVirtualS is CPU seconds per simulated second: what the
+	// members of the phase would cost if the simulation's overhead were
+	// nothing (an estimate: it includes the simulator's own work).
+	CPUPerVirtualS float64 `json:"cpu_seconds_per_virtual_second"`
+	RSSBytes       uint64  `json:"rss_bytes_at_end"`
 }
-
-// lagSampler sleeps 10 ms again and again and keeps how late it woke: on a
-// CPU-starved process timers fire late, and so do memberlist's probes.
-type lagSampler struct {
-	mu      sync.Mutex
-	samples []time.Duration
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-const lagPeriod = 10 * time.Millisecond
-
-func startLagSampler() *lagSampler {
-	s := &lagSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			t0 := time.Now()
-			select {
-			case <-s.stop:
-				return
-			case <-time.After(lagPeriod):
-			}
-			late := time.Since(t0) - lagPeriod
-			s.mu.Lock()
-			s.samples = append(s.samples, late)
-			s.mu.Unlock()
-		}
-	}()
-	return s
-}
-
-// take returns the samples since the last take.
-func (s *lagSampler) take() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.samples
-	s.samples = nil
-	return out
-}
-
-func (s *lagSampler) close() { close(s.stop); <-s.done }
 
 // meter measures one phase.
 type meter struct {
 	name string
 	u0   usage
-	lag  *lagSampler
+	v0   time.Time
 }
 
-func beginPhase(name string, lag *lagSampler) *meter {
-	lag.take()
-	return &meter{name: name, u0: readUsage(), lag: lag}
+func beginPhase(name string) *meter {
+	return &meter{name: name, u0: readUsage(), v0: time.Now()}
 }
 
 func (m *meter) end() phaseUsage {
 	u1 := readUsage()
-	p := phaseUsage{Phase: m.name, WallS: u1.wall.Sub(m.u0.wall).Seconds(), CPUS: u1.procCPU - m.u0.procCPU}
+	p := phaseUsage{Phase: m.name, VirtualS: time.Since(m.v0).Seconds(), WallS: u1.wall.Sub(m.u0.wall).Seconds(), CPUS: u1.procCPU - m.u0.procCPU}
 	if p.WallS > 0 {
 		p.Cores = p.CPUS / p.WallS
+	}
+	if p.VirtualS > 0 {
+		p.CPUPerVirtualS = p.CPUS / p.VirtualS
 	}
 	if d := u1.machineAll - m.u0.machineAll; d > 0 {
 		p.MachineCP = (u1.machineBusy - m.u0.machineBusy) / d
 	}
-	lags := m.lag.take()
-	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	if len(lags) > 0 {
-		p.LagP50MS = ms(lags[rank(len(lags), 0.50)])
-		p.LagP99MS = ms(lags[rank(len(lags), 0.99)])
-		p.LagMaxMS = ms(lags[len(lags)-1])
-	}
 	p.RSSBytes, _ = rssBytes()
-	p.Starved = starved(p)
 	return p
-}
-
-// starved says whether a phase ran short of CPU: the process used nearly
-// all the cores it may use, or its timers fired late by half the fast
-// profile's probe timeout or more. A busy machine alone is not enough: the
-// simulation may still get what it needs, which the timer lag tells.
-func starved(p phaseUsage) bool {
-	procs := float64(runtime.GOMAXPROCS(0))
-	return p.Cores >= 0.85*procs || p.LagP99MS >= 50
 }
 
 // rank is the index of the p-quantile of n sorted samples (nearest rank).

@@ -22,10 +22,14 @@ const (
 // maxFalseSamples bounds the false suspicions kept one by one.
 const maxFalseSamples = 500
 
-// falseCounts are membership events about members that are alive.
+// falseCounts are membership events about members that are alive; of
+// them, OfStalled* are about members that had stalled in the run (see
+// -stalls) before the event.
 type falseCounts struct {
-	Suspect int `json:"suspect_events"`
-	Dead    int `json:"dead_events"`
+	Suspect          int `json:"suspect_events"`
+	Dead             int `json:"dead_events"`
+	OfStalledSuspect int `json:"suspect_events_of_stalled_members,omitempty"`
+	OfStalledDead    int `json:"dead_events_of_stalled_members,omitempty"`
 }
 
 // falseEvent is one of them.
@@ -35,6 +39,7 @@ type falseEvent struct {
 	Target   string  `json:"target"`
 	Type     string  `json:"type"`
 	AtS      float64 `json:"at_seconds"` // since the run started
+	Stalled  bool    `json:"target_had_stalled,omitempty"`
 }
 
 // recorder follows every member's membership events: who sees whom, when
@@ -47,6 +52,7 @@ type recorder struct {
 	view      [][]int8 // [observer][target]
 	known     []int    // per observer: members it sees alive or suspect, itself included
 	crashAt   []time.Time
+	stalled   []bool                  // members that have stalled in the run
 	deadAfter map[int][]time.Duration // crashed member -> each survivor's delay to see it dead
 	// deadBefore counts, per crashed member, the survivors that had
 	// declared it dead before it crashed.
@@ -63,6 +69,7 @@ func newRecorder(n int) *recorder {
 		view:       make([][]int8, n),
 		known:      make([]int, n),
 		crashAt:    make([]time.Time, n),
+		stalled:    make([]bool, n),
 		deadAfter:  map[int][]time.Duration{},
 		deadBefore: map[int]int{},
 		deadBy:     map[int]map[int]bool{},
@@ -150,15 +157,22 @@ func (r *recorder) event(obs int, e gossip.Event) {
 		r.falses[r.phase] = c
 	}
 	typ := "suspect"
+	stalled := r.stalled[t]
 	if v == viewDead {
 		c.Dead++
 		typ = "dead"
+		if stalled {
+			c.OfStalledDead++
+		}
 	} else {
 		c.Suspect++
+		if stalled {
+			c.OfStalledSuspect++
+		}
 	}
 	if len(r.samples) < maxFalseSamples {
 		r.samples = append(r.samples, falseEvent{Phase: r.phase, Observer: memberName(obs), Target: e.Member.Name,
-			Type: typ, AtS: e.Time.Sub(r.start).Seconds()})
+			Type: typ, AtS: e.Time.Sub(r.start).Seconds(), Stalled: stalled})
 	}
 }
 
@@ -189,6 +203,13 @@ func (r *recorder) setPhase(p string) {
 func (r *recorder) crashed(idx int, at time.Time) {
 	r.mu.Lock()
 	r.crashAt[idx] = at
+	r.mu.Unlock()
+}
+
+// stalledNow notes that member idx stalls.
+func (r *recorder) stalledNow(idx int) {
+	r.mu.Lock()
+	r.stalled[idx] = true
 	r.mu.Unlock()
 }
 

@@ -34,10 +34,14 @@ type results struct {
 func (o options) export() map[string]any {
 	return map[string]any{
 		"n": o.sizes, "profiles": o.profiles, "loss": o.losses, "delay": o.delay.String(), "crashes": o.crashes,
-		"quiet": o.quiet.String(), "timeout": o.timeout.String(), "batch": o.batch, "discovery": o.discovery, "pace": o.pace,
+		"quiet": o.quiet.String(), "settle": o.settle.String(), "timeout": o.timeout.String(), "batch": o.batch, "discovery": o.discovery, "pace": o.pace,
 		"converge_timeout": o.convergeTimeout.String(), "crash_timeout": o.crashTimeout.String(),
 		"decide_tick": o.decideTick.String(), "max_rss_mib": o.maxRSSMiB,
 		"budget": o.budget.String(), "loss_sizes": o.lossSizes, "run_timeout": o.runTimeout.String(), "gc_percent": o.gcPercent,
+		"delay_spread": o.delaySpread.String(), "jitter": o.jitter.String(), "stalls_per_member_hour": o.stallsPerHour,
+		"stall_min": o.stallMin.String(), "stall_max": o.stallMax.String(), "probe_interval": o.probeInterval.String(),
+		"probe_timeout": o.probeTimeout.String(), "gossip_interval": o.gossipInterval.String(), "suspicion_mult": o.suspicionMult,
+		"indirect_checks": o.indirectChecks, "clock": "virtual (testing/synctest)",
 	}
 }
 
@@ -182,6 +186,9 @@ type runResult struct {
 	StartS           float64 `json:"all_started_seconds"`
 	ConvergenceS     float64 `json:"convergence_seconds"`
 	ConvergedMinView int     `json:"smallest_view"`
+	// SettleS is how long the formation's traffic took to die down after
+	// convergence (see -settle).
+	SettleS float64 `json:"settle_seconds"`
 
 	Crashes   []crashSample      `json:"crashes"`
 	Detection map[string]summary `json:"detection"`
@@ -193,6 +200,9 @@ type runResult struct {
 	// about a live member: there must be none.
 	WrongActions []wrongAction `json:"wrong_actions"`
 	WrongCount   int           `json:"wrong_action_count"`
+	Stalls       stallStats    `json:"stalls"`
+	// Repeats is how many runs in fresh groups were pooled (-repeat).
+	Repeats int `json:"repeats"`
 
 	Traffic          []traffic    `json:"traffic"`
 	Phases           []phaseUsage `json:"phases"`
@@ -207,6 +217,10 @@ type runResult struct {
 	DecideMeanMS      float64 `json:"decide_mean_ms"`
 	DecideMaxMS       float64 `json:"decide_max_ms"`
 	NotStopped        int     `json:"members_not_stopped_in_time"`
+	// VirtualS and WallS are the run's length on the simulated clock and
+	// in real time, from the first member's start to the last crash.
+	VirtualS float64 `json:"virtual_seconds"`
+	WallS    float64 `json:"wall_seconds"`
 
 	// Load averages of the machine when the run started and ended.
 	LoadAtStart string `json:"load_average_at_start,omitempty"`
@@ -221,7 +235,9 @@ type runResult struct {
 }
 
 // quietRates are the quiet period's rates per member: false suspicions and
-// deaths per member-hour, and CPU seconds per second per member (cores).
+// deaths per member-hour, and CPU seconds per simulated second per member
+// (an estimate of the cores one member needs: it includes the simulator's
+// own work, the network's among it).
 type quietRates struct {
 	ok                   bool
 	suspectPerMemberHour float64
@@ -238,11 +254,11 @@ func (r *runResult) quietRates() quietRates {
 	hours := float64(q.Members) * q.Seconds / 3600
 	f := r.False[phaseQuiet]
 	return quietRates{ok: true, suspectPerMemberHour: float64(f.Suspect) / hours, deadPerMemberHour: float64(f.Dead) / hours,
-		cpuPerMember: p.Cores / float64(q.Members)}
+		cpuPerMember: p.CPUPerVirtualS / float64(q.Members)}
 }
 
 func newRunResult(o options, spec runSpec, p gossip.Profile) runResult {
-	cfg := gossipConfig("sim", spec.profile)
+	cfg := gossipConfig(o, "sim", spec.profile)
 	lo, hi := suspicionTimeouts(p, spec.n)
 	return runResult{
 		N: spec.n, Profile: spec.profile, Loss: spec.loss, DelayS: o.delay.Seconds(),
@@ -260,9 +276,79 @@ func newRunResult(o options, spec runSpec, p gossip.Profile) runResult {
 }
 
 func skipped(o options, spec runSpec, why string) runResult {
-	p, _ := gossip.LookupProfile(spec.profile)
-	r := newRunResult(o, spec, p)
+	r := newRunResult(o, spec, gossipConfig(o, "sim", spec.profile).Effective())
 	r.Stopped = why
+	return r
+}
+
+// merge pools repeated runs of one spec: their crashes, false events,
+// wrong actions and stalls, and the lengths and costs of their phases;
+// traffic rates are averaged over the runs' lengths. The first run's
+// convergence stands for all.
+func merge(rs []runResult) runResult {
+	r := rs[0]
+	r.Repeats = len(rs)
+	r.False = map[string]falseCounts{}
+	for p, c := range rs[0].False {
+		r.False[p] = c
+	}
+	for _, x := range rs[1:] {
+		r.Crashes = append(r.Crashes, x.Crashes...)
+		r.WrongActions = append(r.WrongActions, x.WrongActions...)
+		r.WrongCount += x.WrongCount
+		for p, c := range x.False {
+			f := r.False[p]
+			f.Suspect, f.Dead = f.Suspect+c.Suspect, f.Dead+c.Dead
+			f.OfStalledSuspect, f.OfStalledDead = f.OfStalledSuspect+c.OfStalledSuspect, f.OfStalledDead+c.OfStalledDead
+			r.False[p] = f
+		}
+		r.Stalls.Count += x.Stalls.Count
+		r.Stalls.MemberSeconds += x.Stalls.MemberSeconds
+		r.Stalls.MaxAtOnce = max(r.Stalls.MaxAtOnce, x.Stalls.MaxAtOnce)
+		r.Converged = r.Converged && x.Converged
+		if r.Stopped == "" {
+			r.Stopped = x.Stopped
+		}
+		r.VirtualS += x.VirtualS
+		r.WallS += x.WallS
+		r.ProcessWallS += x.ProcessWallS
+		r.ProcessCPUS += x.ProcessCPUS
+		r.ProcessMaxRSSBytes = max(r.ProcessMaxRSSBytes, x.ProcessMaxRSSBytes)
+		r.PeakRSSBytes = max(r.PeakRSSBytes, x.PeakRSSBytes)
+		r.PacketsDelivered += x.PacketsDelivered
+		r.PacketsDropped += x.PacketsDropped
+		r.PacketsOverflowed += x.PacketsOverflowed
+		r.Phases = append([]phaseUsage(nil), r.Phases...)
+		for i, p := range r.Phases {
+			if q, ok := x.phase(p.Phase); ok {
+				p.VirtualS, p.WallS, p.CPUS = p.VirtualS+q.VirtualS, p.WallS+q.WallS, p.CPUS+q.CPUS
+				if p.WallS > 0 {
+					p.Cores = p.CPUS / p.WallS
+				}
+				if p.VirtualS > 0 {
+					p.CPUPerVirtualS = p.CPUS / p.VirtualS
+				}
+				r.Phases[i] = p
+			}
+		}
+		r.Traffic = append([]traffic(nil), r.Traffic...)
+		for i, t := range r.Traffic {
+			if u, ok := x.traffic(t.Phase); ok && t.Seconds+u.Seconds > 0 {
+				a, b := t.Seconds/(t.Seconds+u.Seconds), u.Seconds/(t.Seconds+u.Seconds)
+				avg := func(p, q float64) float64 { return a*p + b*q }
+				t.SentBytesPerMemberS = avg(t.SentBytesPerMemberS, u.SentBytesPerMemberS)
+				t.PacketBytesPerMemberS = avg(t.PacketBytesPerMemberS, u.PacketBytesPerMemberS)
+				t.StreamBytesPerMemberS = avg(t.StreamBytesPerMemberS, u.StreamBytesPerMemberS)
+				t.SentMsgsPerMemberS = avg(t.SentMsgsPerMemberS, u.SentMsgsPerMemberS)
+				t.VotesSentPerMemberS = avg(t.VotesSentPerMemberS, u.VotesSentPerMemberS)
+				t.VotesInPerMemberS = avg(t.VotesInPerMemberS, u.VotesInPerMemberS)
+				t.VotesFreshPerMemberS = avg(t.VotesFreshPerMemberS, u.VotesFreshPerMemberS)
+				t.Seconds += u.Seconds
+				r.Traffic[i] = t
+			}
+		}
+	}
+	r.summarise()
 	return r
 }
 
@@ -344,8 +430,8 @@ func printTables(w io.Writer, res *results) {
 		runs := byGroup[g]
 		sort.SliceStable(runs, func(i, j int) bool { return runs[i].N < runs[j].N })
 		t := runs[0].Timings
-		fmt.Fprintf(w, "\n== profile %s (probe %gs, timeout %gs, suspicion x%d, gossip %gs), loss %g%%, delay %gms\n",
-			g.profile, t.ProbeIntervalS, t.ProbeTimeoutS, t.SuspicionMult, t.GossipIntervalS, 100*g.loss, 1000*runs[0].DelayS)
+		fmt.Fprintf(w, "\n== profile %s (probe %gs, timeout %gs, suspicion x%d, indirect %d, gossip %gs, push-pull %gs), loss %g%%, delay %gms\n",
+			g.profile, t.ProbeIntervalS, t.ProbeTimeoutS, t.SuspicionMult, t.IndirectChecks, t.GossipIntervalS, t.PushPullIntervalS, 100*g.loss, 1000*runs[0].DelayS)
 
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "N\tstart\tconverge\tsusp.min\tcrashes\tdetect half p50\tp99\tall p99\tdecided\tdecision p50\tp99\tfalse susp/dead\tper member-hour\tWRONG\t")
@@ -386,31 +472,24 @@ func printTables(w io.Writer, res *results) {
 		}
 		tw.Flush()
 
-		fmt.Fprintln(w, "  cost per member in the quiet period, and of the whole run's process:")
+		fmt.Fprintln(w, "  cost per member (quiet period, and crash phase), and of the simulation:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "N\tB/s\tUDP/stream\tmsg/s\tvotes in/s\tCPU s/s quiet\tCPU s/s run\tsim cores q/c\ttimer lag p50/p99\tpeak RSS\tKiB/member\tload at start\t")
+		fmt.Fprintln(tw, "N\tB/s quiet\tUDP/stream\tmsg/s\tvotes in/s\tB/s crash\tmsg/s crash\tCPU est.\tpeak RSS\tKiB/member\tsim s\twall s\twall/sim\t")
 		for _, r := range runs {
 			if r.skippedBeforeStart() {
 				continue
 			}
-			bps, split, mps, vps := "-", "-", "-", "-"
+			bps, split, mps, vps, cbps, cmps := "-", "-", "-", "-", "-", "-"
 			if q, ok := r.traffic(phaseQuiet); ok && q.Members > 0 {
 				bps, mps, vps = fmt.Sprintf("%.0f", q.SentBytesPerMemberS), fmt.Sprintf("%.1f", q.SentMsgsPerMemberS), fmt.Sprintf("%.1f", q.VotesInPerMemberS)
 				split = fmt.Sprintf("%.0f/%.0f", q.PacketBytesPerMemberS, q.StreamBytesPerMemberS)
 			}
-			cpuQ, cpuRun := "-", "-"
+			if c, ok := r.traffic(phaseCrash); ok && c.Members > 0 {
+				cbps, cmps = fmt.Sprintf("%.0f", c.SentBytesPerMemberS), fmt.Sprintf("%.1f", c.SentMsgsPerMemberS)
+			}
+			cpu := "-"
 			if q := r.quietRates(); q.ok {
-				cpuQ = fmt.Sprintf("%.5f", q.cpuPerMember)
-			}
-			if r.ProcessWallS > 0 {
-				cpuRun = fmt.Sprintf("%.5f", r.ProcessCPUS/r.ProcessWallS/float64(r.N))
-			}
-			cores, lag := "-", "-"
-			pq, okq := r.phase(phaseQuiet)
-			pc, okc := r.phase(phaseCrash)
-			if okq || okc {
-				cores = fmt.Sprintf("%.2f/%.2f", pq.Cores, pc.Cores)
-				lag = fmt.Sprintf("%.0f/%.0fms", max(pq.LagP50MS, pc.LagP50MS), max(pq.LagP99MS, pc.LagP99MS))
+				cpu = fmt.Sprintf("%.5f", q.cpuPerMember)
 			}
 			peak := max(r.PeakRSSBytes, r.ProcessMaxRSSBytes)
 			rss, per := "-", "-"
@@ -418,7 +497,15 @@ func printTables(w io.Writer, res *results) {
 				rss = fmt.Sprintf("%dMiB", peak>>20)
 				per = fmt.Sprintf("%.0f", float64(peak)/1024/float64(r.N))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.N, bps, split, mps, vps, cpuQ, cpuRun, cores, lag, rss, per, r.LoadAtStart)
+			wall, ratio := "-", "-"
+			if r.ProcessWallS > 0 {
+				wall = fmt.Sprintf("%.0f", r.ProcessWallS)
+			}
+			if r.VirtualS > 0 {
+				ratio = fmt.Sprintf("%.2f", r.WallS/r.VirtualS)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t\n", r.N, bps, split, mps, vps, cbps, cmps, cpu, rss, per,
+				r.VirtualS, wall, ratio)
 		}
 		tw.Flush()
 		for _, r := range runs {
@@ -428,14 +515,16 @@ func printTables(w io.Writer, res *results) {
 		}
 	}
 	fmt.Fprintln(w, `
-start: first member started until all N were; converge: until every member saw all N; susp.min: memberlist's
-shortest suspicion timeout at N; detect: crash until that share of the survivors saw the member dead; decided:
-crashes whose failover the decision core (on the first member's view and ballots) started in time; decision: crash
-until it started; false susp/dead: suspect and dead events about live members in the quiet period, in all and per
-member-hour; WRONG: failovers started (or held only by a guard) about a live member in the whole run. Cost: bytes and
-messages sent, votes received, CPU seconds per second per member (in the quiet period, and over the whole process
-from its rusage: start-up and crashes included); sim cores: CPU seconds per second of the whole simulation in the
-quiet/crash phases; timer lag: lateness of a 10ms timer in the simulation. With few crashes, p99 is their maximum.`)
+All times of the protocol are on the simulated clock (testing/synctest): what they would be if every member had a CPU
+of its own. start: first member started until all N were; converge: until every member saw all N; susp.min:
+memberlist's shortest suspicion timeout at N; detect: crash until that share of the survivors saw the member dead;
+decided: crashes whose failover the decision core (on the first member's view and ballots) started in time;
+decision: crash until it started; false susp/dead: suspect and dead events about live members in the quiet period,
+in all and per member-hour; WRONG: failovers started (or held only by a guard) about a live member in the whole run.
+Cost: bytes and messages sent per member per second, votes received; CPU est.: CPU seconds per simulated second per
+member in the quiet period, simulator included (an estimate); peak RSS of the run's process and per member; sim s and
+wall s: the run's simulated and wall-clock length (wall s: the whole process); wall/sim: wall seconds per simulated
+second. With fewer than 100 crashes, p99 is their maximum.`)
 	if n := res.wrongActions(); n > 0 {
 		fmt.Fprintf(w, "\n*** %d WRONG ACTION(S): failovers decided about live members; see wrong_actions in the JSON ***\n", n)
 	} else {
@@ -480,7 +569,7 @@ func (r *runResult) notes() []string {
 		out = append(out, fmt.Sprintf("did not converge (smallest view %d of %d)", r.ConvergedMinView, r.N))
 	}
 	if r.Converged {
-		out = append(out, fmt.Sprintf("all %d started in %.1fs, converged in %.1fs", r.N, r.StartS, r.ConvergenceS))
+		out = append(out, fmt.Sprintf("all %d started in %.1fs, converged in %.1fs; formation traffic settled %.0fs later", r.N, r.StartS, r.ConvergenceS, r.SettleS))
 	}
 	timedOut, noDecision := 0, 0
 	for _, c := range r.Crashes {
@@ -509,13 +598,14 @@ func (r *runResult) notes() []string {
 		out = append(out, fmt.Sprintf("receivers fell behind: %d of %d packets dropped at a full receive buffer",
 			r.PacketsOverflowed, r.PacketsDelivered+r.PacketsDropped))
 	}
+	if r.Stalls.Count > 0 {
+		q, c := r.False[phaseQuiet], r.False[phaseCrash]
+		out = append(out, fmt.Sprintf("stalls: %d (%.0f member-seconds, at most %d at once); false susp/dead of stalled members: quiet %d/%d, crash phase %d/%d",
+			r.Stalls.Count, r.Stalls.MemberSeconds, r.Stalls.MaxAtOnce, q.OfStalledSuspect, q.OfStalledDead, c.OfStalledSuspect, c.OfStalledDead))
+	}
 	for _, p := range r.Phases {
-		if p.Starved {
-			out = append(out, fmt.Sprintf("CPU-STARVED in %s: %.2f cores used by the simulation, machine %.0f%% busy, 10ms timers late by %.0fms (p99): times are pessimistic",
-				p.Phase, p.Cores, 100*p.MachineCP, p.LagP99MS))
-		} else if p.MachineCP >= 0.9 {
-			out = append(out, fmt.Sprintf("machine %.0f%% busy in %s (other work), but the simulation's 10ms timers were late by only %.0fms (p99)",
-				100*p.MachineCP, p.Phase, p.LagP99MS))
+		if p.VirtualS > 0 {
+			out = append(out, fmt.Sprintf("%s: %.1f simulated s in %.0f wall s, %.1f CPU s, machine %.0f%% busy", p.Phase, p.VirtualS, p.WallS, p.CPUS, 100*p.MachineCP))
 		}
 	}
 	return out

@@ -41,7 +41,6 @@ type sim struct {
 	spec   runSpec
 	timing gossip.Profile
 	p      *progress
-	lag    *lagSampler
 	c      *cluster
 	coord  *coordinator
 	r      *runResult
@@ -67,21 +66,24 @@ func crashTimeout(o options, p gossip.Profile, n int) time.Duration {
 }
 
 // simulate runs one size and profile and returns what it measured. It
-// returns when the run is done or ctx ends, after every member stopped.
-func simulate(parent context.Context, o options, spec runSpec, p *progress) runResult {
-	timing, _ := gossip.LookupProfile(spec.profile)
+// must run inside a synctest bubble (see runOne): it creates every member,
+// the network and the decision core there, and returns when the run is
+// done or stop is set, after every member stopped.
+func simulate(o options, spec runSpec, p *progress, stop *stopSignal) runResult {
+	timing := gossipConfig(o, "sim", spec.profile).Effective()
 	r := newRunResult(o, spec, timing)
 	r.RSSAtStartBytes, _ = rssBytes()
 	r.LoadAtStart = loadAverage()
-	ctx, cancel := context.WithCancelCause(parent)
+	v0, w0 := time.Now(), wallNow()
+	p = &progress{w: p.w, start: p.start, vstart: v0}
+	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	s := &sim{o: o, spec: spec, timing: timing, p: p, lag: startLagSampler(), c: newCluster(o, spec), r: &r}
-	defer s.lag.close()
+	s := &sim{o: o, spec: spec, timing: timing, p: p, c: newCluster(o, spec), r: &r}
 
 	var peakRSS atomic.Uint64
 	guardDone := make(chan struct{})
 	guardCtx, stopGuard := context.WithCancel(ctx)
-	go func() { defer close(guardDone); guardRSS(guardCtx, cancel, o.maxRSSMiB, &peakRSS) }()
+	go func() { defer close(guardDone); guard(guardCtx, cancel, stop, o.maxRSSMiB, &peakRSS) }()
 
 	var coordWG sync.WaitGroup
 	coordCtx, stopCoord := context.WithCancel(ctx)
@@ -102,6 +104,13 @@ func simulate(parent context.Context, o options, spec runSpec, p *progress) runR
 		}
 	}
 	if err == nil {
+		err = s.settle(ctx)
+	}
+	var stalls *staller
+	if err == nil && o.stallsPerHour > 0 {
+		stalls = startStalls(ctx, s.c, o)
+	}
+	if err == nil {
 		err = s.quiet(ctx)
 	}
 	if err == nil {
@@ -110,6 +119,9 @@ func simulate(parent context.Context, o options, spec runSpec, p *progress) runR
 	if err != nil {
 		r.Stopped = err.Error()
 		p.printf("%s: stopped: %s", spec, r.Stopped)
+	}
+	if stalls != nil {
+		r.Stalls = stalls.stop()
 	}
 
 	stopCoord()
@@ -126,8 +138,14 @@ func simulate(parent context.Context, o options, spec runSpec, p *progress) runR
 	r.PacketsDelivered, r.PacketsDropped = s.c.net.Stats()
 	r.PacketsOverflowed = s.c.net.Overflowed()
 	r.PeakRSSBytes = peakRSS.Load()
+	r.VirtualS, r.WallS = time.Since(v0).Seconds(), wallNow().Sub(w0).Seconds()
 	p.printf("%s: stopping %d members", spec, len(s.c.members))
 	r.NotStopped = s.c.stop(30 * time.Second)
+	// memberlist's Shutdown does not wait for its probe and fallback
+	// goroutines, which end on timers of their own: the bubble's clock
+	// stops when this function returns, so give them that time now. It
+	// costs no wall time once every member has stopped.
+	time.Sleep(time.Minute)
 	r.summarise()
 	r.LoadAtEnd = loadAverage()
 	p.printf("%s: done: converged %v in %.1fs; detection (half) p50 %s p99 %s; decision p50 %s p99 %s; wrong actions %d",
@@ -136,21 +154,30 @@ func simulate(parent context.Context, o options, spec runSpec, p *progress) runR
 	return r
 }
 
-// guardRSS keeps the peak resident memory of the process and stops the run
-// when it passes the limit: a run that would exhaust the machine's memory
-// must not take the machine down with it.
-func guardRSS(ctx context.Context, stop context.CancelCauseFunc, limitMiB int, peak *atomic.Uint64) {
-	t := time.NewTicker(500 * time.Millisecond)
+// guard keeps the peak resident memory of the process and stops the run
+// when it passes the limit, or when stop is set from outside the bubble.
+// It polls on the simulated clock, and reads /proc at most once a second
+// of wall time: a small group runs hundreds of simulated seconds in one.
+func guard(ctx context.Context, cancel context.CancelCauseFunc, stop *stopSignal, limitMiB int, peak *atomic.Uint64) {
+	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	limit := uint64(limitMiB) << 20
+	var lastRead time.Time
 	for {
-		rss, _ := rssBytes()
-		if rss > peak.Load() {
-			peak.Store(rss)
-		}
-		if rss > limit {
-			stop(fmt.Errorf("resident memory %d MiB passed -max-rss-mib %d", rss>>20, limitMiB))
+		if why := stop.get(); why != nil {
+			cancel(why)
 			return
+		}
+		if now := wallNow(); now.Sub(lastRead) >= time.Second {
+			lastRead = now
+			rss, _ := rssBytes()
+			if rss > peak.Load() {
+				peak.Store(rss)
+			}
+			if rss > limit {
+				cancel(fmt.Errorf("resident memory %d MiB passed -max-rss-mib %d", rss>>20, limitMiB))
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -166,11 +193,11 @@ func (s *sim) endPhase(m *meter) {
 }
 
 // waitUntil polls cond until it holds, the deadline passes or ctx ends,
-// and reports progress every 10 s.
+// and reports progress every 10 s of wall time.
 func (s *sim) waitUntil(ctx context.Context, deadline time.Time, what string, cond func() bool, status func() string) error {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
-	last := time.Now()
+	last := wallNow()
 	for !cond() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out waiting for %s (%s)", what, status())
@@ -180,8 +207,8 @@ func (s *sim) waitUntil(ctx context.Context, deadline time.Time, what string, co
 			return fmt.Errorf("while waiting for %s (%s): %w", what, status(), context.Cause(ctx))
 		case <-t.C:
 		}
-		if time.Since(last) >= 10*time.Second {
-			last = time.Now()
+		if wallNow().Sub(last) >= 10*time.Second {
+			last = wallNow()
 			s.p.printf("%s: waiting for %s: %s", s.spec, what, status())
 		}
 	}
@@ -200,18 +227,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // converge starts the members batch by batch; a batch starts when the
-// previous one is seen (-pace: by all but a few of the members started, and
-// the simulation's CPU has settled; or by the first member). It then waits
+// previous one is seen (-pace: by all but a few of the members started, or
+// by the first member). It then waits
 // until every member sees every other alive (or suspect). onCoordinator is
 // called once the first member, which also plays the coordinator, exists.
 func (s *sim) converge(ctx context.Context, onCoordinator func()) error {
-	m := beginPhase(phaseConverge, s.lag)
+	m := beginPhase(phaseConverge)
 	defer s.endPhase(m)
 	n := s.spec.n
 	rec := s.c.rec
 	start := time.Now()
 	deadline := start.Add(s.o.convergeTimeout)
-	last := readUsage()
 	for i := 0; i < n; {
 		end := min(i+s.o.batch, n)
 		for ; i < end; i++ {
@@ -231,13 +257,13 @@ func (s *sim) converge(ctx context.Context, onCoordinator func()) error {
 		status := func() string { return fmt.Sprintf("the first member sees %d of %d started", rec.knownBy(0), end) }
 		if s.o.pace == "all" {
 			// Every member started so far must have taken the batch in
-			// before the next starts: a group of hundreds that is given
-			// members faster than it spreads them piles up alive messages
-			// in every member's queues, and one process playing them all
-			// runs short of CPU and memory. A member or two may miss one of the others until a push-pull
-			// repairs it, tens of seconds later: that is the protocol's to
-			// measure in the convergence time, not a reason to hold the
-			// start of the rest.
+			// before the next starts, as a DaemonSet's rollout is paced:
+			// a group of hundreds that is given members faster than it
+			// spreads them piles up alive messages in every member's
+			// queues. A member or two may miss one of the others until a
+			// push-pull repairs it, tens of seconds later: that is the
+			// protocol's to measure in the convergence time, not a reason
+			// to hold the start of the rest.
 			want := end - 2 - end/100
 			what = "all but 2 + 1% of the members started to see the batch"
 			cond = func() bool { return rec.knownBy(0) >= end && rec.fullViews(end) >= want }
@@ -249,17 +275,9 @@ func (s *sim) converge(ctx context.Context, onCoordinator func()) error {
 		if err := s.waitUntil(ctx, deadline, what, cond, status); err != nil {
 			return err
 		}
-		if s.o.pace == "all" && end < n {
-			if err := s.settle(ctx, deadline); err != nil {
-				return err
-			}
-		}
 		if end%(5*s.o.batch) == 0 || end == n {
-			u := readUsage()
 			rss, _ := rssBytes()
-			s.p.printf("%s: %d members started in %.1fs (%.2f cores since the last line, %d MiB resident)", s.spec, end, time.Since(start).Seconds(),
-				(u.procCPU-last.procCPU)/u.wall.Sub(last.wall).Seconds(), rss>>20)
-			last = u
+			s.p.printf("%s: %d members started (%d MiB resident)", s.spec, end, rss>>20)
 		}
 	}
 	s.r.StartS = time.Since(start).Seconds()
@@ -277,40 +295,37 @@ func (s *sim) converge(ctx context.Context, onCoordinator func()) error {
 	return nil
 }
 
-// settleCores is the share of GOMAXPROCS the simulation may use before
-// the next batch starts, and settleMax the longest it waits for that.
-const (
-	settleCores  = 0.5
-	settleWindow = 3 * time.Second
-	settleMax    = 20 * time.Second
-)
+// settleWindow is the window over which settle compares the traffic.
+const settleWindow = 5 * time.Second
 
-// settle waits, after a batch is seen, until the process uses less than
-// settleCores of its cores over settleWindow, or settleMax has passed. The
-// members seen are not done with them: each new member passes on the alive
-// message of every member it learned from its joins, and every member
-// passes on the new member's, each several times over, for tens of
-// seconds at a thousand members. Started before that flood ebbs, the next
-// batch adds its own, and one process playing every member runs short of
-// CPU: probes and refutations are handled late, live members are declared
-// dead, and their votes and refutations add work until nothing converges.
-// Real members each have their own CPU; here only the pace of start-up is
-// changed, not the protocol.
-func (s *sim) settle(ctx context.Context, deadline time.Time) error {
-	limit := settleCores * float64(runtime.GOMAXPROCS(0))
-	until := time.Now().Add(settleMax)
-	prev := readUsage()
-	for {
+// settle lets the group's formation die down before the quiet period is
+// measured. Every member's start is an alive message that each member
+// passes on RetransmitMult × log10(N+1) times, piggybacked on its probes
+// and gossip: at a thousand members that traffic goes on for tens of
+// seconds after every member sees every other, and would be counted as
+// the idle cost. It waits, up to -settle, until the packet bytes sent in
+// one window fall by less than 10 % from the window before.
+func (s *sim) settle(ctx context.Context) error {
+	if s.o.settle == 0 {
+		return nil
+	}
+	start := time.Now()
+	live := s.c.live()
+	prev := -1.0
+	for time.Since(start) < s.o.settle {
+		before := packetBytes(live)
 		if err := sleep(ctx, settleWindow); err != nil {
 			return err
 		}
-		u := readUsage()
-		cores := (u.procCPU - prev.procCPU) / u.wall.Sub(prev.wall).Seconds()
-		prev = u
-		if cores < limit || u.wall.After(until) || u.wall.After(deadline) {
-			return nil
+		sent := packetBytes(live) - before
+		if prev >= 0 && sent >= 0.9*prev {
+			break
 		}
+		prev = sent
 	}
+	s.r.SettleS = time.Since(start).Seconds()
+	s.p.printf("%s: formation traffic settled after %.0fs", s.spec, s.r.SettleS)
+	return nil
 }
 
 // quiet watches the group while nothing fails.
@@ -321,7 +336,7 @@ func (s *sim) quiet(ctx context.Context) error {
 		return nil
 	}
 	s.p.printf("%s: quiet period of %s", s.spec, s.o.quiet)
-	m := beginPhase(phaseQuiet, s.lag)
+	m := beginPhase(phaseQuiet)
 	live := s.c.live()
 	before, t0 := countAll(live), time.Now()
 	err := sleep(ctx, s.o.quiet)
@@ -345,7 +360,7 @@ func (s *sim) crashes(ctx context.Context) error {
 	if s.o.crashes == 0 {
 		return nil
 	}
-	m := beginPhase(phaseCrash, s.lag)
+	m := beginPhase(phaseCrash)
 	live := s.c.live()
 	before, t0 := countAll(live), time.Now()
 	defer func() {
@@ -359,7 +374,9 @@ func (s *sim) crashes(ctx context.Context) error {
 	for k := 0; k < s.o.crashes; k++ {
 		var candidates []*member
 		for _, mem := range s.c.live() {
-			if mem.idx != 0 { // the first member is the coordinator
+			// The first member is the coordinator; a stalled member is
+			// left to its stall, so that a crash is only a crash.
+			if mem.idx != 0 && !s.c.isStalled(mem) {
 				candidates = append(candidates, mem)
 			}
 		}

@@ -125,3 +125,12 @@ func countAll(ms []*member) map[int]counters {
 	}
 	return out
 }
+
+// packetBytes is the packet bytes ms have sent.
+func packetBytes(ms []*member) float64 {
+	var sum int64
+	for _, m := range ms {
+		sum += m.tr.packetBytes.Load()
+	}
+	return float64(sum)
+}
