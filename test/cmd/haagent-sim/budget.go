@@ -41,7 +41,7 @@ func (e *estimator) observe(r runResult) {
 
 // estimate is the expected wall time of the run of spec.
 func (e *estimator) estimate(spec runSpec) time.Duration {
-	p := gossipConfig(e.o, "sim", spec.profile).Effective()
+	p := gossipConfig(e.o, "sim", spec.profile, spec.n).Effective()
 	lo, _ := suspicionTimeouts(p, spec.n)
 	n := float64(spec.n)
 	batches := math.Ceil(n / float64(e.o.batch))

@@ -91,6 +91,7 @@ func (d *directory) Peers(context.Context) ([]string, error) {
 type cluster struct {
 	o        options
 	profile  string
+	n        int // the group's size, which the auto profile's timings follow
 	net      *simnet.Network
 	kubelets *kubelets
 	dir      *directory
@@ -110,6 +111,7 @@ func newCluster(o options, spec runSpec) *cluster {
 		o:        o,
 		stalled:  map[int]bool{},
 		profile:  spec.profile,
+		n:        spec.n,
 		net:      nw,
 		kubelets: &kubelets{down: map[string]bool{}, timeout: probe.DefaultPeerConfig().Timeout},
 		dir:      &directory{seedOnly: o.discovery == "seed"},
@@ -119,8 +121,14 @@ func newCluster(o options, spec runSpec) *cluster {
 
 // gossipConfig is the agent's default configuration with the profile and
 // the timing overrides, as cmd/haagent builds it, on a simulated host.
-func gossipConfig(o options, name, profile string) gossip.Config {
+// gossipConfig is a member's gossip configuration in a group of n
+// members; with the auto profile n is the expected group size the agent
+// would have counted at start (0: unknown).
+func gossipConfig(o options, name, profile string, n int) gossip.Config {
 	c := gossip.DefaultConfig()
+	if profile == gossip.ProfileAuto {
+		c.ExpectedMembers = n
+	}
 	c.NodeName = name
 	c.Zone = "sim"
 	c.AgentVersion = "sim"
@@ -153,7 +161,7 @@ func (c *cluster) start(i int) (*member, error) {
 	if i > 0 {
 		deps.Seeds = c.dir
 	}
-	if m.g, err = gossip.New(gossipConfig(c.o, m.name, c.profile), deps); err != nil {
+	if m.g, err = gossip.New(gossipConfig(c.o, m.name, c.profile, c.n), deps); err != nil {
 		return nil, err
 	}
 	m.mg = &meteredGossip{Membership: m.g}

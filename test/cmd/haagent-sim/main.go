@@ -187,7 +187,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if p == "" {
 			continue
 		}
-		if _, ok := gossip.LookupProfile(p); !ok {
+		if _, ok := gossip.LookupProfile(p); !ok && p != gossip.ProfileAuto {
 			return o, fmt.Errorf("-profiles: unknown profile %q, want some of %s", p, profileNames)
 		}
 		o.profiles = append(o.profiles, p)
@@ -252,7 +252,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-probe-interval, -probe-timeout, -gossip-interval, -suspicion-mult and -indirect-checks must not be negative")
 	}
 	for _, p := range o.profiles {
-		if err := gossipConfig(o, "sim-0000", p).Validate(); err != nil {
+		if err := gossipConfig(o, "sim-0000", p, 0).Validate(); err != nil {
 			return o, fmt.Errorf("profile %s with the timing overrides: %w", p, err)
 		}
 	}

@@ -258,7 +258,7 @@ func (r *runResult) quietRates() quietRates {
 }
 
 func newRunResult(o options, spec runSpec, p gossip.Profile) runResult {
-	cfg := gossipConfig(o, "sim", spec.profile)
+	cfg := gossipConfig(o, "sim", spec.profile, spec.n)
 	lo, hi := suspicionTimeouts(p, spec.n)
 	return runResult{
 		N: spec.n, Profile: spec.profile, Loss: spec.loss, DelayS: o.delay.Seconds(),
@@ -276,7 +276,7 @@ func newRunResult(o options, spec runSpec, p gossip.Profile) runResult {
 }
 
 func skipped(o options, spec runSpec, why string) runResult {
-	r := newRunResult(o, spec, gossipConfig(o, "sim", spec.profile).Effective())
+	r := newRunResult(o, spec, gossipConfig(o, "sim", spec.profile, spec.n).Effective())
 	r.Stopped = why
 	return r
 }

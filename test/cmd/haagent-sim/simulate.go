@@ -70,7 +70,7 @@ func crashTimeout(o options, p gossip.Profile, n int) time.Duration {
 // the network and the decision core there, and returns when the run is
 // done or stop is set, after every member stopped.
 func simulate(o options, spec runSpec, p *progress, stop *stopSignal) runResult {
-	timing := gossipConfig(o, "sim", spec.profile).Effective()
+	timing := gossipConfig(o, "sim", spec.profile, spec.n).Effective()
 	r := newRunResult(o, spec, timing)
 	r.RSSAtStartBytes, _ = rssBytes()
 	r.LoadAtStart = loadAverage()
