@@ -50,7 +50,7 @@ CYCLONEDX_VERSION := v1.10.0
 CYCLONEDX := $(TOOLS)/cyclonedx-gomod-$(CYCLONEDX_VERSION)
 RELEASE_DIR = _output/release/v$(VERSION)
 
-.PHONY: soak chaos apicost all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean \
+.PHONY: soak chaos apicost sim all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean \
 	manifests manifests-check helm-lint rules-check vulncheck \
 	binaries image release
 
@@ -263,6 +263,12 @@ demo: build
 
 bench:
 	hack/bench.sh
+
+## sim: the scale simulation's large sizes (1000 and 2000 members, loss,
+## stalls) in virtual time; writes docs/SIMULATION.md. About 2 hours and 16
+## GB of memory; make bench runs the sizes up to 500.
+sim:
+	hack/sim.sh
 
 ## apicost: what each agent costs the kube-apiserver (watches, requests by verb
 ## and resource, bytes, agent and apiserver memory and CPU; idle and across a
