@@ -136,7 +136,7 @@ if ! $api_cost_only; then
 		rm -rf "$sim_dir"
 		mkdir -p "$sim_dir" "$docs_dir/bench"
 		printf -v cal_cmd '%q' "$root/_output/bin/haagent-sim"
-		for a in "${sim_cal_flags[@]}" -json "$sim_docs/simulation-n20.json" -svg "$sim_dir/n20"; do
+		for a in "${sim_cal_flags[@]}" -json "$sim_docs/simulation-n20.json" -svg _output/bench/sim/n20; do
 			printf -v cal_cmd '%s %q' "$cal_cmd" "$a"
 		done
 		printf -v sim_cmd '%q' "$root/_output/bin/haagent-sim"

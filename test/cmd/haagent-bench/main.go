@@ -335,7 +335,7 @@ func (b *bench) run(ctx context.Context) error {
 		StockGap: o.stockGap.String(), StockConcurrent: o.stockConcurrent,
 		FailoverInterval: o.failoverInterval.String(), FenceBound: o.fenceBound.String(), Stabilization: stabilization.String(),
 		GossipProfile: gossip.ProfileAuto, Chaos: o.chaos.String(), ChaosSettle: chaosSettle.String(), CostWindow: o.cost.String(), Seed: o.seed,
-		APICostSizes: o.apiCostSizes, APICostOnly: o.apiCostOnly, StatefulEvery: o.statefulEvery, Beside: o.beside,
+		APICostSizes: o.apiCostSizes, APICostOnly: o.apiCostOnly, StatefulEvery: o.statefulEvery,
 		Percentiles: "nearest rank: the q-quantile is the smallest sample with at least a fraction q of the samples at or below it (with fewer than 100 samples, p99 is the maximum)",
 	}
 	if o.apiCost > 0 {
@@ -351,6 +351,7 @@ func (b *bench) run(ctx context.Context) error {
 	if b.root, err = cluster.RepoRoot(); err != nil {
 		return err
 	}
+	b.res.Settings.Beside = relativeTo(b.root, o.beside)
 	if b.opts.docs == "" {
 		b.opts.docs = filepath.Join(b.root, "docs")
 	}
@@ -645,4 +646,14 @@ func rewriteReport(o options, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s, %s and %s\n", filepath.Join(docs, "BENCHMARKS.md"), filepath.Join(docs, "benchmarks.json"), filepath.Join(docs, "bench"))
 	return nil
+}
+
+// relativeTo writes the paths inside root of a command line relative to
+// it: the results name no directory of the machine they were measured on.
+func relativeTo(root, command string) string {
+	if root == "" || command == "" {
+		return command
+	}
+	command = strings.ReplaceAll(command, root+"/", "")
+	return strings.ReplaceAll(command, root, ".")
 }

@@ -347,3 +347,11 @@ func TestParseMachine(t *testing.T) {
 		t.Errorf("MemTotal = %d MiB, want 24576", got)
 	}
 }
+
+func TestRelativeTo(t *testing.T) {
+	got := relativeTo("/src/haagent", "cd /src/haagent && /src/haagent/_output/bin/sim -json docs/x.json >/src/haagent/_output/t.txt")
+	want := "cd . && _output/bin/sim -json docs/x.json >_output/t.txt"
+	if got != want {
+		t.Errorf("relativeTo = %q, want %q", got, want)
+	}
+}
