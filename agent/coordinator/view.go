@@ -10,14 +10,14 @@ import (
 // when an alive member has been not ready) the coordinator adds itself.
 // Tests that run the decision core on a gossip view convert with this too.
 func FailoverMember(m gossip.Member) failover.Member {
-	return failover.Member{Name: m.Name, State: failoverState(m.State), Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch}
+	return failover.Member{Name: m.Name, State: FailoverState(m.State), Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch}
 }
 
-// failoverState converts gossip's state of a member. A state gossip might
+// FailoverState converts gossip's state of a member. A state gossip might
 // add later maps to failover's zero State, which counts the member towards
 // the quorum but never lets it vote or be failed over: the safe side,
 // until the new state is given its meaning here.
-func failoverState(s gossip.State) failover.State {
+func FailoverState(s gossip.State) failover.State {
 	switch s {
 	case gossip.StateAlive:
 		return failover.StateAlive

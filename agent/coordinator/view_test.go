@@ -25,19 +25,19 @@ func TestFailoverState(t *testing.T) {
 			t.Errorf("gossip state %s has no failover state in this test", s)
 			continue
 		}
-		if got := failoverState(s); got != w {
-			t.Errorf("failoverState(%s) = %s, want %s", s, got, w)
+		if got := FailoverState(s); got != w {
+			t.Errorf("FailoverState(%s) = %s, want %s", s, got, w)
 		}
-		if got := failoverState(s).String(); got != s.String() {
-			t.Errorf("failoverState(%s) is named %q", s, got)
+		if got := FailoverState(s).String(); got != s.String() {
+			t.Errorf("FailoverState(%s) is named %q", s, got)
 		}
 	}
 	if n != len(want) {
 		t.Errorf("gossip names %d states, want %d", n, len(want))
 	}
 	for _, s := range []gossip.State{-1, 4, 99} {
-		if got := failoverState(s); got != 0 {
-			t.Errorf("failoverState(%s) = %s, want the zero State", s, got)
+		if got := FailoverState(s); got != 0 {
+			t.Errorf("FailoverState(%s) = %s, want the zero State", s, got)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	hacoord "github.com/haagent/haagent/agent/coordinator"
 	"github.com/haagent/haagent/agent/failover"
 	"github.com/haagent/haagent/agent/gossip"
 )
@@ -90,7 +91,7 @@ func (c *coordinator) round() {
 	}
 	pending := false
 	for _, m := range view {
-		members = append(members, failover.Member{Name: m.Name, State: decisionState(m.State), Zone: m.Meta.Zone, Epoch: m.Meta.StartEpoch})
+		members = append(members, hacoord.FailoverMember(m))
 		if (m.State == gossip.StateDead || m.State == gossip.StateSuspect) && !active[m.Name] {
 			pending = true
 		}
@@ -135,23 +136,6 @@ func (c *coordinator) round() {
 		c.wrong = append(c.wrong, wrongAction{Target: dec.Target, Action: dec.Action.String(), Tally: dec.Tally.String(),
 			Reason: dec.Reason, AtS: now.Sub(c.rec.start).Seconds(), Phase: c.phase})
 	}
-}
-
-// decisionState is what coordinator.FailoverMember converts a gossip state
-// to. The simulator keeps its own copy of that switch rather than link the
-// coordinator, and the Kubernetes client with it, for four cases.
-func decisionState(s gossip.State) failover.State {
-	switch s {
-	case gossip.StateAlive:
-		return failover.StateAlive
-	case gossip.StateSuspect:
-		return failover.StateSuspect
-	case gossip.StateDead:
-		return failover.StateDead
-	case gossip.StateLeft:
-		return failover.StateLeft
-	}
-	return 0
 }
 
 // startedAt is when the failover of target started, if it did.
