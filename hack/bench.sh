@@ -129,7 +129,7 @@ sim_flags=(-n 100,500 -profiles auto,default -crashes 20 -quiet 60s -loss-sweep 
 	-budget "$sim_budget" -max-rss-mib 6144)
 extra=()
 if ! $api_cost_only; then
-	extra=(-api-cost=0 -api-cost-sizes=)
+	extra=(--api-cost=0 --api-cost-sizes=)
 	if [[ $sim_budget != 0 ]]; then
 		log "building the scale simulation (test/cmd/haagent-sim), budget $sim_budget"
 		(cd "$root/test" && go build -o "$root/_output/bin/haagent-sim" ./cmd/haagent-sim)
@@ -146,7 +146,7 @@ if ! $api_cost_only; then
 		# The exit status is the worst of the two (3: wrong actions).
 		printf -v sim_cmd 'cd %q && { %s >%q; a=$?; %s >%q; b=$?; echo $((a > b ? a : b)) >%q; }' \
 			"$root" "$cal_cmd" "$sim_dir/n20.txt" "$sim_cmd" "$sim_dir/tables.txt" "$sim_dir/rc"
-		extra+=(-beside "$sim_cmd")
+		extra+=(--beside "$sim_cmd")
 	else
 		log "scale simulation skipped (HAAGENT_BENCH_SIM_BUDGET=0)"
 	fi

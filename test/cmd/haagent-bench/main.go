@@ -298,13 +298,16 @@ func commandLine(args []string) string {
 	prog := "haagent-bench"
 	if os.Getenv("HAAGENT_BENCH_SCRIPT") != "" {
 		prog = "hack/bench.sh"
-		// bench.sh adds these two; they name paths of the machine.
+		// bench.sh adds these, in their double-dash spelling: the first
+		// two and the side command name paths of the machine, and every
+		// one of them is what hack/bench.sh does by itself.
 		var kept []string
 		for i := 0; i < len(args); i++ {
 			switch a := args[i]; {
-			case a == "--control-plane-bin" || a == "--haagent":
+			case a == "--control-plane-bin" || a == "--haagent" || a == "--beside":
 				i++
-			case strings.HasPrefix(a, "--control-plane-bin=") || strings.HasPrefix(a, "--haagent="):
+			case strings.HasPrefix(a, "--control-plane-bin=") || strings.HasPrefix(a, "--haagent="),
+				a == "--api-cost=0", a == "--api-cost-sizes=":
 			default:
 				kept = append(kept, a)
 			}

@@ -93,7 +93,7 @@ func TestRun_helpAndUsageErrors(t *testing.T) {
 
 func TestCommandLine(t *testing.T) {
 	t.Setenv("HAAGENT_BENCH_SCRIPT", "1")
-	got := commandLine([]string{"--control-plane-bin", "/x/bin", "--haagent=/x/haagent", "-sizes", "7"})
+	got := commandLine([]string{"--control-plane-bin", "/x/bin", "--haagent=/x/haagent", "--api-cost=0", "--api-cost-sizes=", "--beside", "cd /x && sim", "-sizes", "7"})
 	if got != "hack/bench.sh -sizes 7" {
 		t.Errorf("commandLine = %q, want the script and the user's flags only", got)
 	}
