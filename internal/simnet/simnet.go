@@ -14,6 +14,10 @@
 // on the bubble's clock.
 package simnet
 
+// This file is over 500 lines: the Network and its Transport share one
+// delivery path (loss, the latency heap, stalls) under one lock order,
+// easier to check in one place.
+
 import (
 	"container/heap"
 	"errors"

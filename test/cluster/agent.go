@@ -1,5 +1,9 @@
 package cluster
 
+// This file is over 500 lines: one agent process, from its flags to its
+// teardown, and every look the tests take at it (metrics, members, logs):
+// the whole surface of Agent.
+
 import (
 	"bytes"
 	"context"

@@ -1,5 +1,9 @@
 package cluster
 
+// This file is over 500 lines: one reader of the apiserver's audit log, from
+// its line format to the per-agent tables; split, each half would export its
+// internals to the other.
+
 import (
 	"bufio"
 	"cmp"

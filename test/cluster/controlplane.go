@@ -1,5 +1,9 @@
 package cluster
 
+// This file is over 500 lines: etcd, kube-apiserver, kube-controller-manager
+// and kube-scheduler start, wait and stop as one sequence with shared
+// certificates and ports.
+
 import (
 	"context"
 	"crypto/tls"

@@ -1,5 +1,8 @@
 package cluster
 
+// This file is over 500 lines: the fake kubelet's node status, Lease, pod
+// lifecycle and container journal all work on the state of one Kubelet.
+
 import (
 	"context"
 	"crypto/rand"

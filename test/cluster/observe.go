@@ -1,5 +1,8 @@
 package cluster
 
+// This file is over 500 lines: the watches a failover's timeline is read
+// from (Nodes, pods, EndpointSlices, records) feed one timeline type.
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,9 @@
 package cluster
 
+// This file is over 500 lines: the Prometheus harness: its configuration,
+// the rules with scaled durations, the process and the query helpers the
+// tests use.
+
 import (
 	"context"
 	"encoding/json"

@@ -1,5 +1,8 @@
 package main
 
+// This file is over 500 lines: the API-cost measurement, its model to large
+// clusters and its report are one feature (make apicost).
+
 // The API-cost measurement: what each agent costs the kube-apiserver, in an
 // idle window and across a failover, at each size; then each figure
 // modelled to large clusters from how it grows.

@@ -54,6 +54,9 @@
 // when every part ran and every required phase of every crash was measured.
 package main
 
+// This file is over 500 lines: flags, the run, the clusters and the results
+// plumbing; the schedule is in schedule.go, the report in report.go.
+
 import (
 	"context"
 	"encoding/json"

@@ -1,5 +1,9 @@
 package main
 
+// This file is over 500 lines: the Markdown report and the terminal tables
+// share their row builders, and the file reads top to bottom as
+// BENCHMARKS.md does.
+
 import (
 	"encoding/json"
 	"fmt"

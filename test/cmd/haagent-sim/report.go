@@ -1,5 +1,9 @@
 package main
 
+// This file is over 500 lines: the simulator's tables, JSON and summaries
+// are one output format, kept together so that a column and its JSON field
+// change together.
+
 import (
 	"encoding/json"
 	"fmt"
