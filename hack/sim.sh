@@ -41,13 +41,17 @@ for r in "${runs[@]}"; do
 		continue
 	fi
 	echo "sim: $name: haagent-sim $flags" >&2
+	run_rc=0
 	# shellcheck disable=SC2086 # flags are words
 	(cd "$root" && "$root/_output/bin/haagent-sim" $flags -json "docs/simulation/$name.json" \
-		-svg "docs/simulation/$name") >"$root/_output/sim/$name.txt" || rc=$?
+		-svg "docs/simulation/$name") >"$root/_output/sim/$name.txt" || run_rc=$?
+	if ((run_rc > rc)); then
+		rc=$run_rc
+	fi
 	{
 		echo "## $name"
 		echo
-		echo "\`haagent-sim $flags\` (commit $(git -C "$root" rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), exit status $rc)"
+		echo "\`haagent-sim $flags\` (commit $(git -C "$root" rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), exit status $run_rc; 3 means wrong actions)"
 		echo
 		echo '```'
 		cat "$root/_output/sim/$name.txt"
