@@ -82,6 +82,16 @@ type AgentConfig struct {
 	// node's agent a group of its own, so that a firewall rule can rewrite the
 	// source address of its connections to the node's (see Firewall.SourceNAT).
 	GID uint32
+	// NetNS, when set, is the file of a network namespace
+	// (NetNode.NetNSPath) the agent runs in, sharing the node's network
+	// stack as a hostNetwork pod does. The process is forked from a thread
+	// inside it, so Pdeathsig works as for other agents. No GID is needed:
+	// the agent's connections have the node's address as their source.
+	NetNS string
+	// Dial, when set, dials the agent's HTTP API for the harness (Members,
+	// Metrics, WaitReady), for an agent that the test process cannot reach
+	// from its own namespace: Network.DialContext.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Env holds KEY=value entries added to the test process's environment
 	// for the agent (a later entry of the same key wins). See Agent.SetEnv
 	// to change it between runs.
@@ -154,6 +164,9 @@ func (c AgentConfig) Validate() error {
 	}
 	if c.Dir == "" {
 		return fmt.Errorf("cluster: agent %s: Dir is empty", c.NodeName)
+	}
+	if c.NetNS != "" && c.GID != 0 {
+		return fmt.Errorf("cluster: agent %s: GID (%d) must be 0 with NetNS: an agent in a namespace needs no source NAT", c.NodeName, c.GID)
 	}
 	for _, a := range c.ExtraArgs {
 		if !strings.HasPrefix(a, "-") {
@@ -233,14 +246,20 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if err := os.WriteFile(filepath.Join(cfg.Dir, "config.yaml"), data, 0o644); err != nil {
 		return nil, err
 	}
+	var s *spawner
+	if cfg.NetNS == "" {
+		s = newSpawner()
+	} else if s, err = newSpawnerInNetns(cfg.NetNS); err != nil {
+		return nil, fmt.Errorf("cluster: agent %s: %w", cfg.NodeName, err)
+	}
 	return &Agent{
 		cfg:     cfg,
 		env:     slices.Clone(cfg.Env),
-		sp:      newSpawner(),
+		sp:      s,
 		logPath: filepath.Join(cfg.Dir, "agent.log"),
 		// Short: a peer that is partitioned or stopped must not hold a
 		// poll for long, and a healthy agent answers in milliseconds.
-		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, DialContext: cfg.Dial}},
 	}, nil
 }
 

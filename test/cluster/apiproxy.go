@@ -58,10 +58,18 @@ func startAPIProxy(listenAddr, target string) (*apiProxy, error) {
 		ln.Close()
 		return nil, err
 	}
-	p := &apiProxy{ln: ln, target: target, node: ap.Addr().Unmap(), conns: map[net.Conn]bool{}}
+	return startAPIProxyOn(ln, ap.Addr().Unmap(), target), nil
+}
+
+// startAPIProxyOn serves ln, which may belong to another network namespace
+// than the test process's (a Network's hub), and counts connections from
+// node as the agent's. Upstream connections are dialled from the test
+// process's namespace, where the apiserver listens.
+func startAPIProxyOn(ln net.Listener, node netip.Addr, target string) *apiProxy {
+	p := &apiProxy{ln: ln, target: target, node: node, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.serve()
-	return p, nil
+	return p
 }
 
 func (p *apiProxy) serve() {
