@@ -22,6 +22,11 @@
 # and again on exit, whatever the outcome. Rules of a test process still
 # alive (another run going on at the same time) are left alone.
 #
+# Tests that give each node a network namespace of its own name the
+# namespaces haagent-e2e-<pid>-<run id>-<node> (the bridge's being
+# ...-hub). Those of a test process that is gone are removed the same way,
+# after killing any process still inside them.
+#
 # Environment:
 #   HAAGENT_CACHE_DIR      where the binaries are cached (default ~/.cache/haagent)
 #   HAAGENT_E2E_TIMEOUT    go test -timeout (default 30m)
@@ -77,9 +82,47 @@ remove_leftover_rules() {
 	fi
 }
 
+# remove_leftover_netns deletes every network namespace named
+# haagent-e2e-<pid>-... with no process <pid> any more, killing first what
+# still runs in it (a namespace lives on while a process is inside).
+remove_leftover_netns() {
+	{ set +x; } 2>/dev/null
+	if [[ $EUID -ne 0 ]] || ! command -v ip >/dev/null; then
+		return 0
+	fi
+	local name pid removed=0
+	local -a pids
+	while read -r name _; do
+		case "$name" in
+		haagent-e2e-*) ;;
+		*) continue ;;
+		esac
+		pid=${name#haagent-e2e-}
+		pid=${pid%%-*}
+		if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+			continue
+		fi
+		mapfile -t pids < <(ip netns pids "$name" 2>/dev/null)
+		if ((${#pids[@]} > 0)); then
+			kill -KILL "${pids[@]}" 2>/dev/null || true
+		fi
+		if ip netns delete "$name"; then
+			removed=$((removed + 1))
+		fi
+	done < <(ip netns list 2>/dev/null)
+	if ((removed > 0)); then
+		log "removed $removed leftover network namespace(s) of ended test runs (haagent-e2e-*)"
+	fi
+}
+
+remove_leftovers() {
+	remove_leftover_rules
+	remove_leftover_netns
+}
+
 ensure_iptables || log "iptables is missing and this is not root: the tests with network faults will be skipped"
-remove_leftover_rules
-trap remove_leftover_rules EXIT
+remove_leftovers
+trap remove_leftovers EXIT
 # Exit through the EXIT trap on an interrupt too.
 trap 'exit 130' INT
 trap 'exit 143' TERM
