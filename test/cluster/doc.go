@@ -31,14 +31,29 @@
 // Network faults are iptables rules on the host's loopback (a Firewall):
 // isolation, partitions between sets of node addresses, random packet loss,
 // a blocked port. Dropped packets vanish, so peers see timeouts as with a
-// real dead host. Network namespaces would give each node a network stack
-// of its own, but the control plane listens on 127.0.0.1 and the fake
-// kubelets live inside the test process; on one loopback both stay simple.
+// real dead host. The fake kubelets live inside the test process, so a
+// Node stays on the loopback, where they and the control plane are simple.
 // The price is that a process dialling another node gets 127.0.0.1 as its
 // source address, so each agent runs with a group of its own and a source
 // NAT rule gives its connections its node's address; see Firewall. Every
 // rule carries a comment naming the test process and run, so that
 // hack/e2e.sh can remove rules a killed run left behind.
+//
+// A Network gives nodes network stacks of their own, for processes that
+// bind every address as a real node's do: a hub namespace holding a bridge,
+// and per node a namespace (an `ip netns` name, so `ip netns exec` runs a
+// process there) linked to the bridge by a veth, with an address from the
+// network's prefix and a default route through the hub. Nothing is added
+// to the host's namespace. The test process reaches the nodes from sockets
+// it creates in the hub (Network.DialContext, an Agent's Dial); each node's
+// API proxy listens in the hub on a port of the node's and dials the
+// apiserver on the host's loopback. An agent with AgentConfig.NetNS is
+// forked from a thread inside the node's namespace and checks the kubelet
+// on the node's own 127.0.0.1, as a hostNetwork pod does. Faults
+// (NetFault) are DROP rules in the node namespaces' own iptables, with the
+// run's comment (isolation, partitions, packet loss, a blocked API), or
+// the node's link set down; closing the Network deletes the namespaces and
+// all of it with them, and hack/e2e.sh deletes those a killed run left.
 //
 // A Prometheus (hack/build-prometheus.sh) scrapes the agents' /metrics from
 // a targets file, evaluates alert rules (ScaleRuleDurations shortens their
