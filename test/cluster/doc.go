@@ -50,7 +50,7 @@
 // apiserver on the host's loopback. An agent with AgentConfig.NetNS is
 // forked from a thread inside the node's namespace and checks the kubelet
 // on the node's own 127.0.0.1, as a hostNetwork pod does. Faults
-// (NetFault) are DROP rules in the node namespaces' own iptables, with the
+// (Fault) are DROP rules in the node namespaces' own iptables, with the
 // run's comment (isolation, partitions, packet loss, a blocked API), or
 // the node's link set down; closing the Network deletes the namespaces and
 // all of it with them, and hack/e2e.sh deletes those a killed run left.

@@ -55,15 +55,33 @@ type rule struct {
 	spec         []string
 }
 
-// Fault is a group of rules added together and removed together.
+// Fault is one network fault, on either ground: a group of rules added
+// together and removed together (of a Firewall, or in the namespaces of a
+// Network), or a link set down. Remove undoes it.
 type Fault struct {
-	fw    *Firewall
-	name  string
-	rules []rule
+	name   string
+	remove func() error
 
 	mu      sync.Mutex
 	removed bool
 }
+
+// Faults are the network faults a test causes between nodes, named by the
+// nodes' addresses, whichever ground the nodes run on: the host's loopback
+// (Firewall) or network namespaces of their own (Network).
+type Faults interface {
+	// Isolate drops every packet to and from each address.
+	Isolate(ips ...netip.Addr) (*Fault, error)
+	// Partition drops every packet between each address of a and each of b.
+	Partition(a, b []netip.Addr) (*Fault, error)
+	// Loss drops each packet to or from ip with probability p.
+	Loss(ip netip.Addr, p float64) (*Fault, error)
+}
+
+var (
+	_ Faults = (*Firewall)(nil)
+	_ Faults = (*Network)(nil)
+)
 
 // NewFirewall checks that iptables is usable (it needs root) and returns a
 // firewall whose rules carry the comment RulePrefix-<pid>-runID.
@@ -180,7 +198,16 @@ func (fw *Firewall) add(name string, rules []rule) (*Fault, error) {
 	if fw.closed {
 		return nil, errors.New("cluster: firewall is closed")
 	}
-	f := &Fault{fw: fw, name: name, rules: rules}
+	f := &Fault{name: name}
+	f.remove = func() error {
+		fw.mu.Lock()
+		defer fw.mu.Unlock()
+		if err := fw.restore("-D", rules); err != nil {
+			return err
+		}
+		delete(fw.faults, f)
+		return nil
+	}
 	if err := fw.restore("-I", rules); err != nil {
 		return nil, fmt.Errorf("cluster: %s: %w", name, err)
 	}
@@ -230,20 +257,17 @@ func insertComment(line []string, comment string) []string {
 	return append(line, "-m", "comment", "--comment", comment)
 }
 
-// Remove deletes the fault's rules; a second call does nothing.
+// Remove undoes the fault; a second call does nothing.
 func (f *Fault) Remove() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.removed {
 		return nil
 	}
-	f.fw.mu.Lock()
-	defer f.fw.mu.Unlock()
-	if err := f.fw.restore("-D", f.rules); err != nil {
+	if err := f.remove(); err != nil {
 		return fmt.Errorf("cluster: remove %s: %w", f.name, err)
 	}
 	f.removed = true
-	delete(f.fw.faults, f)
 	return nil
 }
 

@@ -5,68 +5,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
-// NetFault is a fault of a Network: rules in node namespaces' iptables, or
-// a link set down. Remove undoes it.
-//
-// The rules are in the nodes' own namespaces, each with the network's
-// comment, and go with the namespaces when the Network closes. A DROP on
-// INPUT loses a packet silently, as a cut cable does; a DROP on OUTPUT does
-// too for TCP (the segment is retransmitted), but a UDP send it drops fails
-// with EPERM in the sending process.
-type NetFault struct {
-	name   string
-	remove func() error
+// The faults of a Network are DROP rules in the namespaces' own iptables,
+// each with the network's comment, gone with the namespaces when the
+// Network closes, or a link set down. Every rule is on INPUT, at the
+// receiver: a packet dropped there is lost silently, as on a cut cable,
+// while a DROP on OUTPUT would fail the sender's send with EPERM (a TCP
+// connect and a UDP send alike), which no real cut does.
 
-	mu      sync.Mutex
-	removed bool
-}
-
-// Remove undoes the fault; a second call does nothing.
-func (f *NetFault) Remove() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.removed {
-		return nil
-	}
-	if err := f.remove(); err != nil {
-		return fmt.Errorf("cluster: remove %s: %w", f.name, err)
-	}
-	f.removed = true
-	return nil
-}
-
-// String names the fault.
-func (f *NetFault) String() string { return f.name }
-
-// nsRules are rules for one node's namespace.
+// nsRules are rules for one namespace: a node's or the hub's.
 type nsRules struct {
-	node  *NetNode
+	ns    string // ip netns name
+	label string // the node's name, or "hub", for errors
 	rules []rule
 }
 
-// addRules inserts each node's rules at the head of its chains, one
+// addRules inserts each namespace's rules at the head of its chains, one
 // iptables-restore transaction per namespace; if one fails, those already
 // added are removed again.
-func (n *Network) addRules(name string, sets []nsRules) (*NetFault, error) {
+func (n *Network) addRules(name string, sets []nsRules) (*Fault, error) {
 	for i, s := range sets {
-		if err := s.node.restore("-I", s.rules); err != nil {
+		if err := n.restore(s, "-I"); err != nil {
 			for _, done := range sets[:i] {
-				_ = done.node.restore("-D", done.rules)
+				_ = n.restore(done, "-D")
 			}
 			return nil, fmt.Errorf("cluster: %s: %w", name, err)
 		}
 	}
-	return &NetFault{name: name, remove: func() error {
+	return &Fault{name: name, remove: func() error {
 		var errs []error
 		for _, s := range sets {
-			if err := s.node.restore("-D", s.rules); err != nil {
+			if err := n.restore(s, "-D"); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -74,22 +50,23 @@ func (n *Network) addRules(name string, sets []nsRules) (*NetFault, error) {
 	}}, nil
 }
 
-// restore applies op (-I or -D) to the filter rules in the node's
-// namespace in one transaction.
-func (nn *NetNode) restore(op string, rules []rule) error {
+// restore applies op (-I or -D) to the filter rules of s in its namespace
+// in one transaction.
+func (n *Network) restore(s nsRules, op string) error {
+	rules := s.rules
 	var in bytes.Buffer
 	fmt.Fprintln(&in, "*filter")
 	for _, r := range rules {
-		line := insertComment(append([]string{op, r.chain}, r.spec...), nn.net.comment)
+		line := insertComment(append([]string{op, r.chain}, r.spec...), n.comment)
 		fmt.Fprintln(&in, strings.Join(line, " "))
 	}
 	fmt.Fprintln(&in, "COMMIT")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nn.ns, "iptables-restore", "--noflush", "--wait")
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", s.ns, "iptables-restore", "--noflush", "--wait")
 	cmd.Stdin = &in
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("node %s: iptables-restore: %w: %s\ninput:\n%s", nn.name, err, bytes.TrimSpace(out), in.String())
+		return fmt.Errorf("%s: iptables-restore: %w: %s\ninput:\n%s", s.label, err, bytes.TrimSpace(out), in.String())
 	}
 	return nil
 }
@@ -110,37 +87,73 @@ func filterRule(chain string, spec ...string) rule {
 	return rule{table: "filter", chain: chain, spec: append(spec, "-j", "DROP")}
 }
 
-// Isolate drops every packet on the node's eth0, both ways; its loopback
-// and its processes go on. Peers see timeouts, as with a cut cable.
-func (nn *NetNode) Isolate() (*NetFault, error) {
-	return nn.net.addRules("isolate "+nn.name, []nsRules{{nn, []rule{
-		filterRule("INPUT", "-i", nodeLink),
-		filterRule("OUTPUT", "-o", nodeLink),
-	}}})
+// receive is the rule set of a namespace that drops what arrives from the
+// given senders (with extra matches, such as a probability).
+func receive(ns, label string, from []netip.Addr, match ...string) nsRules {
+	s := nsRules{ns: ns, label: label}
+	for _, ip := range from {
+		s.rules = append(s.rules, filterRule("INPUT", append([]string{"-s", hostAddr(ip)}, match...)...))
+	}
+	return s
 }
 
-// Partition drops every packet between each node of a and each node of b,
-// both ways, each at its receiver's INPUT, so that no sender gets an error.
-// Traffic within a side, with the hub and so with the control plane, flows.
-func (n *Network) Partition(a, b []*NetNode) (*NetFault, error) {
+// cut is the rules that drop every packet to the nodes (at their own eth0)
+// and every packet from them (at each other node and at the hub, where
+// their API proxies listen), each with the extra matches.
+func (n *Network) cut(victims []*NetNode, match ...string) []nsRules {
+	var sets []nsRules
+	from := make([]netip.Addr, len(victims))
+	for i, v := range victims {
+		from[i] = v.ip
+		sets = append(sets, nsRules{ns: v.ns, label: v.name, rules: []rule{
+			filterRule("INPUT", append([]string{"-i", nodeLink}, match...)...),
+		}})
+	}
+	for _, o := range n.Nodes() {
+		if !slices.Contains(victims, o) {
+			sets = append(sets, receive(o.ns, o.name, from, match...))
+		}
+	}
+	return append(sets, receive(n.hub, "hub", from, match...))
+}
+
+// Isolate drops every packet to and from the node: its peers and the hub
+// (its API proxy) hear nothing from it, it hears nothing on eth0; its
+// loopback and its processes go on. Peers see timeouts, as with a cut
+// cable.
+func (nn *NetNode) Isolate() (*Fault, error) {
+	return nn.net.addRules("isolate "+nn.name, nn.net.cut([]*NetNode{nn}))
+}
+
+// Isolate isolates the nodes of these addresses (NetNode.Isolate).
+func (n *Network) Isolate(ips ...netip.Addr) (*Fault, error) {
+	nodes, err := n.byAddr(ips)
+	if err != nil {
+		return nil, err
+	}
+	return n.addRules("isolate "+netNodeList(nodes), n.cut(nodes))
+}
+
+// PartitionNodes drops every packet between each node of a and each node
+// of b, both ways, each at its receiver's INPUT. Traffic within a side,
+// with the hub and so with the control plane, flows.
+func (n *Network) PartitionNodes(a, b []*NetNode) (*Fault, error) {
 	if len(a) == 0 || len(b) == 0 {
 		return nil, errors.New("cluster: partition: both sides need a node")
 	}
-	var sets []nsRules
-	side := func(from, to []*NetNode) {
-		for _, x := range from {
-			s := nsRules{node: x}
-			for _, y := range to {
-				s.rules = append(s.rules, filterRule("INPUT", "-i", nodeLink, "-s", hostAddr(y.ip)))
-			}
-			sets = append(sets, s)
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return nil, fmt.Errorf("cluster: partition: %s is on both sides", x.name)
 		}
 	}
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return nil, fmt.Errorf("cluster: partition: %s is on both sides", x.name)
-			}
+	var sets []nsRules
+	side := func(from, to []*NetNode) {
+		ips := make([]netip.Addr, len(to))
+		for i, y := range to {
+			ips[i] = y.ip
+		}
+		for _, x := range from {
+			sets = append(sets, receive(x.ns, x.name, ips))
 		}
 	}
 	side(a, b)
@@ -148,38 +161,79 @@ func (n *Network) Partition(a, b []*NetNode) (*NetFault, error) {
 	return n.addRules("partition "+netNodeList(a)+" | "+netNodeList(b), sets)
 }
 
-// Loss drops each packet into or out of the node's eth0 with probability
-// p (0 < p ≤ 1), independently.
-func (nn *NetNode) Loss(p float64) (*NetFault, error) {
+// Partition partitions the nodes of these addresses (PartitionNodes).
+func (n *Network) Partition(a, b []netip.Addr) (*Fault, error) {
+	na, err := n.byAddr(a)
+	if err != nil {
+		return nil, err
+	}
+	nb, err := n.byAddr(b)
+	if err != nil {
+		return nil, err
+	}
+	return n.PartitionNodes(na, nb)
+}
+
+// Loss drops each packet to or from the node with probability p
+// (0 < p ≤ 1), independently, each at its receiver.
+func (nn *NetNode) Loss(p float64) (*Fault, error) {
 	if !(p > 0 && p <= 1) {
 		return nil, fmt.Errorf("cluster: loss probability (%v) must be in (0, 1]", p)
 	}
 	prob := strconv.FormatFloat(p, 'f', -1, 64)
 	stat := []string{"-m", "statistic", "--mode", "random", "--probability", prob}
-	return nn.net.addRules(fmt.Sprintf("loss %s p=%s", nn.name, prob), []nsRules{{nn, []rule{
-		filterRule("INPUT", append([]string{"-i", nodeLink}, stat...)...),
-		filterRule("OUTPUT", append([]string{"-o", nodeLink}, stat...)...),
-	}}})
+	return nn.net.addRules(fmt.Sprintf("loss %s p=%s", nn.name, prob), nn.net.cut([]*NetNode{nn}, stat...))
+}
+
+// Loss adds packet loss to the node of ip (NetNode.Loss).
+func (n *Network) Loss(ip netip.Addr, p float64) (*Fault, error) {
+	nodes, err := n.byAddr([]netip.Addr{ip})
+	if err != nil {
+		return nil, err
+	}
+	return nodes[0].Loss(p)
 }
 
 // BlockAPI cuts the node off from its API proxy, and so from the control
-// plane, while its peers still reach it.
-func (nn *NetNode) BlockAPI() (*NetFault, error) {
+// plane, while its peers still reach it: the hub drops its connections'
+// packets to the proxy port, the node the proxy's answers.
+func (nn *NetNode) BlockAPI() (*Fault, error) {
 	hub, port := hostAddr(nn.net.hubIP), strconv.Itoa(nn.proxyPort)
-	return nn.net.addRules("block API of "+nn.name, []nsRules{{nn, []rule{
-		filterRule("OUTPUT", "-o", nodeLink, "-p", "tcp", "-d", hub, "--dport", port),
-		filterRule("INPUT", "-i", nodeLink, "-p", "tcp", "-s", hub, "--sport", port),
-	}}})
+	return nn.net.addRules("block API of "+nn.name, []nsRules{
+		{ns: nn.net.hub, label: "hub", rules: []rule{
+			filterRule("INPUT", "-p", "tcp", "-s", hostAddr(nn.ip), "--dport", port),
+		}},
+		{ns: nn.ns, label: nn.name, rules: []rule{
+			filterRule("INPUT", "-i", nodeLink, "-p", "tcp", "-s", hub, "--sport", port),
+		}},
+	})
+}
+
+// byAddr is the nodes of these addresses.
+func (n *Network) byAddr(ips []netip.Addr) ([]*NetNode, error) {
+	if len(ips) == 0 {
+		return nil, errors.New("cluster: network: no node address given")
+	}
+	nodes := n.Nodes()
+	out := make([]*NetNode, 0, len(ips))
+	for _, ip := range ips {
+		i := slices.IndexFunc(nodes, func(nn *NetNode) bool { return nn.ip == ip })
+		if i < 0 {
+			return nil, fmt.Errorf("cluster: network: no node has address %s", ip)
+		}
+		out = append(out, nodes[i])
+	}
+	return out, nil
 }
 
 // LinkDown sets the hub's end of the node's veth down: the node's eth0
 // loses its carrier, as when the machine loses power, while its address
 // and routes stay for when it comes back. Remove sets it up again.
-func (nn *NetNode) LinkDown() (*NetFault, error) {
+func (nn *NetNode) LinkDown() (*Fault, error) {
 	if err := nn.setLink("down"); err != nil {
 		return nil, err
 	}
-	return &NetFault{name: "link down " + nn.name, remove: func() error { return nn.setLink("up") }}, nil
+	return &Fault{name: "link down " + nn.name, remove: func() error { return nn.setLink("up") }}, nil
 }
 
 func (nn *NetNode) setLink(state string) error {

@@ -160,7 +160,7 @@ func TestNetns(t *testing.T) {
 	waitAgentMembers(t, agents, 30*time.Second, "node-3 alive again after isolation", allAlive)
 
 	// Partition node-1 | node-2, node-3.
-	f, err = network.Partition(nodes[:1], nodes[1:])
+	f, err = network.PartitionNodes(nodes[:1], nodes[1:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,10 +174,11 @@ func TestNetns(t *testing.T) {
 	}
 	waitAgentMembers(t, agents, 30*time.Second, "all alive after the partition", allAlive)
 
-	// Loss: the rule is in node-2's own iptables, with the run's comment,
-	// and in no other namespace's.
+	// Loss: each receiver drops at random, with the run's comment: node-2
+	// what arrives on its eth0, every other namespace what node-2 sends.
 	// 0.5, which iptables stores exactly (it prints 0.3 as 0.29999999981).
-	f, err = nodes[1].Loss(0.5)
+	// By address, as the tests of either ground name nodes (Faults).
+	f, err = network.Loss(nodes[1].IP(), 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,17 +196,22 @@ func TestNetns(t *testing.T) {
 		}
 		return rules
 	}
-	if got := lossRules(nodes[1]); len(got) != 2 {
-		t.Errorf("node-2's iptables has %d loss rules, want 2 (in and out): %q", len(got), got)
+	if got := lossRules(nodes[1]); len(got) != 1 || !strings.Contains(got[0], "-i eth0") {
+		t.Errorf("node-2's iptables has loss rules %q, want one on what arrives at eth0", got)
 	}
-	if got := lossRules(nodes[0]); len(got) != 0 {
-		t.Errorf("node-1's iptables has loss rules of node-2's: %q", got)
+	for _, i := range []int{0, 2} {
+		from := "-s " + nodes[1].IP().String() + "/32"
+		if got := lossRules(nodes[i]); len(got) != 1 || !strings.Contains(got[0], from) {
+			t.Errorf("%s's iptables has loss rules %q, want one on what node-2 sends (%s)", nodes[i].Name(), got, from)
+		}
 	}
 	if err := f.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if got := lossRules(nodes[1]); len(got) != 0 {
-		t.Errorf("loss rules left after Remove: %q", got)
+	for _, nn := range nodes {
+		if got := lossRules(nn); len(got) != 0 {
+			t.Errorf("loss rules left in %s after Remove: %q", nn.Name(), got)
+		}
 	}
 
 	// A blocked API fails node-2's apiserver check and no one else's; its
