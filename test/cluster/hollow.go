@@ -29,10 +29,6 @@ import (
 // directory hack/build-control-plane.sh builds.
 const KubemarkBinary = "kubemark"
 
-// kubeletHealthzPort is where every kubelet serves /healthz, on 127.0.0.1 of
-// its network namespace; kubemark offers no flag to move it.
-const kubeletHealthzPort = 10248
-
 // HollowKubeletConfig describes one `kubemark --morph=kubelet` process: the
 // real kubelet code (node status and Lease, pod workers, graceful
 // termination, its server on the kubelet port) over a fake container
@@ -62,14 +58,17 @@ type HollowKubeletConfig struct {
 	// Netns is the network namespace (a name of `ip netns`) the kubelet
 	// runs in: it binds 0.0.0.0 and reports the address of the default
 	// interface as the node's, so each node needs a stack of its own. Empty
-	// runs it in the test process's namespace, where only one hollow
-	// kubelet gets its healthz port (127.0.0.1:10248).
+	// runs it in the test process's namespace, where each hollow kubelet
+	// needs a KubeletPort of its own.
 	Netns string
 	// NodeLabels are added to the Node (--node-labels). The kubelet refuses
 	// labels under kubernetes.io and k8s.io outside its own allowed set.
 	NodeLabels map[string]string
-	// KubeletPort is the kubelet's HTTPS port (--kubelet-port), on every
-	// address of the namespace. The read-only port is off.
+	// KubeletPort is the kubelet's port (--kubelet-port), on every address
+	// of the namespace. kubemark serves it in plain HTTP (it gives the
+	// kubelet no TLS options), /healthz included. The read-only port is
+	// off, and there is no healthz port 10248: the real kubelet starts that
+	// one outside the code kubemark runs.
 	KubeletPort int
 	// FenceFile, an absolute path, is the node's power switch for haagent's
 	// fence command (like FakeKubeletConfig.FenceFile): the harness looks
@@ -114,8 +113,8 @@ func (c HollowKubeletConfig) Validate() error {
 	if c.RESTConfig.ExecProvider != nil || c.RESTConfig.AuthProvider != nil {
 		return fmt.Errorf("cluster: hollow kubelet %s: RESTConfig must carry its credentials itself (certificate, token or basic auth), not an exec or auth provider", c.NodeName)
 	}
-	if c.KubeletPort < 1 || c.KubeletPort > 65535 || c.KubeletPort == kubeletHealthzPort {
-		return fmt.Errorf("cluster: hollow kubelet %s: KubeletPort (%d) must be between 1 and 65535 and not %d, the healthz port", c.NodeName, c.KubeletPort, kubeletHealthzPort)
+	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
+		return fmt.Errorf("cluster: hollow kubelet %s: KubeletPort (%d) must be between 1 and 65535", c.NodeName, c.KubeletPort)
 	}
 	// `ip netns` keeps namespaces as files under /run/netns.
 	if c.Netns != "" && (c.Netns == "." || c.Netns == ".." || strings.ContainsAny(c.Netns, "/\x00") || len(c.Netns) > 255) {

@@ -51,11 +51,9 @@ func TestHollowKubeletConfig_Validate(t *testing.T) {
 			c.RESTConfig = &rest.Config{Host: "https://x", ExecProvider: &clientcmdapi.ExecConfig{Command: "get-token"}}
 		}, "cluster: hollow kubelet hollow-1: RESTConfig must carry its credentials itself (certificate, token or basic auth), not an exec or auth provider"},
 		{"port 0", func(c *HollowKubeletConfig) { c.KubeletPort = 0 },
-			"cluster: hollow kubelet hollow-1: KubeletPort (0) must be between 1 and 65535 and not 10248, the healthz port"},
+			"cluster: hollow kubelet hollow-1: KubeletPort (0) must be between 1 and 65535"},
 		{"port too high", func(c *HollowKubeletConfig) { c.KubeletPort = 65536 },
-			"cluster: hollow kubelet hollow-1: KubeletPort (65536) must be between 1 and 65535 and not 10248, the healthz port"},
-		{"healthz port", func(c *HollowKubeletConfig) { c.KubeletPort = 10248 },
-			"cluster: hollow kubelet hollow-1: KubeletPort (10248) must be between 1 and 65535 and not 10248, the healthz port"},
+			"cluster: hollow kubelet hollow-1: KubeletPort (65536) must be between 1 and 65535"},
 		{"netns with slash", func(c *HollowKubeletConfig) { c.Netns = "a/b" },
 			`cluster: hollow kubelet hollow-1: Netns ("a/b") must be a file name of ` + "`ip netns`" + ` (no '/', not . or .., at most 255 bytes)`},
 		{"netns dot dot", func(c *HollowKubeletConfig) { c.Netns = ".." },
