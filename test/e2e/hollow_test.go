@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -115,6 +117,14 @@ func TestHollowKubelet(t *testing.T) {
 		t.Errorf("Node label kubernetes.io/hostname = %q, want %s", got, name)
 	}
 
+	// What haagent's kubelet check can look at: the kubelet port, which
+	// serves /healthz (kubemark has no healthz port 10248).
+	if status, err := kubeletHealthz(k.Config().KubeletPort); err != nil {
+		t.Error(err)
+	} else {
+		t.Logf("kubelet port: GET /healthz: %s", status)
+	}
+
 	// The Lease is the heartbeat the node lifecycle controller watches.
 	renew0 := leaseRenewTime(t, cp, name)
 	d := eventually(t, hollowLeaseRenewInterval+5*time.Second, "the node Lease renewed", func(ctx context.Context) (bool, error) {
@@ -160,6 +170,9 @@ func TestHollowKubelet(t *testing.T) {
 	}
 	if _, err := k.Containers(ctx); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("Containers() after Kill: error %v, want one saying the kubelet is not running", err)
+	}
+	if status, err := kubeletHealthz(k.Config().KubeletPort); err == nil {
+		t.Errorf("the kubelet port still answers after Kill: %s", status)
 	}
 	// A renewal the kubelet sent just before it died may still land.
 	time.Sleep(500 * time.Millisecond)
@@ -220,6 +233,25 @@ func TestHollowKubelet(t *testing.T) {
 	if _, err := k.Containers(ctx); err == nil {
 		t.Error("Containers() after the fence: no error, want one saying the kubelet is not running")
 	}
+}
+
+// kubeletHealthz does GET http://127.0.0.1:port/healthz and returns the
+// status; anything but 200 "ok" is an error. kubemark's kubelet server has
+// no TLS (it runs the kubelet without TLS options), so this is the plain
+// HTTP check haagent's kubelet check can make of a hollow node.
+func kubeletHealthz(port int) (string, error) {
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Get("http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/healthz")
+	if err != nil {
+		return "", fmt.Errorf("kubelet port: %w", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	status := fmt.Sprintf("%s %q", resp.Status, strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
+		return status, fmt.Errorf("kubelet port: GET /healthz: %s, want 200 ok", status)
+	}
+	return status, nil
 }
 
 // leaseRenewTime reads the node Lease's renew time.
