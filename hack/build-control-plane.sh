@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries used by the end-to-end tests (etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) from the
-# versions pinned in test/go.mod.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) and
+# kubemark, the hollow kubelet (the real kubelet with a fake container
+# runtime), from the versions pinned in test/go.mod.
 #
 # The binaries go to a cache outside the repository, keyed by the Kubernetes,
 # etcd and Go versions, so that a version bump builds a fresh set and an
@@ -15,6 +16,8 @@
 #
 # A cold build takes a long while on a small machine (kube-apiserver alone is
 # several minutes on two cores); later runs find the binaries and return at once.
+# kubemark comes last: a cache built before it was added keeps its other
+# binaries and builds only kubemark.
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -92,6 +95,7 @@ targets=(
 	"kube-controller-manager|k8s.io/kubernetes/cmd/kube-controller-manager|${k8s_ldflags}"
 	"kube-apiserver|k8s.io/kubernetes/cmd/kube-apiserver|${k8s_ldflags}"
 	"kubectl|k8s.io/kubernetes/cmd/kubectl|${k8s_ldflags}"
+	"kubemark|k8s.io/kubernetes/cmd/kubemark|${k8s_ldflags}"
 )
 
 log "kubernetes ${k8s_version}, etcd ${etcd_version}, ${go_version}"
