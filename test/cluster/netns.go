@@ -401,11 +401,26 @@ func (nn *NetNode) ServiceAccountKubeconfig(ctx context.Context, cp *ControlPlan
 }
 
 // NamespaceAgentChecks are DefaultAgentChecks for an agent in a node
-// namespace: the kubelet's healthz on the node's own 127.0.0.1, as a
-// hostNetwork DaemonSet pod checks it, then the API server's /readyz.
+// namespace, beside a hollow kubelet: the kubelet's /healthz on the node's
+// own 127.0.0.1, as a hostNetwork DaemonSet pod checks it, then the API
+// server's /readyz. kubemark serves no healthz port (10248, which the real
+// kubelet opens outside the code kubemark runs), so the check asks the
+// kubelet port, where it answers /healthz too.
 func NamespaceAgentChecks() []probe.Check {
-	return DefaultAgentChecks(netip.MustParseAddr("127.0.0.1"))
+	checks := DefaultAgentChecks(netip.MustParseAddr("127.0.0.1"))
+	for i := range checks {
+		if h := checks[i].HTTPGet; h != nil {
+			hc := *h
+			hc.Port = hollowKubeletPort
+			checks[i].HTTPGet = &hc
+		}
+	}
+	return checks
 }
+
+// hollowKubeletPort is the kubelet port of a hollow node (the real
+// default).
+const hollowKubeletPort = 10250
 
 // doInNetns runs fn on a locked thread moved into the network namespace at
 // path, then moves the thread back. Should that fail, the thread is never

@@ -39,6 +39,17 @@ type NodeConfig struct {
 	// AgentServiceAccount is namespace/name of the ServiceAccount the agent
 	// runs as; default haagent/haagent, installed by ApplyDeploy.
 	AgentServiceAccount [2]string
+	// Hollow, when set, puts the node on the hollow ground: its kubelet is
+	// the real kubelet code (a kubemark HollowKubelet of Hollow.Binary) in
+	// the network namespace Net, beside its agent, with its API proxy in
+	// Net's hub. The node fills in Hollow's NodeName, Dir, RESTConfig,
+	// APIClient, Netns and, from Kubelet, FenceFile and Logger; of Kubelet
+	// only NodeName, Journal, FenceFile and Logger count, and the node's
+	// address is Net's. Faults between such nodes are Net's Network's.
+	Hollow *HollowKubeletConfig
+	// Net is the hollow node's namespace; required with Hollow, unused
+	// without.
+	Net *NetNode
 }
 
 // Node is a simulated node: its fake kubelet, its agent, and its API proxy,
@@ -59,6 +70,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	kubelet *FakeKubelet
+	hollow  *hollowGround // the hollow ground's kubelet; nil on the fake ground
 	agent   *Agent
 	down    *Fault // the crash's isolation, until Return
 	stopped bool
@@ -69,6 +81,9 @@ type Node struct {
 // fw may be nil when no network fault will be used; the agent's traffic then
 // keeps 127.0.0.1 as its source. On error, the caller still calls Stop.
 func StartNode(ctx context.Context, cp *ControlPlane, fw *Firewall, cfg NodeConfig) (*Node, error) {
+	if cfg.Hollow != nil {
+		return startHollowNode(ctx, cp, cfg)
+	}
 	if err := cfg.Kubelet.Validate(); err != nil {
 		return nil, err
 	}
@@ -108,15 +123,6 @@ func StartNode(ctx context.Context, cp *ControlPlane, fw *Firewall, cfg NodeConf
 		return n, nil
 	}
 	ac := *cfg.Agent
-	ac.NodeName = n.Name()
-	ac.IP = n.IP()
-	ac.Dir = n.dir
-	if ac.Kubeconfig == "" {
-		ns, name := cfg.AgentServiceAccount[0], cfg.AgentServiceAccount[1]
-		if ac.Kubeconfig, err = n.serviceAccountKubeconfig(ctx, ns, name); err != nil {
-			return n, err
-		}
-	}
 	if fw != nil {
 		// A group per node and run, drawn at random so that runs going on at
 		// the same time do not share one; group IDs need not exist.
@@ -125,21 +131,39 @@ func StartNode(ctx context.Context, cp *ControlPlane, fw *Firewall, cfg NodeConf
 			return n, err
 		}
 	}
+	return n, n.startAgent(ctx, ac)
+}
+
+// startAgent fills in the node's part of ac and starts the agent.
+func (n *Node) startAgent(ctx context.Context, ac AgentConfig) error {
+	ac.NodeName = n.Name()
+	ac.IP = n.IP()
+	ac.Dir = n.dir
+	if ac.Kubeconfig == "" {
+		ns, name := n.cfg.AgentServiceAccount[0], n.cfg.AgentServiceAccount[1]
+		var err error
+		if ac.Kubeconfig, err = n.serviceAccountKubeconfig(ctx, ns, name); err != nil {
+			return err
+		}
+	}
 	agent, err := NewAgent(ac)
 	if err != nil {
-		return n, err
+		return err
 	}
 	n.mu.Lock()
 	n.agent = agent
 	n.mu.Unlock()
 	if err := agent.Start(); err != nil {
-		return n, err
+		return err
 	}
 	n.log.Info("agent started", zap.Int("pid", agent.PID()), zap.String("url", agent.URL()))
-	return n, nil
+	return nil
 }
 
 func (n *Node) startKubelet(ctx context.Context) error {
+	if n.hollow != nil {
+		return n.hollow.boot(ctx)
+	}
 	k, err := NewFakeKubelet(n.cfg.Kubelet, n.rest)
 	if err != nil {
 		return err
@@ -200,20 +224,35 @@ func tokenJTI(token string) string {
 // be told apart; "" when the harness did not mint the token.
 func (n *Node) AgentCredentialID() string { return n.credID }
 
-// APITraffic is what went through the node's API proxy so far.
-func (n *Node) APITraffic() APITraffic { return n.proxy.traffic() }
+// APITraffic is what went through the node's API proxy so far. On the
+// hollow ground the kubelet's traffic counts as the agent's: both have the
+// node's address.
+func (n *Node) APITraffic() APITraffic {
+	if n.hollow != nil {
+		return n.cfg.Net.APITraffic()
+	}
+	return n.proxy.traffic()
+}
 
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Kubelet.NodeName }
 
 // IP is the node's address.
-func (n *Node) IP() netip.Addr { return n.cfg.Kubelet.Address.IP }
+func (n *Node) IP() netip.Addr {
+	if n.cfg.Net != nil && n.cfg.Hollow != nil {
+		return n.cfg.Net.IP()
+	}
+	return n.cfg.Kubelet.Address.IP
+}
 
 // Dir holds the agent's config, kubeconfig and log.
 func (n *Node) Dir() string { return n.dir }
 
 // APIServerURL is the apiserver as this node reaches it, through its proxy.
 func (n *Node) APIServerURL() string {
+	if n.hollow != nil {
+		return n.cfg.Net.APIServerURL()
+	}
 	return "https://" + net.JoinHostPort(n.IP().String(), strconv.Itoa(APIProxyPort))
 }
 
@@ -221,7 +260,8 @@ func (n *Node) APIServerURL() string {
 // proxy, and so shares the node's network faults.
 func (n *Node) RESTConfig() *rest.Config { return rest.CopyConfig(n.rest) }
 
-// Kubelet is the node's current fake kubelet (a new one after Return).
+// Kubelet is the node's current fake kubelet (a new one after Return); nil
+// on the hollow ground (see HollowKubelet).
 func (n *Node) Kubelet() *FakeKubelet {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -240,6 +280,9 @@ func (n *Node) Agent() *Agent {
 // stops at once. Nothing is cleaned up in the API. It returns the instant of
 // the crash, taken just before the first of these steps.
 func (n *Node) Crash() (time.Time, error) {
+	if n.hollow != nil {
+		return n.crashHollow()
+	}
 	if n.fw == nil {
 		return time.Time{}, fmt.Errorf("cluster: node %s: Crash needs a firewall", n.Name())
 	}
@@ -274,7 +317,13 @@ func (n *Node) Return(ctx context.Context) error {
 			return err
 		}
 	}
-	k.Stop() // in case it was not crashed
+	if n.hollow != nil {
+		if err := n.hollow.kill("crashed"); err != nil { // in case it was not crashed
+			return err
+		}
+	} else {
+		k.Stop() // in case it was not crashed
+	}
 	if err := n.startKubelet(ctx); err != nil {
 		return err
 	}
@@ -311,15 +360,45 @@ func (n *Node) needAgent() *Agent {
 }
 
 // StopKubelet closes the kubelet's ports (10250 and healthz) while the node,
-// its Lease and its agent go on: the kubelet process is down.
-func (n *Node) StopKubelet() { n.Kubelet().StopListener() }
+// its Lease and its agent go on: the kubelet process is down. On the
+// hollow ground the kubelet process is killed, so its Lease stops too, as
+// a real kubelet's would.
+func (n *Node) StopKubelet() {
+	if n.hollow != nil {
+		if err := n.hollow.kill("crashed"); err != nil {
+			n.log.Error("stop kubelet", zap.Error(err))
+		}
+		return
+	}
+	n.Kubelet().StopListener()
+}
 
-// StartKubelet opens the kubelet's ports again.
-func (n *Node) StartKubelet() error { return n.Kubelet().StartListener() }
+// StartKubelet opens the kubelet's ports again (on the hollow ground: boots
+// a new kubelet process, and waits until its Node is Ready).
+func (n *Node) StartKubelet() error {
+	if n.hollow != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		return n.hollow.boot(ctx)
+	}
+	return n.Kubelet().StartListener()
+}
+
+// Fenced returns when the node's fence switch (FenceFile) powered its
+// kubelet off in this boot, on either ground, and false if it has not.
+func (n *Node) Fenced() (time.Time, bool) {
+	if n.hollow != nil {
+		return n.hollow.k.Fenced()
+	}
+	return n.Kubelet().Fenced()
+}
 
 // IsolateFromAPI cuts the node (kubelet and agent) off from the control
 // plane while its peers still reach it.
 func (n *Node) IsolateFromAPI() (*Fault, error) {
+	if n.hollow != nil {
+		return n.cfg.Net.BlockAPI()
+	}
 	if n.fw == nil {
 		return nil, fmt.Errorf("cluster: node %s: IsolateFromAPI needs a firewall", n.Name())
 	}
@@ -343,6 +422,9 @@ func (n *Node) Stop() error {
 	}
 	if k != nil {
 		k.Stop()
+	}
+	if n.hollow != nil {
+		errs = append(errs, n.hollow.stop())
 	}
 	if n.proxy != nil {
 		n.proxy.close()

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,14 +113,52 @@ type clusterOptions struct {
 	fence bool
 	// auditLog turns on the apiserver's audit log (cluster.ControlPlaneConfig.AuditLog).
 	auditLog bool
+	// ground is where the nodes run: fakeGround (the default) or
+	// hollowGround.
+	ground ground
+}
+
+// ground is where a test's nodes run.
+//
+//   - fakeGround: a FakeKubelet each, in the test process, on the host's
+//     loopback (an address of 127/8 each), faults as iptables rules on the
+//     host. Light and fast: many nodes, tuned timings (a Lease every 2 s).
+//   - hollowGround: the real kubelet code (kubemark, fake container runtime)
+//     in a network namespace of its own each, linked to a bridge, with the
+//     agent beside it; faults in the namespaces. Its container runtime's
+//     state is the evidence of where a pod ran. About 90 MB per node, a
+//     Lease every 10 s (so stock timings only), 10 s to register.
+type ground int
+
+const (
+	fakeGround ground = iota
+	hollowGround
+)
+
+func (g ground) String() string {
+	if g == hollowGround {
+		return "hollow"
+	}
+	return "fake"
+}
+
+// grounds runs f as a subtest on each ground.
+func grounds(t *testing.T, f func(t *testing.T, g ground)) {
+	for _, g := range []ground{fakeGround, hollowGround} {
+		t.Run(g.String(), func(t *testing.T) { f(t, g) })
+	}
 }
 
 // testCluster is a control plane with deploy/ installed, a firewall, and
 // nodes each running a fake kubelet and a real haagent. Every kubelet
 // records its pods' containers in journal.
 type testCluster struct {
-	cp      *cluster.ControlPlane
+	cp *cluster.ControlPlane
+	// fw is the host's firewall (the fake ground's faults), net the
+	// namespaces of the hollow ground; faults is whichever the nodes use.
 	fw      *cluster.Firewall
+	net     *cluster.Network
+	faults  cluster.Faults
 	nodes   []*cluster.Node
 	journal *cluster.Journal
 }
@@ -140,7 +180,19 @@ func startCluster(t *testing.T, opts clusterOptions) *testCluster {
 	if err := cp.ApplyDeploy(ctx, deployDir(t)); err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{cp: cp, fw: newFirewall(t, cp), journal: cluster.NewJournal()}
+	tc := &testCluster{cp: cp, journal: cluster.NewJournal()}
+	var kubemark string
+	if opts.ground == hollowGround {
+		if opts.timings == tuned {
+			t.Fatal("test bug: the hollow ground runs real kubelets, which renew their Lease every 10 s: too slow for the tuned 8 s grace period")
+		}
+		kubemark = kubemarkBinary(t)
+		tc.net = newNetwork(t, cp)
+		tc.faults = tc.net
+	} else {
+		tc.fw = newFirewall(t, cp)
+		tc.faults = tc.fw
+	}
 	touch := ""
 	if opts.fence {
 		var err error
@@ -155,6 +207,7 @@ func startCluster(t *testing.T, opts clusterOptions) *testCluster {
 	addrs := cluster.NewNodeAddresses()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
 	var seed string
+	var configs []cluster.NodeConfig
 	for i := range opts.nodes {
 		addr, err := addrs.Next()
 		if err != nil {
@@ -180,21 +233,57 @@ func startCluster(t *testing.T, opts clusterOptions) *testCluster {
 		if opts.agent != nil {
 			opts.agent(i, &ac)
 		}
-		n, err := cluster.StartNode(ctx, cp, tc.fw, cluster.NodeConfig{Kubelet: kc, Agent: &ac})
-		if n != nil {
-			t.Cleanup(func() {
-				if a := n.Agent(); a != nil && t.Failed() {
-					t.Logf("----- haagent %s (%s), last 60 lines -----\n%s", n.Name(), a.LogPath(), a.LogTail(60))
-				}
-				if err := n.Stop(); err != nil {
-					t.Errorf("stop node %s: %v", n.Name(), err)
-				}
-			})
-			tc.nodes = append(tc.nodes, n)
+		nc := cluster.NodeConfig{Kubelet: kc, Agent: &ac}
+		if opts.ground == hollowGround {
+			if nc.Net, err = tc.net.AddNode(kc.NodeName); err != nil {
+				t.Fatal(err)
+			}
+			nc.Hollow = &cluster.HollowKubeletConfig{Binary: kubemark}
+			if i == 0 {
+				seed = net.JoinHostPort(nc.Net.IP().String(), strconv.Itoa(cluster.AgentGossipPort))
+				ac.Join = []string{seed}
+			}
 		}
-		if err != nil {
-			t.Fatal(err)
+		configs = append(configs, nc)
+	}
+	// A hollow kubelet takes some 10 s to register (its first Lease write
+	// waits for the Node), so those nodes start all at once; fake ones in
+	// turn, as they always have.
+	started := make([]*cluster.Node, len(configs))
+	errs := make([]error, len(configs))
+	var wg sync.WaitGroup
+	for i, nc := range configs {
+		start := func() { started[i], errs[i] = cluster.StartNode(ctx, cp, tc.fw, nc) }
+		if opts.ground != hollowGround {
+			start()
+			if errs[i] != nil {
+				break
+			}
+			continue
 		}
+		wg.Add(1)
+		go func() { defer wg.Done(); start() }()
+	}
+	wg.Wait()
+	for _, n := range started {
+		if n == nil {
+			continue
+		}
+		t.Cleanup(func() {
+			if a := n.Agent(); a != nil && t.Failed() {
+				t.Logf("----- haagent %s (%s), last 60 lines -----\n%s", n.Name(), a.LogPath(), a.LogTail(60))
+			}
+			if k := n.HollowKubelet(); k != nil && t.Failed() {
+				t.Logf("----- kubemark %s (%s), last 30 lines -----\n%s", n.Name(), k.LogPath(), k.LogTail(30))
+			}
+			if err := n.Stop(); err != nil {
+				t.Errorf("stop node %s: %v", n.Name(), err)
+			}
+		})
+		tc.nodes = append(tc.nodes, n)
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	for _, n := range tc.nodes {
 		if err := n.Agent().WaitReady(ctx); err != nil {
@@ -202,6 +291,41 @@ func startCluster(t *testing.T, opts clusterOptions) *testCluster {
 		}
 	}
 	return tc
+}
+
+// kubemarkBinary is the hollow kubelet, built beside the control plane.
+func kubemarkBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(os.Getenv(binDirEnv), cluster.KubemarkBinary)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("no kubemark in %s=%s (%v): hack/e2e.sh builds it with hack/build-control-plane.sh", binDirEnv, os.Getenv(binDirEnv), err)
+	}
+	return bin
+}
+
+// newNetwork creates the namespaces' hub of a hollow-ground cluster, with
+// an API proxy per node to cp's apiserver, closed when the test ends.
+func newNetwork(t *testing.T, cp *cluster.ControlPlane) *cluster.Network {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root: run hack/e2e.sh as root")
+	}
+	u, err := url.Parse(cp.APIServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.DefaultNetworkConfig(strings.TrimPrefix(filepath.Base(cp.Dir()), cluster.RulePrefix+"-"))
+	cfg.APIServer = u.Host
+	network, err := cluster.NewNetwork(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := network.Close(); err != nil {
+			t.Errorf("close network: %v", err)
+		}
+	})
+	return network
 }
 
 // names of the nodes.

@@ -85,7 +85,7 @@ func TestAlerts_eachProblemRaisesOneAlert(t *testing.T) {
 		name: "node-5 is cut off from its peers and the API server, and keeps running",
 		start: func(t *testing.T) {
 			others := ips(append(slices.Clone(tc.nodes[:4]), tc.nodes[5:]...))
-			part, err := tc.fw.Partition([]netip.Addr{node(5).IP()}, others)
+			part, err := tc.faults.Partition([]netip.Addr{node(5).IP()}, others)
 			must(t, err)
 			cut = append(cut, part)
 			api, err := node(5).IsolateFromAPI()

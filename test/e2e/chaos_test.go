@@ -394,7 +394,7 @@ func (r *chaosRun) inject(f *chaosFault) {
 		victim := r.pick(1, true)
 		d := r.drawDuration(5*time.Second, 30*time.Second)
 		r.begin(f, victim, fmt.Sprintf("(cut off for at least %s, until fenced and failed over)", d))
-		fault, err := r.tc.fw.Isolate(victim[0].IP())
+		fault, err := r.tc.faults.Isolate(victim[0].IP())
 		r.must(err)
 		r.awaitFailover(f, victim, d, true)
 		// Powered off by its fence: the agent dies with the node; then the
@@ -412,7 +412,7 @@ func (r *chaosRun) inject(f *chaosFault) {
 		minor, major := nodes[:k], nodes[k:]
 		d := r.drawDuration(5*time.Second, 30*time.Second)
 		r.begin(f, minor, fmt.Sprintf("(cut from the other %d for %s)", len(major), d))
-		fault, err := r.tc.fw.Partition(ips(major), ips(minor))
+		fault, err := r.tc.faults.Partition(ips(major), ips(minor))
 		r.must(err)
 		time.Sleep(d)
 		r.must(fault.Remove())
@@ -424,7 +424,7 @@ func (r *chaosRun) inject(f *chaosFault) {
 		half := r.res.size / 2
 		d := r.drawDuration(5*time.Second, 30*time.Second)
 		r.begin(f, nodes[:half], fmt.Sprintf("(cut %d|%d for %s)", half, half, d))
-		fault, err := r.tc.fw.Partition(ips(nodes[:half]), ips(nodes[half:]))
+		fault, err := r.tc.faults.Partition(ips(nodes[:half]), ips(nodes[half:]))
 		r.must(err)
 		time.Sleep(d)
 		r.must(fault.Remove())
@@ -528,7 +528,7 @@ func (r *chaosRun) pickAgent() []*cluster.Node {
 func (r *chaosRun) loss(nodes []*cluster.Node, p float64) []*cluster.Fault {
 	var out []*cluster.Fault
 	for _, n := range nodes {
-		fl, err := r.tc.fw.Loss(n.IP(), p)
+		fl, err := r.tc.faults.Loss(n.IP(), p)
 		r.must(err)
 		out = append(out, fl)
 	}
@@ -665,7 +665,7 @@ func (r *chaosRun) awaitFailover(f *chaosFault, victims []*cluster.Node, d time.
 		}
 		for _, v := range victims {
 			if _, ok := fenced[v.Name()]; fence && !ok {
-				if at, ok := v.Kubelet().Fenced(); ok {
+				if at, ok := v.Fenced(); ok {
 					fenced[v.Name()] = at
 				}
 			}

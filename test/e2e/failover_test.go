@@ -227,150 +227,162 @@ func failoverCluster(t *testing.T, n int) (*testCluster, *cluster.Timeline) {
 // Lease and fail the node over: cordon, taints, pods out of the endpoints,
 // the web pod evicted and replaced; the StatefulSet pod only after the
 // fence bound, so that two copies never run. When the node returns it is
-// handed back, and its record is complete.
+// handed back, and its record is complete. On both grounds.
 func TestFailover_crashOfCoordinatorNode(t *testing.T) {
-	tc := startCluster(t, clusterOptions{nodes: 7, agent: failoverAgents})
-	names := nodeNames(tc.nodes)
-	client := tc.cp.Client()
-	ctx := context.Background()
-	waitMembers(t, tc.nodes, time.Minute, "every agent sees 7 alive and ready members", allAliveAndReady(names))
+	grounds(t, func(t *testing.T, g ground) {
+		tc := startCluster(t, clusterOptions{nodes: 7, agent: failoverAgents, ground: g})
+		names := nodeNames(tc.nodes)
+		client := tc.cp.Client()
+		ctx := context.Background()
+		waitMembers(t, tc.nodes, time.Minute, "every agent sees 7 alive and ready members", allAliveAndReady(names))
 
-	var holder string
-	eventually(t, time.Minute, "a coordinator", func(ctx context.Context) (bool, error) {
-		var err error
-		holder, err = coordinator(ctx, client)
-		return holder != "", err
-	})
-	var victim *cluster.Node
-	var others []string
-	for _, n := range tc.nodes {
-		if n.Name() == holder {
-			victim = n
-		} else {
-			others = append(others, n.Name())
-		}
-	}
-	if victim == nil {
-		t.Fatalf("coordinator %q is not one of the nodes", holder)
-	}
-	t.Logf("coordinator is %s: crashing its node", holder)
-
-	startWorkload(t, client, 7)
-	if on := startDB(t, client, victim.Name()); on != victim.Name() {
-		t.Fatalf("db-0 runs on %s, want %s", on, victim.Name())
-	}
-
-	tl, _ := crashWatched(t, ctx, tc, victim)
-	defer tl.Stop()
-
-	waitCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	for _, owner := range []string{"Deployment/default/web", "StatefulSet/default/db"} {
-		if _, err := tl.WaitFor(waitCtx, cluster.EventOwnerRecovered, owner); err != nil {
-			t.Fatalf("%s not recovered: %v\n%s", owner, err, tl.Table())
-		}
-	}
-	t.Logf("timeline of the crash of the coordinator's node %s:\n%s", victim.Name(), tl.Table())
-
-	for _, kind := range []cluster.EventKind{cluster.EventCordoned, cluster.EventPodNotReady, cluster.EventEndpointRemoved, cluster.EventPodDeleting} {
-		if _, ok := tl.First(kind, victim.Name()); !ok {
-			t.Errorf("timeline has no %s on %s", kind, victim.Name())
-		}
-	}
-	var tainted bool
-	for _, e := range tl.All(cluster.EventTainted, victim.Name()) {
-		tainted = tainted || strings.HasPrefix(e.Detail, "haagent.io/dead")
-	}
-	if !tainted {
-		t.Errorf("%s never got the haagent.io/dead taint", victim.Name())
-	}
-	noActionOn(t, tl, others, 0)
-
-	if now, err := coordinator(ctx, client); err != nil || now == victim.Name() {
-		t.Errorf("coordinator after the crash = %q (%v), want another node", now, err)
-	}
-	var rec record.NodeFailover
-	eventually(t, time.Minute, "the failover record of "+victim.Name()+" past Recovered", func(ctx context.Context) (bool, error) {
-		r, ok := recordOf(failoverRecords(ctx, t, tc.cp), victim.Name())
-		rec = r
-		return ok && r.Status.WorkloadsRecovered != nil, nil
-	})
-	// With the failover under way, the coordinator's notice stops the
-	// survivors' repeats of their dead votes.
-	eventually(t, time.Minute, "every survivor skips repeats of its dead vote about "+victim.Name(), func(ctx context.Context) (bool, error) {
+		var holder string
+		eventually(t, time.Minute, "a coordinator", func(ctx context.Context) (bool, error) {
+			var err error
+			holder, err = coordinator(ctx, client)
+			return holder != "", err
+		})
+		var victim *cluster.Node
+		var others []string
 		for _, n := range tc.nodes {
-			if n == victim {
-				continue
-			}
-			m, err := n.Agent().Metrics(ctx)
-			if err != nil {
-				return false, err
-			}
-			if v, _ := m.Value("haagent_agreement_votes_suppressed_total"); v == 0 {
-				return false, nil
+			if n.Name() == holder {
+				victim = n
+			} else {
+				others = append(others, n.Name())
 			}
 		}
-		return true, nil
-	})
-	st := rec.Status
-	if len(st.Votes) < 4 {
-		t.Errorf("record has %d votes, want at least a quorum of 4 of 7", len(st.Votes))
-	}
-	for name, ts := range map[string]*metav1.MicroTime{"lastHeard": st.LastHeard, "confirmed": st.Confirmed, "cordoned": st.Cordoned,
-		"tainted": st.Tainted, "podsNotReady": st.PodsNotReady, "evictionsAccepted": st.EvictionsAccepted, "fenced": st.Fenced} {
-		if ts == nil {
-			t.Errorf("record has no %s timestamp: %+v", name, st)
+		if victim == nil {
+			t.Fatalf("coordinator %q is not one of the nodes", holder)
 		}
-	}
-	// Never two copies: the old db-0 went only after the fence bound, and
-	// the new one was ready only after that.
-	if st.Confirmed != nil && st.Fenced != nil {
-		if wait := st.Fenced.Sub(st.Confirmed.Time); wait < fenceBound {
-			t.Errorf("out-of-service %s after confirmation, before the fence bound %s", wait, fenceBound)
-		}
-		if e, ok := tl.First(cluster.EventPodDeleting, "default/db-0"); !ok || e.At.Before(st.Confirmed.Add(fenceBound)) {
-			t.Errorf("db-0 deleted at %+v, before the fence bound", e)
-		}
-		for _, e := range tl.All(cluster.EventPodReady, "default/db-0") {
-			if e.Since > 0 && e.At.Before(st.Fenced.Time) {
-				t.Errorf("a db-0 was ready at %+.1fs, before the node was fenced", e.Since.Seconds())
-			}
-		}
-	}
-	t.Logf("record: detect %s, repair %s, phase %s", st.TimeToDetect, st.TimeToRepair, st.Phase)
+		t.Logf("coordinator is %s: crashing its node", holder)
 
-	// The node returns: after the stabilization period it is handed back.
-	returned := time.Now()
-	if err := victim.Return(ctx); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 2*time.Minute, victim.Name()+"'s failover completed", func(ctx context.Context) (bool, error) {
-		r, ok := recordOf(failoverRecords(ctx, t, tc.cp), victim.Name())
-		rec = r
-		return ok && r.Status.Phase == record.PhaseCompleted, nil
+		startWorkload(t, client, 7)
+		if on := startDB(t, client, victim.Name()); on != victim.Name() {
+			t.Fatalf("db-0 runs on %s, want %s", on, victim.Name())
+		}
+
+		tl, crashed := crashWatched(t, ctx, tc, victim)
+		defer tl.Stop()
+
+		waitCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		for _, owner := range []string{"Deployment/default/web", "StatefulSet/default/db"} {
+			if _, err := tl.WaitFor(waitCtx, cluster.EventOwnerRecovered, owner); err != nil {
+				t.Fatalf("%s not recovered: %v\n%s", owner, err, tl.Table())
+			}
+		}
+		t.Logf("timeline of the crash of the coordinator's node %s:\n%s", victim.Name(), tl.Table())
+
+		for _, kind := range []cluster.EventKind{cluster.EventCordoned, cluster.EventPodNotReady, cluster.EventEndpointRemoved, cluster.EventPodDeleting} {
+			if _, ok := tl.First(kind, victim.Name()); !ok {
+				t.Errorf("timeline has no %s on %s", kind, victim.Name())
+			}
+		}
+		var tainted bool
+		for _, e := range tl.All(cluster.EventTainted, victim.Name()) {
+			tainted = tainted || strings.HasPrefix(e.Detail, "haagent.io/dead")
+		}
+		if !tainted {
+			t.Errorf("%s never got the haagent.io/dead taint", victim.Name())
+		}
+		noActionOn(t, tl, others, 0)
+
+		if now, err := coordinator(ctx, client); err != nil || now == victim.Name() {
+			t.Errorf("coordinator after the crash = %q (%v), want another node", now, err)
+		}
+		var rec record.NodeFailover
+		eventually(t, time.Minute, "the failover record of "+victim.Name()+" past Recovered", func(ctx context.Context) (bool, error) {
+			r, ok := recordOf(failoverRecords(ctx, t, tc.cp), victim.Name())
+			rec = r
+			return ok && r.Status.WorkloadsRecovered != nil, nil
+		})
+		// With the failover under way, the coordinator's notice stops the
+		// survivors' repeats of their dead votes.
+		eventually(t, time.Minute, "every survivor skips repeats of its dead vote about "+victim.Name(), func(ctx context.Context) (bool, error) {
+			for _, n := range tc.nodes {
+				if n == victim {
+					continue
+				}
+				m, err := n.Agent().Metrics(ctx)
+				if err != nil {
+					return false, err
+				}
+				if v, _ := m.Value("haagent_agreement_votes_suppressed_total"); v == 0 {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		st := rec.Status
+		if len(st.Votes) < 4 {
+			t.Errorf("record has %d votes, want at least a quorum of 4 of 7", len(st.Votes))
+		}
+		for name, ts := range map[string]*metav1.MicroTime{"lastHeard": st.LastHeard, "confirmed": st.Confirmed, "cordoned": st.Cordoned,
+			"tainted": st.Tainted, "podsNotReady": st.PodsNotReady, "evictionsAccepted": st.EvictionsAccepted, "fenced": st.Fenced} {
+			if ts == nil {
+				t.Errorf("record has no %s timestamp: %+v", name, st)
+			}
+		}
+		// Never two copies: the old db-0 went only after the fence bound, and
+		// the new one was ready only after that.
+		if st.Confirmed != nil && st.Fenced != nil {
+			if wait := st.Fenced.Sub(st.Confirmed.Time); wait < fenceBound {
+				t.Errorf("out-of-service %s after confirmation, before the fence bound %s", wait, fenceBound)
+			}
+			if e, ok := tl.First(cluster.EventPodDeleting, "default/db-0"); !ok || e.At.Before(st.Confirmed.Add(fenceBound)) {
+				t.Errorf("db-0 deleted at %+v, before the fence bound", e)
+			}
+			for _, e := range tl.All(cluster.EventPodReady, "default/db-0") {
+				if e.Since > 0 && e.At.Before(st.Fenced.Time) {
+					t.Errorf("a db-0 was ready at %+.1fs, before the node was fenced", e.Since.Seconds())
+				}
+			}
+		}
+		t.Logf("record: detect %s, repair %s, phase %s", st.TimeToDetect, st.TimeToRepair, st.Phase)
+		// And where the containers ran (the container runtime's record on the
+		// hollow ground): db-0 first on the victim until the crash, then
+		// elsewhere, never on two nodes at once.
+		t.Logf("container journal:\n%s", tc.journal.Table(crashed, "default/db-0"))
+		if over := tc.journal.Overlaps(); len(over) > 0 {
+			t.Errorf("pods that ran on two nodes at once: %s", strings.Join(over, ", "))
+		}
+		if runs := tc.journal.RunsOf("default/db-0"); len(runs) < 2 || runs[0].Node != victim.Name() || runs[0].StopReason != "crashed" || runs[1].Node == victim.Name() {
+			t.Errorf("journal of db-0 = %+v, want a first run on %s ended by the crash, then one elsewhere", runs, victim.Name())
+		}
+
+		// The node returns: after the stabilization period it is handed back.
+		returned := time.Now()
+		if err := victim.Return(ctx); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Minute, victim.Name()+"'s failover completed", func(ctx context.Context) (bool, error) {
+			r, ok := recordOf(failoverRecords(ctx, t, tc.cp), victim.Name())
+			rec = r
+			return ok && r.Status.Phase == record.PhaseCompleted, nil
+		})
+		t.Logf("%s handed back %s after its return", victim.Name(), time.Since(returned).Round(10*time.Millisecond))
+		node, err := client.CoreV1().Nodes().Get(ctx, victim.Name(), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if node.Spec.Unschedulable {
+			t.Errorf("%s still cordoned after the hand-back", victim.Name())
+		}
+		for _, taint := range node.Spec.Taints {
+			t.Errorf("%s keeps taint %s:%s after the hand-back", victim.Name(), taint.Key, taint.Effect)
+		}
+		if rec.Status.Uncordoned == nil || rec.Status.NodeReturned == nil || rec.Status.TimeToRepair == "" {
+			t.Errorf("completed record lacks timestamps: %+v", rec.Status)
+		}
+		out, err := exec.Command(haagentBinary(t), "report", "--kubeconfig", tc.cp.AdminKubeconfig()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("haagent report: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), victim.Name()) || !strings.Contains(string(out), "Completed") {
+			t.Errorf("haagent report does not show the completed failover of %s:\n%s", victim.Name(), out)
+		}
+		t.Logf("haagent report:\n%s", out)
 	})
-	t.Logf("%s handed back %s after its return", victim.Name(), time.Since(returned).Round(10*time.Millisecond))
-	node, err := client.CoreV1().Nodes().Get(ctx, victim.Name(), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if node.Spec.Unschedulable {
-		t.Errorf("%s still cordoned after the hand-back", victim.Name())
-	}
-	for _, taint := range node.Spec.Taints {
-		t.Errorf("%s keeps taint %s:%s after the hand-back", victim.Name(), taint.Key, taint.Effect)
-	}
-	if rec.Status.Uncordoned == nil || rec.Status.NodeReturned == nil || rec.Status.TimeToRepair == "" {
-		t.Errorf("completed record lacks timestamps: %+v", rec.Status)
-	}
-	out, err := exec.Command(haagentBinary(t), "report", "--kubeconfig", tc.cp.AdminKubeconfig()).CombinedOutput()
-	if err != nil {
-		t.Fatalf("haagent report: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), victim.Name()) || !strings.Contains(string(out), "Completed") {
-		t.Errorf("haagent report does not show the completed failover of %s:\n%s", victim.Name(), out)
-	}
-	t.Logf("haagent report:\n%s", out)
 }
 
 // TestFailover_agentFaultsAreNotNodeDeaths: an agent crash on a live node,
@@ -456,7 +468,7 @@ func TestFailover_partitions(t *testing.T) {
 
 	major, minor := tc.nodes[:5], tc.nodes[5:]
 	cut := time.Now()
-	split, err := tc.fw.Partition(ips(major), ips(minor))
+	split, err := tc.faults.Partition(ips(major), ips(minor))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +522,7 @@ func TestFailover_partitions(t *testing.T) {
 		}
 	}
 	evenCut := time.Now()
-	even, err := tc.fw.Partition(ips(six[:3]), ips(six[3:]))
+	even, err := tc.faults.Partition(ips(six[:3]), ips(six[3:]))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -325,8 +325,8 @@ func TestHarness_firewall(t *testing.T) {
 func TestHarness_cleanup(t *testing.T) {
 	tc := startCluster(t, clusterOptions{nodes: 3})
 	a, b, c := tc.nodes[0], tc.nodes[1], tc.nodes[2]
-	mustFault(t)(tc.fw.Partition([]netip.Addr{a.IP()}, []netip.Addr{b.IP()}))
-	mustFault(t)(tc.fw.Loss(a.IP(), 0.2))
+	mustFault(t)(tc.faults.Partition([]netip.Addr{a.IP()}, []netip.Addr{b.IP()}))
+	mustFault(t)(tc.faults.Loss(a.IP(), 0.2))
 	mustFault(t)(b.IsolateFromAPI())
 	if err := b.PauseAgent(); err != nil {
 		t.Fatal(err)

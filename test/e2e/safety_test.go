@@ -254,7 +254,7 @@ func TestSafety_apiOutageLongerThanFenceAfterFencesNoNode(t *testing.T) {
 			if _, err := os.Stat(tc.fenceFile(n.Name())); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s: fence file of %s: %v, want it absent: the node fenced itself", when, n.Name(), err)
 			}
-			if at, ok := n.Kubelet().Fenced(); ok {
+			if at, ok := n.Fenced(); ok {
 				t.Errorf("%s: %s powered off by its fence at %+.3fs", when, n.Name(), at.Sub(cut).Seconds())
 			}
 			for _, result := range []string{"success", "failure"} {

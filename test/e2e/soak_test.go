@@ -67,7 +67,7 @@ func TestSoak_packetLoss(t *testing.T) {
 	start := time.Now()
 	var faults []*cluster.Fault
 	for _, n := range tc.nodes {
-		f, err := tc.fw.Loss(n.IP(), 0.10)
+		f, err := tc.faults.Loss(n.IP(), 0.10)
 		if err != nil {
 			t.Fatal(err)
 		}
