@@ -178,11 +178,12 @@ func (c *cluster) start(i int) (*member, error) {
 	m.mg = &meteredGossip{Membership: m.g}
 	// Votes go to the Lease holder, as the member's coordinator observes it
 	// (cmd/haagent), or as gossip advertises it on a member that runs none.
+	advertised := &holderCache{}
 	holder := func() string {
 		if co := m.coord.Load(); co != nil {
 			return co.Holder()
 		}
-		return advertisedHolder(m.g)
+		return advertised.get(m.g)
 	}
 	if m.a, err = agreement.New(agreement.DefaultConfig(), agreement.Deps{Gossip: m.mg, Peer: c.kubelets, Logger: log, Registerer: reg,
 		Coordinator: holder}); err != nil {

@@ -289,14 +289,17 @@ func TestEstimator_scalesFromTheLastRun(t *testing.T) {
 		t.Fatalf("a priori estimates: N=50 %s, N=500 %s", small, large)
 	}
 	// A measured run of 100 members: 10 simulated s to converge, 10 s per
-	// crash, 80 simulated s in all that took 40 s of wall time.
+	// crash (the Lease holder's apart), 80 simulated s in all that took
+	// 40 s of wall time.
 	r := runResult{N: 100, Profile: "fast", Converged: true, ConvergenceS: 10, VirtualS: 80, WallS: 40,
-		Crashes: make([]crashSample, 5), Phases: []phaseUsage{{Phase: phaseCrash, VirtualS: 50}}}
+		Crashes: append(make([]crashSample, 5), crashSample{LeaseHolder: true}), Phases: []phaseUsage{{Phase: phaseCrash, VirtualS: 50}}}
 	e.observe(r)
 	got := e.estimate(runSpec{n: 400, profile: "fast"})
-	// Converge 10 s × 8 batches / 2; crashes 5 × 10 s × log10(400)/2;
-	// wall per member-second 40/80/100 × √4.
-	virtual := 10*8/2 + 20 + 5*10*(2.60206/2)
+	// Converge 10 s × 8 batches / 2; crashes 5 × 10 s × log10(400)/2, and
+	// the Lease holder's that much and a Lease duration (6 s) more; wall
+	// per member-second 40/80/100 × √4.
+	crash := 10 * (2.60206 / 2)
+	virtual := 10*8/2 + 20 + 5*crash + (crash + 6)
 	want := virtual*400*(40.0/80/100)*2 + fixedRunCost.Seconds()
 	if d := got.Seconds() - want; d > 0.5 || d < -0.5 {
 		t.Fatalf("estimate after a measured run = %.1fs, want %.1fs", got.Seconds(), want)

@@ -25,6 +25,9 @@ const (
 	phaseConverge = "converge"
 	phaseQuiet    = "quiet"
 	phaseCrash    = "crash"
+	// phaseHolderCrash is the crash phase's part that crashes the Lease
+	// holder; membership events are counted in phaseCrash.
+	phaseHolderCrash = "lease-holder-crash"
 )
 
 // runSpec names one run.
@@ -378,52 +381,68 @@ func (s *sim) crashes(ctx context.Context) error {
 	s.c.rec.setPhase(phaseCrash)
 	s.coord.setPhase(phaseCrash)
 	s.api.setPhase(phaseCrash)
-	if s.o.crashes == 0 && s.o.coordinatorCrashes == 0 {
-		return nil
-	}
-	m := beginPhase(phaseCrash)
-	live := s.c.live()
-	before, t0 := countAll(live), time.Now()
-	defer func() {
-		survivors := s.c.live()
-		after := countAll(survivors)
-		s.endPhase(m)
-		s.r.Traffic = append(s.r.Traffic, trafficBetween(phaseCrash, survivors, before, after, time.Since(t0)))
-	}()
 	limit := crashTimeout(s.o, s.timing, s.spec.n)
 	s.r.CrashTimeoutS = limit.Seconds()
-	for k := 0; k < s.o.crashes; k++ {
-		var candidates []*member
-		for _, mem := range s.c.live() {
-			// The coordinators' members are crashed only as the Lease
-			// holder, below; a stalled member is left to its stall, so
-			// that a crash is only a crash.
-			if !s.c.spared(mem) && !s.c.isStalled(mem) {
-				candidates = append(candidates, mem)
+	err := s.measured(phaseCrash, s.o.crashes, func() error {
+		for k := 0; k < s.o.crashes; k++ {
+			var candidates []*member
+			for _, mem := range s.c.live() {
+				// The coordinators' members are crashed only as the Lease
+				// holder, below; a stalled member is left to its stall, so
+				// that a crash is only a crash.
+				if !s.c.spared(mem) && !s.c.isStalled(mem) {
+					candidates = append(candidates, mem)
+				}
+			}
+			if len(candidates) == 0 {
+				return errors.New("no member left to crash")
+			}
+			victim := candidates[rand.N(len(candidates))]
+			if err := s.crashOne(ctx, victim, false, limit, fmt.Sprintf("crash %d/%d", k+1, s.o.crashes)); err != nil {
+				return err
 			}
 		}
-		if len(candidates) == 0 {
-			return errors.New("no member left to crash")
-		}
-		victim := candidates[rand.N(len(candidates))]
-		if err := s.crashOne(ctx, victim, false, limit, fmt.Sprintf("crash %d/%d", k+1, s.o.crashes)); err != nil {
-			return err
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	for k := 0; k < s.o.coordinatorCrashes; k++ {
-		var victim *member
-		err := s.waitUntil(ctx, time.Now().Add(limit), "a member to hold the coordinator Lease", func() bool {
-			victim = s.coords.holder()
-			return victim != nil && !s.c.rec.isCrashed(victim.idx)
-		}, func() string { return fmt.Sprintf("the Lease names %q", s.api.leaseHolder()) })
-		if err != nil {
-			return err
+	// Apart: the votes about a dead holder go to every member, not to the
+	// holder alone, and cost more than those about other members.
+	return s.measured(phaseHolderCrash, s.o.coordinatorCrashes, func() error {
+		for k := 0; k < s.o.coordinatorCrashes; k++ {
+			var victim *member
+			err := s.waitUntil(ctx, time.Now().Add(limit), "a member to hold the coordinator Lease", func() bool {
+				victim = s.coords.holder()
+				return victim != nil && !s.c.rec.isCrashed(victim.idx)
+			}, func() string { return fmt.Sprintf("the Lease names %q", s.api.leaseHolder()) })
+			if err != nil {
+				return err
+			}
+			what := fmt.Sprintf("crash of the Lease holder %d/%d", k+1, s.o.coordinatorCrashes)
+			if err := s.crashOne(ctx, victim, true, limit, what); err != nil {
+				return err
+			}
 		}
-		if err := s.crashOne(ctx, victim, true, limit, fmt.Sprintf("crash of the Lease holder %d/%d", k+1, s.o.coordinatorCrashes)); err != nil {
-			return err
-		}
+		return nil
+	})
+}
+
+// measured runs the count crashes of run as phase: its cost, and the
+// traffic of the members that survive it.
+func (s *sim) measured(phase string, count int, run func() error) error {
+	if count == 0 {
+		return nil
 	}
-	return nil
+	m := beginPhase(phase)
+	live := s.c.live()
+	before, t0 := countAll(live), time.Now()
+	err := run()
+	survivors := s.c.live()
+	after := countAll(survivors)
+	s.endPhase(m)
+	s.r.Traffic = append(s.r.Traffic, trafficBetween(phase, survivors, before, after, time.Since(t0)))
+	return err
 }
 
 // crashOne crashes victim, the Lease holder if holder is set, and waits
