@@ -559,10 +559,15 @@ func printTables(w io.Writer, res *results) {
 All times of the protocol are on the simulated clock (testing/synctest): what they would be if every member had a CPU
 of its own. start: first member started until all N were; converge: until every member saw all N; susp.min:
 memberlist's shortest suspicion timeout at N; detect: crash until that share of the survivors saw the member dead;
-decided: crashes whose failover the decision core (on the first member's view and ballots) started in time;
-decision: crash until it started; false susp/dead: suspect and dead events about live members in the quiet period,
-in all and per member-hour; WRONG: failovers started (or held only by a guard) about a live member in the whole run.
-Cost: bytes and messages sent per member per second, votes received; CPU est.: CPU seconds per simulated second per
+recorded: crashes whose NodeFailover record the coordinator that holds the Lease (agent/coordinator, on an
+in-memory API) created in time; record: crash until it did; cordoned: until it cordoned the Node; core: crash until
+the decision core alone, on the Lease holder's view and ballots, would have started the failover (the measure before
+the coordinators ran here); the crashes of the Lease holder itself (-coordinator-crashes) are apart, with the time
+until another member held the Lease; false susp/dead: suspect and dead events about live members in the quiet
+period, in all and per member-hour; WRONG: records or cordons of a live member, and failovers the decision core
+started (or held only by a guard) about one, in the whole run.
+Cost: bytes and messages sent per member per second, votes received (crash: not counting the Lease holder's
+crashes, whose votes go to every member); CPU est.: CPU seconds per simulated second per
 member in the quiet period, simulator included (an estimate); peak RSS of the run's process and per member; sim s and
 wall s: the run's simulated and wall-clock length (wall s: the whole process); wall/sim: wall seconds per simulated
 second. With fewer than 100 crashes, p99 is their maximum.`)
