@@ -79,13 +79,21 @@ func (c *Coordinator) role() (campaign, standby bool) {
 		return true, false
 	}
 	c.escalated.Store(false)
-	sort.Slice(alive, func(i, j int) bool { return candidateLess(alive[i], alive[j]) })
+	RankCandidates(alive)
 	for i := 0; i < len(alive) && i < k; i++ {
 		if alive[i].Name == self {
 			return !advertised, advertised
 		}
 	}
 	return false, false
+}
+
+// RankCandidates sorts members in the order every agent ranks them for
+// the Lease: the first --coordinator-candidates alive ones campaign (see
+// candidate). A simulation that runs a coordinator on a few members only
+// picks them with it.
+func RankCandidates(members []gossip.Member) {
+	sort.Slice(members, func(i, j int) bool { return candidateLess(members[i], members[j]) })
 }
 
 // candidateLess ranks members for candidacy: ready first, then by hash.

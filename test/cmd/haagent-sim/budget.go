@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	hacoord "github.com/haagent/haagent/agent/coordinator"
 )
 
 // estimator guesses how long a run takes in wall time, so that -budget can
@@ -52,13 +54,22 @@ func (e *estimator) estimate(spec runSpec) time.Duration {
 	if prev, ok := e.last[spec.profile]; ok {
 		converge = prev.ConvergenceS * batches / math.Ceil(float64(prev.N)/float64(e.o.batch))
 		settle = prev.SettleS
-		if c, ok := prev.phase(phaseCrash); ok && len(prev.Crashes) > 0 {
+		others := 0 // the crashes of phaseCrash: not those of the Lease holder
+		for _, c := range prev.Crashes {
+			if !c.LeaseHolder {
+				others++
+			}
+		}
+		if c, ok := prev.phase(phaseCrash); ok && others > 0 {
 			logRatio := math.Max(1, math.Log10(n)) / math.Max(1, math.Log10(float64(prev.N)))
-			perCrash = c.VirtualS / float64(len(prev.Crashes)) * logRatio
+			perCrash = c.VirtualS / float64(others) * logRatio
 		}
 		perMember = prev.WallS / prev.VirtualS / float64(prev.N) * math.Sqrt(max(n/float64(prev.N), 1))
 	}
-	virtual := converge + settle + e.o.quiet.Seconds() + float64(e.o.crashes)*perCrash
+	// A crash of the Lease holder waits, besides, for the old holder to
+	// stop acting: about a Lease duration.
+	holderCrash := perCrash + hacoord.DefaultLeaseConfig().Duration.Seconds()
+	virtual := converge + settle + e.o.quiet.Seconds() + float64(e.o.crashes)*perCrash + float64(e.o.coordinatorCrashes)*holderCrash
 	one := time.Duration(virtual*n*perMember*float64(time.Second)) + fixedRunCost
 	return time.Duration(e.o.repeat) * one
 }

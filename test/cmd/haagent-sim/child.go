@@ -33,6 +33,7 @@ func (o options) childArgs(spec runSpec, timeout time.Duration, out string) []st
 		"-loss", strconv.FormatFloat(spec.loss, 'g', -1, 64),
 		"-delay", o.delay.String(),
 		"-crashes", strconv.Itoa(o.crashes),
+		"-coordinator-crashes", strconv.Itoa(o.coordinatorCrashes),
 		"-quiet", o.quiet.String(),
 		"-settle", o.settle.String(),
 		"-timeout", timeout.String(),

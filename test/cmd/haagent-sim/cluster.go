@@ -6,12 +6,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/haagent/haagent/agent/agreement"
+	hacoord "github.com/haagent/haagent/agent/coordinator"
 	"github.com/haagent/haagent/agent/gossip"
 	"github.com/haagent/haagent/agent/probe"
 	"github.com/haagent/haagent/internal/simnet"
@@ -27,6 +29,7 @@ type member struct {
 	mg     *meteredGossip
 	a      *agreement.Agreement
 	sub    *gossip.Subscription
+	coord  atomic.Pointer[hacoord.Coordinator] // nil on most members: see coordinators
 	cancel context.CancelFunc
 	done   chan struct{} // closed when gossip and agreement have returned
 }
@@ -101,6 +104,10 @@ type cluster struct {
 
 	stallMu sync.Mutex
 	stalled map[int]bool // members stalled now
+
+	// spared reports the members that no random crash or stall may hit:
+	// those that run a coordinator (see coordinators).
+	spared func(*member) bool
 }
 
 func newCluster(o options, spec runSpec) *cluster {
@@ -164,10 +171,20 @@ func (c *cluster) start(i int) (*member, error) {
 	if m.g, err = gossip.New(gossipConfig(c.o, m.name, c.profile, c.n), deps); err != nil {
 		return nil, err
 	}
+	// Its checks pass: it says it is ready, as an agent does from its start.
+	if err := m.g.SetReadiness(true, ""); err != nil {
+		return nil, err
+	}
 	m.mg = &meteredGossip{Membership: m.g}
-	// The first member plays the coordinator (see coordinator), so it holds
-	// the Lease that votes are sent to.
-	holder := func() string { return memberName(0) }
+	// Votes go to the Lease holder, as the member's coordinator observes it
+	// (cmd/haagent), or as gossip advertises it on a member that runs none.
+	advertised := &holderCache{}
+	holder := func() string {
+		if co := m.coord.Load(); co != nil {
+			return co.Holder()
+		}
+		return advertised.get(m.g)
+	}
 	if m.a, err = agreement.New(agreement.DefaultConfig(), agreement.Deps{Gossip: m.mg, Peer: c.kubelets, Logger: log, Registerer: reg,
 		Coordinator: holder}); err != nil {
 		return nil, err
@@ -283,7 +300,7 @@ type stallStats struct {
 	MaxAtOnce     int     `json:"max_at_once"`
 }
 
-// staller stalls random members, other than the coordinator, at
+// staller stalls random members, other than the coordinators, at
 // -stalls per member-hour, each for -stall-min to -stall-max.
 type staller struct {
 	cancel context.CancelFunc
@@ -307,7 +324,7 @@ func startStalls(parent context.Context, c *cluster, o options) *staller {
 				return
 			}
 			m := live[rand.N(len(live))]
-			if m.idx == 0 || !c.stall(m) {
+			if c.spared(m) || !c.stall(m) {
 				continue
 			}
 			d := o.stallMin + rand.N(o.stallMax-o.stallMin+1)

@@ -11,27 +11,33 @@ import (
 	"github.com/haagent/haagent/agent/gossip"
 )
 
-// wrongAction is a failover decision about a member that was alive.
+// wrongAction is a failover decision about a member that was alive: of
+// the decision core (start, hold) or of a coordinator in the API (record,
+// cordon).
 type wrongAction struct {
 	Target string  `json:"target"`
 	Action string  `json:"action"`
-	Tally  string  `json:"tally"`
+	By     string  `json:"by"`
+	Tally  string  `json:"tally,omitempty"`
 	Reason string  `json:"reason,omitempty"`
 	AtS    float64 `json:"at_seconds"` // since the run started
 	Phase  string  `json:"phase"`
 }
 
-// coordinator runs the decision core on one member's membership view and
-// ballots every tick, as the Lease holder does, and notes when each crashed
-// member's failover starts and every decision about a live member.
+// coordinator runs the decision core alone on the membership view and
+// ballots of the member that holds the Lease, every tick, and notes when
+// each crashed member's failover would start and every decision about a
+// live member. It is the measure of the simulations before the real
+// coordinators ran in them (see coordinators), kept beside theirs so that
+// the figures can be compared: it watches and does nothing, the real
+// coordinator announces the failovers to the voters.
 //
 // The decider is made afresh each tick, so its rate limiter (3 at once,
 // then one per 30 s) never holds a crash back: what is measured is how soon
 // the votes confirm a death, not the rate limit. Members whose failover
-// started are passed as active, as the coordinator's records would be, and
-// announced to the voters as under way, as the coordinator announces them.
+// started are passed as active, as the coordinator's records would be.
 type coordinator struct {
-	m    *member
+	view func() *member // the Lease holder's member, nil when none
 	rec  *recorder
 	tick time.Duration
 
@@ -46,11 +52,11 @@ type coordinator struct {
 	decideNs time.Duration
 }
 
-func newCoordinator(m *member, rec *recorder, tick time.Duration) (*coordinator, error) {
+func newCoordinator(view func() *member, rec *recorder, tick time.Duration) (*coordinator, error) {
 	if _, err := failover.NewDecider(failover.DefaultConfig()); err != nil {
 		return nil, err
 	}
-	return &coordinator{m: m, rec: rec, tick: tick, phase: phaseConverge,
+	return &coordinator{view: view, rec: rec, tick: tick, phase: phaseConverge,
 		started: map[string]time.Time{}, held: map[string]string{}, wrongOn: map[string]bool{}}, nil
 }
 
@@ -75,7 +81,11 @@ func (c *coordinator) run(ctx context.Context) {
 
 func (c *coordinator) round() {
 	t0 := wallNow() // the round's cost in real time: the simulated clock stands still while it runs
-	view := c.m.g.Members()
+	m := c.view()
+	if m == nil {
+		return
+	}
+	view := m.g.Members()
 	members := make([]failover.Member, 0, len(view))
 	c.mu.Lock()
 	active := make(map[string]bool, len(c.started))
@@ -83,16 +93,10 @@ func (c *coordinator) round() {
 		active[n] = true
 	}
 	c.mu.Unlock()
-	// As the coordinator does for the failovers it carries: the voters stop
-	// repeating their votes about them (one notice per target per
-	// agreement.NoticeInterval).
-	for n := range active {
-		c.m.a.UnderWay(n)
-	}
 	pending := false
-	for _, m := range view {
-		members = append(members, hacoord.FailoverMember(m))
-		if (m.State == gossip.StateDead || m.State == gossip.StateSuspect) && !active[m.Name] {
+	for _, v := range view {
+		members = append(members, hacoord.FailoverMember(v))
+		if (v.State == gossip.StateDead || v.State == gossip.StateSuspect) && !active[v.Name] {
 			pending = true
 		}
 	}
@@ -105,7 +109,7 @@ func (c *coordinator) round() {
 	}
 	var out []failover.Decision
 	now := time.Now()
-	c.m.a.WithBallots(func(b *failover.Ballots) {
+	m.a.WithBallots(func(b *failover.Ballots) {
 		out, _ = d.Decide(failover.Input{Now: now, Members: members, Ballots: b, Active: active})
 	})
 	took := wallNow().Sub(t0)
@@ -133,7 +137,7 @@ func (c *coordinator) round() {
 			continue
 		}
 		c.wrongOn[dec.Target] = true
-		c.wrong = append(c.wrong, wrongAction{Target: dec.Target, Action: dec.Action.String(), Tally: dec.Tally.String(),
+		c.wrong = append(c.wrong, wrongAction{Target: dec.Target, Action: dec.Action.String(), By: "decision core", Tally: dec.Tally.String(),
 			Reason: dec.Reason, AtS: now.Sub(c.rec.start).Seconds(), Phase: c.phase})
 	}
 }
@@ -169,22 +173,26 @@ func (c *coordinator) stats() (rounds int, mean, slowest time.Duration) {
 	return c.rounds, mean, c.slowest
 }
 
-// votesAbout describes the first member's ballots about target: the newest
+// votesAbout describes the Lease holder's ballots about target: the newest
 // vote of each voter, whatever its age, by opinion, and the target's state
-// in the first member's view. It explains a crash that got no decision.
+// in the holder's view. It explains a crash that got no decision.
 func (c *coordinator) votesAbout(target string) string {
+	m := c.view()
+	if m == nil {
+		return "no member holds the Lease"
+	}
 	counts := map[failover.Opinion]int{}
-	c.m.a.WithBallots(func(b *failover.Ballots) {
+	m.a.WithBallots(func(b *failover.Ballots) {
 		for _, v := range b.Votes(target) {
 			counts[v.Opinion]++
 		}
 	})
 	state := "unknown"
-	for _, m := range c.m.g.Members() {
-		if m.Name == target {
-			state = m.State.String()
+	for _, v := range m.g.Members() {
+		if v.Name == target {
+			state = v.State.String()
 		}
 	}
-	return fmt.Sprintf("first member sees it %s; newest votes: dead %d, agent-down %d, suspect %d, alive %d",
-		state, counts[failover.OpinionDead], counts[failover.OpinionAgentDown], counts[failover.OpinionSuspect], counts[failover.OpinionAlive])
+	return fmt.Sprintf("the Lease holder %s sees it %s; newest votes: dead %d, agent-down %d, suspect %d, alive %d",
+		m.name, state, counts[failover.OpinionDead], counts[failover.OpinionAgentDown], counts[failover.OpinionSuspect], counts[failover.OpinionAlive])
 }

@@ -7,7 +7,8 @@
 //
 // Each run plays N members inside a testing/synctest bubble: every member's
 // memberlist, timers and goroutines, the network, agreement, the decision
-// core and the fake kubelets live in it, and its clock moves only when all
+// core, the coordinators with their in-memory API and the fake kubelets
+// live in it, and its clock moves only when all
 // of them wait. The protocol's times are then what they would be if every
 // member had a CPU of its own, however long one process takes to play a
 // thousand of them; what the simulation costs is measured apart, in CPU
@@ -28,9 +29,19 @@
 //  3. crashes -crashes members one after the other, silently (off the
 //     network first, then their goroutines stop), and measures for each the
 //     time until the first survivor, half of the survivors and all of them
-//     see it dead, and until the decision core (agent/failover), fed with
-//     one survivor's membership and ballots as the coordinator would be,
-//     starts its failover.
+//     see it dead, until the coordinator that holds the Lease creates its
+//     NodeFailover record and cordons its Node in the in-memory API, and,
+//     as before the coordinators ran here, until the decision core
+//     (agent/failover) alone, fed with the Lease holder's membership and
+//     ballots, would start its failover; then crashes the Lease holder
+//     (-coordinator-crashes) and measures the same and the takeover of the
+//     Lease, apart.
+//
+// The coordinators are the agent's own (agent/coordinator: leader election
+// on the Lease, the Node watch, the roster, the records, the evictor and
+// Events), wired to their member's gossip and agreement as the agent wires
+// them, on client-go's fake clientsets; only the members that rank first
+// for the Lease run one (see coordinators).
 //
 // Packets may be lost (-loss), delayed per link and per packet (-delay,
 // -delay-spread, -jitter), and members other than the coordinator may
@@ -123,6 +134,10 @@ type options struct {
 	// runOne, set only in the child process of one run, is where it writes
 	// its result.
 	runOne string
+
+	// coordinatorCrashes: after -crashes, crash the Lease holder this many
+	// times.
+	coordinatorCrashes int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -157,6 +172,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.suspicionMult, "suspicion-mult", 0, "override the profiles' suspicion multiplier (0: the profile's)")
 	fs.IntVar(&o.indirectChecks, "indirect-checks", 0, "override the profiles' number of indirect probes (0: the profile's)")
 	fs.IntVar(&o.crashes, "crashes", 20, "members crashed one after the other in each run")
+	fs.IntVar(&o.coordinatorCrashes, "coordinator-crashes", 1, "then crash the member that holds the coordinator Lease this many times, each time the one that holds it then")
 	fs.IntVar(&o.repeat, "repeat", 1, "run each size, profile and loss this many times, each in a fresh group, and pool their crashes and counts: many crashes at a small N without crashing most of the group")
 	fs.DurationVar(&o.settle, "settle", 2*time.Minute, "after convergence, wait up to this long (virtual time) for the formation's gossip to die down before the quiet period: until the packet bytes of a 5s window fall by less than 10% (0: no wait)")
 	fs.DurationVar(&o.quiet, "quiet", 60*time.Second, "quiet period (virtual time) in which false suspicions and traffic are measured")
@@ -167,7 +183,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.discovery, "discovery", "all", `peers each member is given to join: "all" (every member started so far, as the Kubernetes pod list) or "seed" (the first member only)`)
 	fs.DurationVar(&o.convergeTimeout, "converge-timeout", 5*time.Minute, "how long (virtual time) a group may take to converge before the run is given up")
 	fs.DurationVar(&o.crashTimeout, "crash-timeout", 0, "how long (virtual time) to wait for each crash to be seen and decided; 0 derives it from the profile's suspicion timeout")
-	fs.DurationVar(&o.decideTick, "decide-tick", 250*time.Millisecond, "how often the decision core runs, as the coordinator's tick")
+	fs.DurationVar(&o.decideTick, "decide-tick", 250*time.Millisecond, "how often the coordinators decide and advance failovers (their --coordinator-tick), and the decision core alone runs")
 	fs.IntVar(&o.maxRSSMiB, "max-rss-mib", 8192, "stop a run when the process's resident memory exceeds this many MiB")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each run to this file, suffixed with the run's size, profile and loss")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of each run's quiet period to this file, suffixed like -cpuprofile, and one at the end of its start-up (converged or stopped) to the same name + .converge")
@@ -230,8 +246,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-converge-timeout (%s) must be positive", o.convergeTimeout)
 	case o.crashTimeout < 0:
 		return o, fmt.Errorf("-crash-timeout (%s) must not be negative", o.crashTimeout)
-	case o.decideTick < 10*time.Millisecond:
-		return o, fmt.Errorf("-decide-tick (%s) must be at least 10ms", o.decideTick)
+	case o.decideTick < 10*time.Millisecond || o.decideTick > 10*time.Second:
+		return o, fmt.Errorf("-decide-tick (%s) must be between 10ms and 10s", o.decideTick)
+	case o.coordinatorCrashes < 0 || o.coordinatorCrashes > 10:
+		return o, fmt.Errorf("-coordinator-crashes (%d) must be between 0 and 10", o.coordinatorCrashes)
 	case o.maxRSSMiB < 64:
 		return o, fmt.Errorf("-max-rss-mib (%d) must be at least 64", o.maxRSSMiB)
 	case o.budget < 0:
@@ -257,8 +275,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	for _, n := range o.sizes {
-		if o.crashes > 0 && n-o.crashes < 3 {
-			return o, fmt.Errorf("-n %d leaves fewer than 3 survivors of -crashes %d", n, o.crashes)
+		// The members that run a coordinator, 3 + -coordinator-crashes,
+		// are not crashed otherwise: with 3 survivors left, enough remain.
+		if crashed := o.crashes + o.coordinatorCrashes; crashed > 0 && n-crashed < 3 {
+			return o, fmt.Errorf("-n %d leaves fewer than 3 survivors of -crashes %d and -coordinator-crashes %d", n, o.crashes, o.coordinatorCrashes)
 		}
 	}
 	return o, nil

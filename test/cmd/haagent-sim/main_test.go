@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"io"
 	"math"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/haagent/haagent/agent/record"
 )
 
 func TestParseFlags_defaults(t *testing.T) {
@@ -35,7 +42,9 @@ func TestParseFlags_errors(t *testing.T) {
 		{"unknown profile", []string{"-profiles", "slow"}, `-profiles: unknown profile "slow"`},
 		{"bad size", []string{"-n", "50,x"}, `-n: "x" must be a group size`},
 		{"loss", []string{"-loss", "1"}, "-loss (1) must be at least 0 and below 1"},
-		{"too few survivors", []string{"-n", "6", "-crashes", "5"}, "-n 6 leaves fewer than 3 survivors"},
+		{"too few survivors", []string{"-n", "6", "-crashes", "2", "-coordinator-crashes", "2"}, "-n 6 leaves fewer than 3 survivors of -crashes 2 and -coordinator-crashes 2"},
+		{"coordinator crashes", []string{"-coordinator-crashes", "-1"}, "-coordinator-crashes (-1) must be between 0 and 10"},
+		{"decide tick", []string{"-decide-tick", "11s"}, "-decide-tick (11s) must be between 10ms and 10s"},
 		{"discovery", []string{"-discovery", "dns"}, `-discovery ("dns") must be "all" or "seed"`},
 		{"stalls", []string{"-stalls", "-1"}, "-stalls (-1) must be between 0 and 3600 per member-hour"},
 		{"stall bounds", []string{"-stall-min", "3s", "-stall-max", "2s"}, "-stall-min (3s) must be positive and at most -stall-max (2s)"},
@@ -92,11 +101,13 @@ func TestParseMachineStat(t *testing.T) {
 	}
 }
 
-// TestSimulate_virtual runs a small group in a bubble: the crash must be
-// seen by every survivor and decided, in about the protocol's time,
-// although no real second passes for each simulated one.
+// TestSimulate_virtual runs a small group in a bubble: each crash must be
+// seen by every survivor and recorded by the real coordinator in the fake
+// API, in about the protocol's time, although no real second passes for
+// each simulated one; then the Lease holder crashes, another member takes
+// the Lease over and records its failover.
 func TestSimulate_virtual(t *testing.T) {
-	o, err := parseFlags([]string{"-n", "8", "-profiles", "fast", "-crashes", "2", "-quiet", "5s", "-json", ""}, io.Discard)
+	o, err := parseFlags([]string{"-n", "8", "-profiles", "fast", "-crashes", "2", "-coordinator-crashes", "1", "-quiet", "5s", "-json", ""}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,19 +119,37 @@ func TestSimulate_virtual(t *testing.T) {
 	if !r.Converged || r.Stopped != "" {
 		t.Fatalf("converged %v, stopped %q", r.Converged, r.Stopped)
 	}
-	if len(r.Crashes) != 2 {
+	if len(r.Crashes) != 3 {
 		t.Fatalf("crashes = %+v", r.Crashes)
 	}
-	for _, c := range r.Crashes {
-		if c.AllS == nil || c.DecisionS == nil || c.TimedOut {
-			t.Fatalf("crash not seen by all or not decided: %+v", c)
+	for i, c := range r.Crashes {
+		if c.AllS == nil || c.DecisionS == nil || c.RecordS == nil || c.CordonS == nil || c.TimedOut {
+			t.Fatalf("crash not seen by all, not decided or not recorded and cordoned: %+v", c)
 		}
 		// At 8 members the fast profile's suspicion timeout is 0.8 s
 		// (4 × 200 ms): nobody can see a death sooner, and the probe
-		// round, the suspicion and the votes take a few seconds at most.
-		if *c.FirstS < 0.8 || *c.DecisionS > 5 {
-			t.Fatalf("crash seen first after %.2fs, decided after %.2fs; want at least 0.8s and at most 5s", *c.FirstS, *c.DecisionS)
+		// round, the suspicion and the votes take a few seconds at most;
+		// the record comes after the decision, the cordon after the
+		// record.
+		if *c.FirstS < 0.8 || *c.DecisionS > 5 || *c.RecordS < *c.FirstS || (i < 2 && *c.RecordS > 5) || *c.CordonS < *c.RecordS {
+			t.Fatalf("crash %d seen first after %.2fs, decided after %.2fs, recorded after %.2fs, cordoned after %.2fs: %+v", i, *c.FirstS, *c.DecisionS, *c.RecordS, *c.CordonS, c)
 		}
+		if holder := i == 2; c.LeaseHolder != holder {
+			t.Fatalf("crash %d: lease holder %v, want %v", i, c.LeaseHolder, holder)
+		}
+	}
+	// The Lease holder's crash: another member took the Lease once a
+	// quorum confirmed the holder dead, before the Lease ran out (6 s), and
+	// recorded the failover once the old holder surely stopped acting: at
+	// most the holder's stop bound (4 s renew deadline + 1 s retry + 1 s
+	// allowance) after the takeover, and a tick.
+	h := r.Crashes[2]
+	t.Logf("holder crash: seen first %s, all %s, Lease taken over %s, recorded %s by %s", fmtS(h.FirstS), fmtS(h.AllS), fmtS(h.TakeoverS), fmtS(h.RecordS), h.RecordBy)
+	if h.TakeoverS == nil || h.RecordBy == "" || h.RecordBy == h.Victim || *h.TakeoverS < *h.FirstS || *h.TakeoverS > 6 || *h.RecordS < *h.TakeoverS || *h.RecordS > *h.TakeoverS+6.5 {
+		t.Fatalf("holder crash: taken over after %s by %q, recorded after %.2fs: %+v", fmtS(h.TakeoverS), h.RecordBy, *h.RecordS, h)
+	}
+	if d := r.Detection[keyHolderRecord]; d.Count != 1 || r.Detection[keyRecord].Count != 2 {
+		t.Fatalf("summaries: holder %+v, others %+v", d, r.Detection[keyRecord])
 	}
 	if r.WrongCount != 0 {
 		t.Fatalf("wrong actions: %+v", r.WrongActions)
@@ -130,6 +159,52 @@ func TestSimulate_virtual(t *testing.T) {
 	if r.VirtualS < 5 || r.WallS >= r.VirtualS || wallNow().Sub(wall) > time.Duration(r.VirtualS*float64(time.Second)) {
 		t.Fatalf("simulated %.1fs in %.1fs of wall time", r.VirtualS, r.WallS)
 	}
+}
+
+// TestFakeAPI_wrongActions: a coordinator's record or cordon of a member
+// that did not crash is a wrong action, by its author; of one that
+// crashed, it is the failover, noted with its time.
+func TestFakeAPI_wrongActions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		rec := newRecorder(3)
+		api := newFakeAPI([]string{memberName(0), memberName(1), memberName(2)}, rec)
+		rec.crashed(2, time.Now())
+		typed, dyn, down := api.clients(memberName(0))
+		store, err := record.NewStore(record.DefaultConfig(), record.Deps{Client: dyn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, node := range []string{memberName(1), memberName(2)} {
+			f, err := record.NewNodeFailover(node, "test", false, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Create(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			patch := []byte(`{"spec":{"unschedulable":true}}`)
+			if _, err := typed.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wrong := api.wrongActions()
+		if len(wrong) != 2 || wrong[0].Target != memberName(1) || wrong[0].Action != "record" || wrong[1].Action != "cordon" ||
+			wrong[0].By != "coordinator "+memberName(0) {
+			t.Fatalf("wrong actions = %+v, want the record and the cordon of %s", wrong, memberName(1))
+		}
+		if w, ok := api.recorded(memberName(2)); !ok || w.by != memberName(0) {
+			t.Fatalf("record of the crashed member: %+v, %v", w, ok)
+		}
+		if _, ok := api.cordoned(memberName(2)); !ok {
+			t.Fatal("cordon of the crashed member not noted")
+		}
+		// A crashed coordinator's clients refuse everything.
+		down.Store(true)
+		if _, err := typed.CoreV1().Nodes().Get(ctx, memberName(1), metav1.GetOptions{}); !errors.Is(err, errCrashed) {
+			t.Fatalf("get from a crashed coordinator: %v", err)
+		}
+	})
 }
 
 // TestSimulate_stallsAreNotFailedOver stalls members of a small group
@@ -214,14 +289,17 @@ func TestEstimator_scalesFromTheLastRun(t *testing.T) {
 		t.Fatalf("a priori estimates: N=50 %s, N=500 %s", small, large)
 	}
 	// A measured run of 100 members: 10 simulated s to converge, 10 s per
-	// crash, 80 simulated s in all that took 40 s of wall time.
+	// crash (the Lease holder's apart), 80 simulated s in all that took
+	// 40 s of wall time.
 	r := runResult{N: 100, Profile: "fast", Converged: true, ConvergenceS: 10, VirtualS: 80, WallS: 40,
-		Crashes: make([]crashSample, 5), Phases: []phaseUsage{{Phase: phaseCrash, VirtualS: 50}}}
+		Crashes: append(make([]crashSample, 5), crashSample{LeaseHolder: true}), Phases: []phaseUsage{{Phase: phaseCrash, VirtualS: 50}}}
 	e.observe(r)
 	got := e.estimate(runSpec{n: 400, profile: "fast"})
-	// Converge 10 s × 8 batches / 2; crashes 5 × 10 s × log10(400)/2;
-	// wall per member-second 40/80/100 × √4.
-	virtual := 10*8/2 + 20 + 5*10*(2.60206/2)
+	// Converge 10 s × 8 batches / 2; crashes 5 × 10 s × log10(400)/2, and
+	// the Lease holder's that much and a Lease duration (6 s) more; wall
+	// per member-second 40/80/100 × √4.
+	crash := 10 * (2.60206 / 2)
+	virtual := 10*8/2 + 20 + 5*crash + (crash + 6)
 	want := virtual*400*(40.0/80/100)*2 + fixedRunCost.Seconds()
 	if d := got.Seconds() - want; d > 0.5 || d < -0.5 {
 		t.Fatalf("estimate after a measured run = %.1fs, want %.1fs", got.Seconds(), want)

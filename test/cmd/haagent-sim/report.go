@@ -37,7 +37,7 @@ type results struct {
 
 func (o options) export() map[string]any {
 	return map[string]any{
-		"n": o.sizes, "profiles": o.profiles, "loss": o.losses, "delay": o.delay.String(), "crashes": o.crashes,
+		"n": o.sizes, "profiles": o.profiles, "loss": o.losses, "delay": o.delay.String(), "crashes": o.crashes, "coordinator_crashes": o.coordinatorCrashes,
 		"quiet": o.quiet.String(), "settle": o.settle.String(), "timeout": o.timeout.String(), "batch": o.batch, "discovery": o.discovery, "pace": o.pace,
 		"converge_timeout": o.convergeTimeout.String(), "crash_timeout": o.crashTimeout.String(),
 		"decide_tick": o.decideTick.String(), "max_rss_mib": o.maxRSSMiB,
@@ -73,8 +73,20 @@ type crashSample struct {
 	FirstS          *float64 `json:"first_seconds"`
 	HalfS           *float64 `json:"half_seconds"`
 	AllS            *float64 `json:"all_seconds"`
-	DecisionS       *float64 `json:"decision_seconds"`
-	Held            string   `json:"held,omitempty"`
+	// DecisionS is when the decision core alone, on the Lease holder's
+	// view and ballots, would have started the failover (see
+	// coordinator); RecordS when a coordinator created its NodeFailover
+	// record in the API, and RecordBy which member's; CordonS when the
+	// Node was cordoned.
+	DecisionS *float64 `json:"decision_seconds"`
+	RecordS   *float64 `json:"record_seconds"`
+	RecordBy  string   `json:"record_by,omitempty"`
+	CordonS   *float64 `json:"cordon_seconds"`
+	// LeaseHolder: the victim held the coordinator Lease; TakeoverS is
+	// when another member held it.
+	LeaseHolder bool     `json:"lease_holder,omitempty"`
+	TakeoverS   *float64 `json:"lease_takeover_seconds,omitempty"`
+	Held        string   `json:"held,omitempty"`
 	// Votes explains a crash that got no decision.
 	Votes    string `json:"votes_when_given_up,omitempty"`
 	TimedOut bool   `json:"timed_out,omitempty"`
@@ -170,6 +182,12 @@ const (
 	keyHalf     = "half_of_survivors"
 	keyAll      = "all_survivors"
 	keyDecision = "decision_start"
+	keyRecord   = "record_created"
+	keyCordon   = "node_cordoned"
+	// Of the crashes of the Lease holder, apart from the others.
+	keyHolderHalf     = "lease_holder_half_of_survivors"
+	keyHolderRecord   = "lease_holder_record_created"
+	keyHolderTakeover = "lease_holder_takeover"
 )
 
 // runResult is one size, profile and loss rate.
@@ -356,13 +374,21 @@ func merge(rs []runResult) runResult {
 	return r
 }
 
+// summarise sums the crashes up: those of the Lease holder apart.
 func (r *runResult) summarise() {
-	var first, half, all, dec []*float64
+	var first, half, all, dec, rec, cordon, hHalf, hRec, hTake []*float64
 	for _, c := range r.Crashes {
+		if c.LeaseHolder {
+			hHalf, hRec, hTake = append(hHalf, c.HalfS), append(hRec, c.RecordS), append(hTake, c.TakeoverS)
+			continue
+		}
 		first, half, all, dec = append(first, c.FirstS), append(half, c.HalfS), append(all, c.AllS), append(dec, c.DecisionS)
+		rec, cordon = append(rec, c.RecordS), append(cordon, c.CordonS)
 	}
 	r.Detection = map[string]summary{
 		keyFirst: summarise(first), keyHalf: summarise(half), keyAll: summarise(all), keyDecision: summarise(dec),
+		keyRecord: summarise(rec), keyCordon: summarise(cordon),
+		keyHolderHalf: summarise(hHalf), keyHolderRecord: summarise(hRec), keyHolderTakeover: summarise(hTake),
 	}
 }
 
@@ -438,13 +464,13 @@ func printTables(w io.Writer, res *results) {
 			g.profile, t.ProbeIntervalS, t.ProbeTimeoutS, t.SuspicionMult, t.IndirectChecks, t.GossipIntervalS, t.PushPullIntervalS, 100*g.loss, 1000*runs[0].DelayS)
 
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "N\tstart\tconverge\tsusp.min\tcrashes\tdetect half p50\tp99\tall p99\tdecided\tdecision p50\tp99\tfalse susp/dead\tper member-hour\tWRONG\t")
+		fmt.Fprintln(tw, "N\tstart\tconverge\tsusp.min\tcrashes\tdetect half p50\tp99\tall p99\trecorded\trecord p50\tp99\tcore p50\tp99\tfalse susp/dead\tper member-hour\tWRONG\t")
 		for _, r := range runs {
 			if r.skippedBeforeStart() {
-				fmt.Fprintf(tw, "%d\t-\t-\t%.1fs\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", r.N, r.SuspicionMinS)
+				fmt.Fprintf(tw, "%d\t-\t-\t%.1fs\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", r.N, r.SuspicionMinS)
 				continue
 			}
-			h, d, a := r.Detection[keyHalf], r.Detection[keyDecision], r.Detection[keyAll]
+			h, d, a, rc := r.Detection[keyHalf], r.Detection[keyDecision], r.Detection[keyAll], r.Detection[keyRecord]
 			start, conv := "-", "NO"
 			if r.StartS > 0 {
 				start = fmt.Sprintf("%.1fs", r.StartS)
@@ -458,21 +484,32 @@ func printTables(w io.Writer, res *results) {
 				falses = fmt.Sprintf("%d/%d", fq.Suspect, fq.Dead)
 				rates = fmt.Sprintf("%.2f/%.2f", q.suspectPerMemberHour, q.deadPerMemberHour)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%.1fs\t%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%d\t\n",
-				r.N, start, conv, r.SuspicionMinS, len(r.Crashes), sec(h.P50), sec(h.P99), sec(a.P99), d.Count, len(r.Crashes),
-				sec(d.P50), sec(d.P99), falses, rates, r.WrongCount)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%.1fs\t%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
+				r.N, start, conv, r.SuspicionMinS, len(r.Crashes), sec(h.P50), sec(h.P99), sec(a.P99), rc.Count, rc.Count+rc.Missing,
+				sec(rc.P50), sec(rc.P99), sec(d.P50), sec(d.P99), falses, rates, r.WrongCount)
 		}
 		tw.Flush()
 
 		fmt.Fprintln(w, "  detection distribution, seconds after the crash (p50/p90/p99/max):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "N\tfirst survivor\thalf of survivors\tall survivors\tfailover decision\t")
+		fmt.Fprintln(tw, "N\tfirst survivor\thalf of survivors\tall survivors\trecord created\tcordoned\tdecision core\t")
 		for _, r := range runs {
 			if len(r.Crashes) == 0 {
 				continue
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t\n", r.N, dist(r.Detection[keyFirst]), dist(r.Detection[keyHalf]),
-				dist(r.Detection[keyAll]), dist(r.Detection[keyDecision]))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.N, dist(r.Detection[keyFirst]), dist(r.Detection[keyHalf]),
+				dist(r.Detection[keyAll]), dist(r.Detection[keyRecord]), dist(r.Detection[keyCordon]), dist(r.Detection[keyDecision]))
+		}
+		tw.Flush()
+
+		fmt.Fprintln(w, "  crashes of the coordinator Lease holder, seconds after the crash (p50/p90/p99/max):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "N\tcrashes\thalf of survivors\tLease taken over\trecord created\t")
+		for _, r := range runs {
+			if h := r.Detection[keyHolderRecord]; h.Count+h.Missing > 0 {
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t\n", r.N, h.Count+h.Missing, dist(r.Detection[keyHolderHalf]),
+					dist(r.Detection[keyHolderTakeover]), dist(h))
+			}
 		}
 		tw.Flush()
 
@@ -522,10 +559,15 @@ func printTables(w io.Writer, res *results) {
 All times of the protocol are on the simulated clock (testing/synctest): what they would be if every member had a CPU
 of its own. start: first member started until all N were; converge: until every member saw all N; susp.min:
 memberlist's shortest suspicion timeout at N; detect: crash until that share of the survivors saw the member dead;
-decided: crashes whose failover the decision core (on the first member's view and ballots) started in time;
-decision: crash until it started; false susp/dead: suspect and dead events about live members in the quiet period,
-in all and per member-hour; WRONG: failovers started (or held only by a guard) about a live member in the whole run.
-Cost: bytes and messages sent per member per second, votes received; CPU est.: CPU seconds per simulated second per
+recorded: crashes whose NodeFailover record the coordinator that holds the Lease (agent/coordinator, on an
+in-memory API) created in time; record: crash until it did; cordoned: until it cordoned the Node; core: crash until
+the decision core alone, on the Lease holder's view and ballots, would have started the failover (the measure before
+the coordinators ran here); the crashes of the Lease holder itself (-coordinator-crashes) are apart, with the time
+until another member held the Lease; false susp/dead: suspect and dead events about live members in the quiet
+period, in all and per member-hour; WRONG: records or cordons of a live member, and failovers the decision core
+started (or held only by a guard) about one, in the whole run.
+Cost: bytes and messages sent per member per second, votes received (crash: not counting the Lease holder's
+crashes, whose votes go to every member); CPU est.: CPU seconds per simulated second per
 member in the quiet period, simulator included (an estimate); peak RSS of the run's process and per member; sim s and
 wall s: the run's simulated and wall-clock length (wall s: the whole process); wall/sim: wall seconds per simulated
 second. With fewer than 100 crashes, p99 is their maximum.`)
@@ -575,7 +617,7 @@ func (r *runResult) notes() []string {
 	if r.Converged {
 		out = append(out, fmt.Sprintf("all %d started in %.1fs, converged in %.1fs; formation traffic settled %.0fs later", r.N, r.StartS, r.ConvergenceS, r.SettleS))
 	}
-	timedOut, noDecision := 0, 0
+	timedOut, noDecision, noRecord := 0, 0, 0
 	for _, c := range r.Crashes {
 		if c.TimedOut {
 			timedOut++
@@ -583,12 +625,18 @@ func (r *runResult) notes() []string {
 		if c.DecisionS == nil {
 			noDecision++
 		}
+		if c.RecordS == nil {
+			noRecord++
+		}
 	}
 	if timedOut > 0 {
 		out = append(out, fmt.Sprintf("%d of %d crashes not seen dead by every survivor or not decided within %.0fs", timedOut, len(r.Crashes), r.CrashTimeoutS))
 	}
+	if noRecord > 0 {
+		out = append(out, fmt.Sprintf("%d of %d crashes got no failover record from a coordinator", noRecord, len(r.Crashes)))
+	}
 	if noDecision > 0 {
-		out = append(out, fmt.Sprintf("%d of %d crashes got no failover decision", noDecision, len(r.Crashes)))
+		out = append(out, fmt.Sprintf("%d of %d crashes got no decision from the decision core alone", noDecision, len(r.Crashes)))
 	}
 	if f, d := r.Detection[keyFirst], r.Detection[keyDecision]; f.Count > 0 {
 		out = append(out, fmt.Sprintf("detection first survivor p50 %s max %s; decision max %s; crash phase false susp/dead %d/%d",

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+
 	"github.com/haagent/haagent/agent/agreement"
 	"github.com/haagent/haagent/agent/gossip"
 )
@@ -22,6 +25,9 @@ const (
 	phaseConverge = "converge"
 	phaseQuiet    = "quiet"
 	phaseCrash    = "crash"
+	// phaseHolderCrash is the crash phase's part that crashes the Lease
+	// holder; membership events are counted in phaseCrash.
+	phaseHolderCrash = "lease-holder-crash"
 )
 
 // runSpec names one run.
@@ -42,7 +48,9 @@ type sim struct {
 	timing gossip.Profile
 	p      *progress
 	c      *cluster
-	coord  *coordinator
+	api    *fakeAPI
+	coords *coordinators
+	coord  *coordinator // the decision core alone, on the Lease holder's view
 	r      *runResult
 }
 
@@ -70,6 +78,9 @@ func crashTimeout(o options, p gossip.Profile, n int) time.Duration {
 // the network and the decision core there, and returns when the run is
 // done or stop is set, after every member stopped.
 func simulate(o options, spec runSpec, p *progress, stop *stopSignal) runResult {
+	// client-go's leader election and Event broadcaster log through
+	// klog; the members log nothing either.
+	klog.SetLogger(logr.Discard())
 	timing := gossipConfig(o, "sim", spec.profile, spec.n).Effective()
 	r := newRunResult(o, spec, timing)
 	r.RSSAtStartBytes, _ = rssBytes()
@@ -79,6 +90,18 @@ func simulate(o options, spec runSpec, p *progress, stop *stopSignal) runResult 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	s := &sim{o: o, spec: spec, timing: timing, p: p, c: newCluster(o, spec), r: &r}
+	names := make([]string, spec.n)
+	for i := range names {
+		names[i] = memberName(i)
+	}
+	s.api = newFakeAPI(names, s.c.rec)
+	s.coords = newCoordinators(o, spec.n, s.api)
+	s.c.spared = s.coords.runs
+	var err error
+	if s.coord, err = newCoordinator(s.coords.holder, s.c.rec, o.decideTick); err != nil {
+		r.Stopped = err.Error()
+		return r
+	}
 
 	var peakRSS atomic.Uint64
 	guardDone := make(chan struct{})
@@ -92,10 +115,9 @@ func simulate(o options, spec runSpec, p *progress, stop *stopSignal) runResult 
 		time.Duration(r.SuspicionMinS*float64(time.Second)).Round(time.Millisecond),
 		time.Duration(r.SuspicionMaxS*float64(time.Second)).Round(time.Millisecond))
 
-	err := s.converge(ctx, func() {
-		coordWG.Add(1)
-		go func() { defer coordWG.Done(); s.coord.run(coordCtx) }()
-	})
+	coordWG.Add(1)
+	go func() { defer coordWG.Done(); s.coord.run(coordCtx) }()
+	err = s.converge(ctx)
 	if o.memProfile != "" {
 		// The group's formation is where memory peaks: a profile of the
 		// heap then, whether it converged or was stopped.
@@ -126,13 +148,12 @@ func simulate(o options, spec runSpec, p *progress, stop *stopSignal) runResult 
 
 	stopCoord()
 	coordWG.Wait()
+	s.coords.stop()
 	stopGuard()
 	<-guardDone
-	if s.coord != nil {
-		r.WrongActions = s.coord.wrongActions()
-		rounds, mean, slowest := s.coord.stats()
-		r.DecideRounds, r.DecideMeanMS, r.DecideMaxMS = rounds, ms(mean), ms(slowest)
-	}
+	r.WrongActions = append(s.coord.wrongActions(), s.api.wrongActions()...)
+	rounds, mean, slowest := s.coord.stats()
+	r.DecideRounds, r.DecideMeanMS, r.DecideMaxMS = rounds, ms(mean), ms(slowest)
 	r.WrongCount = len(r.WrongActions)
 	r.False, r.FalseSamples = s.c.rec.falseByPhase()
 	r.PacketsDelivered, r.PacketsDropped = s.c.net.Stats()
@@ -148,9 +169,11 @@ func simulate(o options, spec runSpec, p *progress, stop *stopSignal) runResult 
 	time.Sleep(time.Minute)
 	r.summarise()
 	r.LoadAtEnd = loadAverage()
-	p.printf("%s: done: converged %v in %.1fs; detection (half) p50 %s p99 %s; decision p50 %s p99 %s; wrong actions %d",
+	p.printf("%s: done: converged %v in %.1fs; detection (half) p50 %s p99 %s; decision core p50 %s p99 %s; record p50 %s p99 %s; coordinator's crash: record p50 %s max %s; wrong actions %d",
 		spec, r.Converged, r.ConvergenceS, fmtS(r.Detection[keyHalf].P50), fmtS(r.Detection[keyHalf].P99),
-		fmtS(r.Detection[keyDecision].P50), fmtS(r.Detection[keyDecision].P99), r.WrongCount)
+		fmtS(r.Detection[keyDecision].P50), fmtS(r.Detection[keyDecision].P99),
+		fmtS(r.Detection[keyRecord].P50), fmtS(r.Detection[keyRecord].P99),
+		fmtS(r.Detection[keyHolderRecord].P50), fmtS(r.Detection[keyHolderRecord].Max), r.WrongCount)
 	return r
 }
 
@@ -229,9 +252,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 // converge starts the members batch by batch; a batch starts when the
 // previous one is seen (-pace: by all but a few of the members started, or
 // by the first member). It then waits
-// until every member sees every other alive (or suspect). onCoordinator is
-// called once the first member, which also plays the coordinator, exists.
-func (s *sim) converge(ctx context.Context, onCoordinator func()) error {
+// until every member sees every other alive (or suspect). The members that
+// run a coordinator start it with them.
+func (s *sim) converge(ctx context.Context) error {
 	m := beginPhase(phaseConverge)
 	defer s.endPhase(m)
 	n := s.spec.n
@@ -245,11 +268,8 @@ func (s *sim) converge(ctx context.Context, onCoordinator func()) error {
 			if err != nil {
 				return fmt.Errorf("start %s: %w", memberName(i), err)
 			}
-			if i == 0 {
-				if s.coord, err = newCoordinator(mem, rec, s.o.decideTick); err != nil {
-					return err
-				}
-				onCoordinator()
+			if err := s.coords.start(mem); err != nil {
+				return err
 			}
 		}
 		what := "the first member to see the batch"
@@ -332,6 +352,7 @@ func (s *sim) settle(ctx context.Context) error {
 func (s *sim) quiet(ctx context.Context) error {
 	s.c.rec.setPhase(phaseQuiet)
 	s.coord.setPhase(phaseQuiet)
+	s.api.setPhase(phaseQuiet)
 	if s.o.quiet == 0 {
 		return nil
 	}
@@ -351,95 +372,164 @@ func (s *sim) quiet(ctx context.Context) error {
 	return err
 }
 
-// crashes crashes members one after the other and waits, for each, until
-// every survivor sees it dead and the decision core has started its
-// failover, or the crash timeout passes.
+// crashes crashes members one after the other, then (-coordinator-crashes)
+// the member that holds the coordinator Lease, each time the one that
+// holds it then, and waits, for each, until every survivor sees it dead
+// and a coordinator has recorded its failover (and the decision core
+// alone would have started it), or the crash timeout passes.
 func (s *sim) crashes(ctx context.Context) error {
 	s.c.rec.setPhase(phaseCrash)
 	s.coord.setPhase(phaseCrash)
-	if s.o.crashes == 0 {
-		return nil
-	}
-	m := beginPhase(phaseCrash)
-	live := s.c.live()
-	before, t0 := countAll(live), time.Now()
-	defer func() {
-		survivors := s.c.live()
-		after := countAll(survivors)
-		s.endPhase(m)
-		s.r.Traffic = append(s.r.Traffic, trafficBetween(phaseCrash, survivors, before, after, time.Since(t0)))
-	}()
+	s.api.setPhase(phaseCrash)
 	limit := crashTimeout(s.o, s.timing, s.spec.n)
 	s.r.CrashTimeoutS = limit.Seconds()
-	for k := 0; k < s.o.crashes; k++ {
-		var candidates []*member
-		for _, mem := range s.c.live() {
-			// The first member is the coordinator; a stalled member is
-			// left to its stall, so that a crash is only a crash.
-			if mem.idx != 0 && !s.c.isStalled(mem) {
-				candidates = append(candidates, mem)
+	err := s.measured(phaseCrash, s.o.crashes, func() error {
+		for k := 0; k < s.o.crashes; k++ {
+			var candidates []*member
+			for _, mem := range s.c.live() {
+				// The coordinators' members are crashed only as the Lease
+				// holder, below; a stalled member is left to its stall, so
+				// that a crash is only a crash.
+				if !s.c.spared(mem) && !s.c.isStalled(mem) {
+					candidates = append(candidates, mem)
+				}
+			}
+			if len(candidates) == 0 {
+				return errors.New("no member left to crash")
+			}
+			victim := candidates[rand.N(len(candidates))]
+			if err := s.crashOne(ctx, victim, false, limit, fmt.Sprintf("crash %d/%d", k+1, s.o.crashes)); err != nil {
+				return err
 			}
 		}
-		if len(candidates) == 0 {
-			return errors.New("no member left to crash")
-		}
-		victim := candidates[rand.N(len(candidates))]
-		at := s.c.crash(victim)
-		survivors := len(s.c.live())
-		cs := crashSample{Victim: victim.name, AtS: at.Sub(s.c.rec.start).Seconds(), Survivors: survivors}
-		deadline := at.Add(limit)
-		t := time.NewTicker(20 * time.Millisecond)
-		var err error
-	wait:
-		for {
-			_, decided := s.coord.startedAt(victim.name)
-			if s.c.rec.deadSeen(victim.idx) >= survivors && decided {
-				break
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Apart: the votes about a dead holder go to every member, not to the
+	// holder alone, and cost more than those about other members.
+	return s.measured(phaseHolderCrash, s.o.coordinatorCrashes, func() error {
+		for k := 0; k < s.o.coordinatorCrashes; k++ {
+			var victim *member
+			err := s.waitUntil(ctx, time.Now().Add(limit), "a member to hold the coordinator Lease", func() bool {
+				victim = s.coords.holder()
+				return victim != nil && !s.c.rec.isCrashed(victim.idx)
+			}, func() string { return fmt.Sprintf("the Lease names %q", s.api.leaseHolder()) })
+			if err != nil {
+				return err
 			}
-			if time.Now().After(deadline) {
-				cs.TimedOut = true
-				break
-			}
-			select {
-			case <-ctx.Done():
-				err = context.Cause(ctx)
-				break wait
-			case <-t.C:
+			what := fmt.Sprintf("crash of the Lease holder %d/%d", k+1, s.o.coordinatorCrashes)
+			if err := s.crashOne(ctx, victim, true, limit, what); err != nil {
+				return err
 			}
 		}
-		t.Stop()
-		lat := s.c.rec.deadLatencies(victim.idx)
-		cs.SeenDead = len(lat)
-		cs.DeadBeforeCrash = s.c.rec.deadBeforeCrash(victim.idx)
-		for _, d := range lat {
-			cs.ObserversS = append(cs.ObserversS, d.Seconds())
+		return nil
+	})
+}
+
+// measured runs the count crashes of run as phase: its cost, and the
+// traffic of the members that survive it.
+func (s *sim) measured(phase string, count int, run func() error) error {
+	if count == 0 {
+		return nil
+	}
+	m := beginPhase(phase)
+	live := s.c.live()
+	before, t0 := countAll(live), time.Now()
+	err := run()
+	survivors := s.c.live()
+	after := countAll(survivors)
+	s.endPhase(m)
+	s.r.Traffic = append(s.r.Traffic, trafficBetween(phase, survivors, before, after, time.Since(t0)))
+	return err
+}
+
+// crashOne crashes victim, the Lease holder if holder is set, and waits
+// until every survivor sees it dead, a coordinator has recorded its
+// failover and cordoned its Node (the record comes first), and the
+// decision core alone would have started it, or limit passes; and, for
+// the holder, until another member holds the Lease.
+func (s *sim) crashOne(ctx context.Context, victim *member, holder bool, limit time.Duration, what string) error {
+	if holder {
+		s.coords.crash(victim) // its API requests stop with it
+	}
+	at := s.c.crash(victim)
+	survivors := len(s.c.live())
+	cs := crashSample{Victim: victim.name, AtS: at.Sub(s.c.rec.start).Seconds(), Survivors: survivors, LeaseHolder: holder}
+	deadline := at.Add(limit)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var takeover time.Time
+	var err error
+wait:
+	for {
+		if holder && takeover.IsZero() {
+			if h := s.api.leaseHolder(); h != "" && h != victim.name {
+				takeover = time.Now()
+			}
 		}
-		if len(lat) > 0 {
-			cs.FirstS = ptr(lat[0].Seconds())
+		_, decided := s.coord.startedAt(victim.name)
+		_, cordoned := s.api.cordoned(victim.name)
+		if s.c.rec.deadSeen(victim.idx) >= survivors && decided && cordoned && (!holder || !takeover.IsZero()) {
+			break
 		}
-		if half := (survivors + 1) / 2; len(lat) >= half {
-			cs.HalfS = ptr(lat[half-1].Seconds())
+		if time.Now().After(deadline) {
+			cs.TimedOut = true
+			break
 		}
-		if len(lat) >= survivors {
-			cs.AllS = ptr(lat[survivors-1].Seconds())
-		}
-		if st, ok := s.coord.startedAt(victim.name); ok {
-			cs.DecisionS = ptr(st.Sub(at).Seconds())
-		} else {
-			cs.Held = s.coord.heldReason(victim.name)
-			cs.Votes = s.coord.votesAbout(victim.name)
-		}
-		s.r.Crashes = append(s.r.Crashes, cs)
-		s.p.printf("%s: crash %d/%d %s: first %s, half %s, all %s (%d/%d), decision %s%s", s.spec, k+1, s.o.crashes, victim.name,
-			fmtS(cs.FirstS), fmtS(cs.HalfS), fmtS(cs.AllS), cs.SeenDead, survivors, fmtS(cs.DecisionS), timedOut(cs.TimedOut, limit))
-		if err != nil {
-			return err
-		}
-		if err := sleep(ctx, 2*s.timing.ProbeInterval); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+			break wait
+		case <-t.C:
 		}
 	}
-	return nil
+	lat := s.c.rec.deadLatencies(victim.idx)
+	cs.SeenDead = len(lat)
+	cs.DeadBeforeCrash = s.c.rec.deadBeforeCrash(victim.idx)
+	for _, d := range lat {
+		cs.ObserversS = append(cs.ObserversS, d.Seconds())
+	}
+	if len(lat) > 0 {
+		cs.FirstS = ptr(lat[0].Seconds())
+	}
+	if half := (survivors + 1) / 2; len(lat) >= half {
+		cs.HalfS = ptr(lat[half-1].Seconds())
+	}
+	if len(lat) >= survivors {
+		cs.AllS = ptr(lat[survivors-1].Seconds())
+	}
+	if st, ok := s.coord.startedAt(victim.name); ok {
+		cs.DecisionS = ptr(st.Sub(at).Seconds())
+	} else {
+		cs.Held = s.coord.heldReason(victim.name)
+		cs.Votes = s.coord.votesAbout(victim.name)
+	}
+	if w, ok := s.api.recorded(victim.name); ok {
+		cs.RecordS, cs.RecordBy = ptr(w.at.Sub(at).Seconds()), w.by
+	}
+	if w, ok := s.api.cordoned(victim.name); ok {
+		cs.CordonS = ptr(w.at.Sub(at).Seconds())
+	}
+	if !takeover.IsZero() {
+		cs.TakeoverS = ptr(takeover.Sub(at).Seconds())
+	}
+	s.r.Crashes = append(s.r.Crashes, cs)
+	s.p.printf("%s: %s %s: first %s, half %s, all %s (%d/%d), decision core %s, record %s (by %s)%s%s", s.spec, what, victim.name,
+		fmtS(cs.FirstS), fmtS(cs.HalfS), fmtS(cs.AllS), cs.SeenDead, survivors, fmtS(cs.DecisionS), fmtS(cs.RecordS), cs.RecordBy,
+		takeoverNote(holder, cs.TakeoverS), timedOut(cs.TimedOut, limit))
+	if err != nil {
+		return err
+	}
+	return sleep(ctx, 2*s.timing.ProbeInterval)
+}
+
+func takeoverNote(holder bool, s *float64) string {
+	if !holder {
+		return ""
+	}
+	return ", Lease taken over " + fmtS(s)
 }
 
 func timedOut(b bool, limit time.Duration) string {
