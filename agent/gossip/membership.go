@@ -99,6 +99,10 @@ type Membership struct {
 	counts    [len(stateNames)]int // members by state, kept with members
 	suspected map[string]time.Time
 	refusedAt map[string]time.Time
+	// tableGen counts the changes of members that the expected group
+	// depends on (a new member, a new state); it starts at 1.
+	tableGen      uint64
+	expectedCache expectedCache
 }
 
 // New validates the configuration and reads the keyring. It starts nothing.
@@ -122,6 +126,7 @@ func New(cfg Config, deps Deps) (*Membership, error) {
 		nodes:     deps.Nodes,
 		contacts:  newContacts(),
 		members:   map[string]*Member{},
+		tableGen:  1,
 		suspected: map[string]time.Time{},
 		refusedAt: map[string]time.Time{},
 

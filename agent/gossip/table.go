@@ -168,8 +168,9 @@ func (m *Membership) setStateLocked(mem *Member, s State, now time.Time) {
 }
 
 // countsChangedLocked publishes the state counts to the broadcast queue's
-// size and the gauges.
+// size and the gauges, and marks the expected group for recounting.
 func (m *Membership) countsChangedLocked() {
+	m.tableGen++
 	m.alive.Store(int64(m.counts[StateAlive] + m.counts[StateSuspect]))
 	for i, c := range m.counts {
 		m.metrics.byState[i].Set(float64(c))
