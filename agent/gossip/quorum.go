@@ -43,46 +43,71 @@ type NodeSource interface {
 
 // contacts records when each member was last heard from directly: a
 // packet whose source is the member's gossip address. It has its own lock:
-// it is written for every packet received.
+// it is written for every packet received. It is keyed by address, one
+// entry a member, which is what every packet is looked up by: a table by
+// address and another by name cost twice the entries, which a process
+// that plays thousands of members (the simulation) feels as N².
 type contacts struct {
-	mu     sync.Mutex
-	byAddr map[string]string    // gossip address -> member name
-	last   map[string]time.Time // member name -> last packet
+	mu   sync.Mutex
+	last map[string]contact // gossip address -> its member, last packet
+}
+
+type contact struct {
+	name string
+	at   int64 // Unix nanoseconds of the last packet; 0: none yet
 }
 
 func newContacts() *contacts {
-	return &contacts{byAddr: map[string]string{}, last: map[string]time.Time{}}
+	return &contacts{last: map[string]contact{}}
 }
 
 // heard records a packet from addr; addresses of no member are ignored, so
 // the table stays as large as the membership.
 func (c *contacts) heard(addr string, now time.Time) {
 	c.mu.Lock()
-	if name, ok := c.byAddr[addr]; ok {
-		c.last[name] = now
+	if e, ok := c.last[addr]; ok {
+		e.at = now.UnixNano()
+		c.last[addr] = e
 	}
 	c.mu.Unlock()
 }
 
-// moved records a member's address.
+// moved records a member's address. What was heard from its old address
+// does not count for its new one.
 func (c *contacts) moved(name, oldAddr, newAddr string) {
 	c.mu.Lock()
-	if c.byAddr[oldAddr] == name {
-		delete(c.byAddr, oldAddr)
+	if c.last[oldAddr].name == name {
+		delete(c.last, oldAddr)
 	}
-	c.byAddr[newAddr] = name
+	c.last[newAddr] = contact{name: name}
 	c.mu.Unlock()
 }
 
-// lastHeard returns when each of names was last heard from.
-func (c *contacts) lastHeard(names []string) []time.Time {
-	out := make([]time.Time, len(names))
+// lastHeard returns when each of the members at addrs was last heard from
+// (zero: never, or no such member).
+func (c *contacts) lastHeard(addrs []string) []time.Time {
+	out := make([]time.Time, len(addrs))
 	c.mu.Lock()
-	for i, n := range names {
-		out[i] = c.last[n]
+	for i, a := range addrs {
+		if e := c.last[a]; e.at != 0 {
+			out[i] = time.Unix(0, e.at)
+		}
 	}
 	c.mu.Unlock()
 	return out
+}
+
+// lastHeard returns when each of names was last heard from directly.
+func (m *Membership) lastHeard(names []string) []time.Time {
+	addrs := make([]string, len(names))
+	m.mu.Lock()
+	for i, n := range names {
+		if mem, ok := m.members[n]; ok {
+			addrs[i] = mem.Addr
+		}
+	}
+	m.mu.Unlock()
+	return m.contacts.lastHeard(addrs)
 }
 
 // QuorumView is what this agent knows of its group, for the majority tests
@@ -115,7 +140,7 @@ func (m *Membership) Quorum() QuorumView {
 	names, live := m.expected()
 	v := QuorumView{Joined: m.joined.Load(), Expected: len(names), Live: live, InTouch: 1}
 	now := m.clock.Now()
-	for i, t := range m.contacts.lastHeard(names) {
+	for i, t := range m.lastHeard(names) {
 		if names[i] != m.cfg.NodeName && !t.IsZero() && now.Sub(t) < m.timing.IsolationTimeout {
 			v.InTouch++
 		}
@@ -288,7 +313,7 @@ func (m *Membership) pingTargets() []Member {
 		last time.Time
 	}
 	var stale []cand
-	heard := m.contacts.lastHeard(names)
+	heard := m.lastHeard(names)
 	for i, name := range names {
 		if name == m.cfg.NodeName {
 			continue
