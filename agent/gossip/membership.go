@@ -99,10 +99,11 @@ type Membership struct {
 	counts    [len(stateNames)]int // members by state, kept with members
 	suspected map[string]time.Time
 	refusedAt map[string]time.Time
-	// tableGen counts the changes of members that the expected group
-	// depends on (a new member, a new state); it starts at 1.
-	tableGen      uint64
-	expectedCache expectedCache
+	// tableGen counts the changes of members that the majority tests
+	// depend on (a new member, a new state, a new address); it starts
+	// at 1.
+	tableGen    uint64
+	quorumCache quorumCache
 }
 
 // New validates the configuration and reads the keyring. It starts nothing.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,72 +43,65 @@ type NodeSource interface {
 }
 
 // contacts records when each member was last heard from directly: a
-// packet whose source is the member's gossip address. It has its own lock:
-// it is written for every packet received. It is keyed by address, one
-// entry a member, which is what every packet is looked up by: a table by
-// address and another by name cost twice the entries, which a process
-// that plays thousands of members (the simulation) feels as N².
+// packet whose source is the member's gossip address. It is written for
+// every packet received: a lookup by address under its own lock, then an
+// atomic store. It holds one entry a member, by address, which is what
+// packets are looked up by; the majority tests keep pointers to the
+// entries of the expected group (see quorumCache) and read them without
+// a lookup.
 type contacts struct {
-	mu   sync.Mutex
-	last map[string]contact // gossip address -> its member, last packet
+	mu     sync.Mutex
+	byAddr map[string]*contact
 }
 
+// contact is one member's address entry.
 type contact struct {
-	name string
-	at   int64 // Unix nanoseconds of the last packet; 0: none yet
+	name string       // the member at the address
+	at   atomic.Int64 // Unix nanoseconds of the last packet; 0: none yet
 }
 
 func newContacts() *contacts {
-	return &contacts{last: map[string]contact{}}
+	return &contacts{byAddr: map[string]*contact{}}
 }
 
 // heard records a packet from addr; addresses of no member are ignored, so
 // the table stays as large as the membership.
 func (c *contacts) heard(addr string, now time.Time) {
 	c.mu.Lock()
-	if e, ok := c.last[addr]; ok {
-		e.at = now.UnixNano()
-		c.last[addr] = e
-	}
+	e := c.byAddr[addr]
 	c.mu.Unlock()
+	if e != nil {
+		e.at.Store(now.UnixNano())
+	}
 }
 
 // moved records a member's address. What was heard from its old address
 // does not count for its new one.
 func (c *contacts) moved(name, oldAddr, newAddr string) {
 	c.mu.Lock()
-	if c.last[oldAddr].name == name {
-		delete(c.last, oldAddr)
+	if e := c.byAddr[oldAddr]; e != nil && e.name == name {
+		delete(c.byAddr, oldAddr)
 	}
-	c.last[newAddr] = contact{name: name}
+	c.byAddr[newAddr] = &contact{name: name}
 	c.mu.Unlock()
 }
 
-// lastHeard returns when each of the members at addrs was last heard from
-// (zero: never, or no such member).
-func (c *contacts) lastHeard(addrs []string) []time.Time {
-	out := make([]time.Time, len(addrs))
+// lookup returns the entry of the member at addr, nil if none.
+func (c *contacts) lookup(addr string) *contact {
 	c.mu.Lock()
-	for i, a := range addrs {
-		if e := c.last[a]; e.at != 0 {
-			out[i] = time.Unix(0, e.at)
-		}
-	}
-	c.mu.Unlock()
-	return out
+	defer c.mu.Unlock()
+	return c.byAddr[addr]
 }
 
-// lastHeard returns when each of names was last heard from directly.
-func (m *Membership) lastHeard(names []string) []time.Time {
-	addrs := make([]string, len(names))
-	m.mu.Lock()
-	for i, n := range names {
-		if mem, ok := m.members[n]; ok {
-			addrs[i] = mem.Addr
-		}
+// last returns when the entry was last heard from; zero for none.
+func (e *contact) last() time.Time {
+	if e == nil {
+		return time.Time{}
 	}
-	m.mu.Unlock()
-	return m.contacts.lastHeard(addrs)
+	if at := e.at.Load(); at != 0 {
+		return time.Unix(0, at)
+	}
+	return time.Time{}
 }
 
 // QuorumView is what this agent knows of its group, for the majority tests
@@ -137,11 +131,12 @@ func (v QuorumView) HasContact() bool { return v.Joined && v.InTouch > v.Expecte
 
 // Quorum returns this agent's view of its group now.
 func (m *Membership) Quorum() QuorumView {
-	names, live := m.expected()
-	v := QuorumView{Joined: m.joined.Load(), Expected: len(names), Live: live, InTouch: 1}
 	now := m.clock.Now()
-	for i, t := range m.lastHeard(names) {
-		if names[i] != m.cfg.NodeName && !t.IsZero() && now.Sub(t) < m.timing.IsolationTimeout {
+	v := QuorumView{Joined: m.joined.Load(), InTouch: 1}
+	var others []*contact
+	v.Expected, v.Live, others = m.quorumCounts()
+	for _, c := range others {
+		if t := c.last(); !t.IsZero() && now.Sub(t) < m.timing.IsolationTimeout {
 			v.InTouch++
 		}
 	}
@@ -175,67 +170,20 @@ func (m *Membership) contactWantedNow() bool {
 // ExpectedNames lists the expected group, sorted, this agent included.
 func (m *Membership) ExpectedNames() []string {
 	names, _ := m.expected()
-	return slices.Clone(names)
+	return names
 }
 
 // IsolationTimeout is the isolation timeout in force.
 func (m *Membership) IsolationTimeout() time.Duration { return m.timing.IsolationTimeout }
 
-// expectedCache is the last answer of expected() and the table generation
-// it was computed at. Quorum runs every quarter isolation timeout in every
-// agent, and the coordinator asks on every tick: sorting N names each time
-// was a quarter of the CPU of an idle group of a thousand members in the
-// simulation, for an answer that changes only when the table does.
-type expectedCache struct {
-	gen   uint64   // tableGen when names was computed; 0: none yet
-	names []string // sorted; shared: callers must not modify it
-	live  int
-	// all is every member's name, sorted, at gen: what the answer with
-	// the API's word is filtered from without sorting again.
-	all []string
-}
-
 // expected returns the names of the expected group, sorted, and how many
-// of them gossip holds alive or suspect. The slice is shared: callers
-// must not modify it.
+// of them gossip holds alive or suspect.
 func (m *Membership) expected() (names []string, live int) {
 	synced := m.nodes != nil && m.nodes.Synced()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := &m.expectedCache
-	if c.gen != m.tableGen {
-		c.all = c.all[:0]
-		for name := range m.members {
-			c.all = append(c.all, name)
-		}
-		if _, ok := m.members[m.cfg.NodeName]; !ok {
-			// Before memberlist has announced this agent to itself.
-			c.all = append(c.all, m.cfg.NodeName)
-		}
-		slices.Sort(c.all)
-		c.names, c.live = m.expectedLocked(c.all, false)
-		c.gen = m.tableGen
-	}
-	if !synced {
-		return c.names, c.live
-	}
-	// The API's word changes without the table changing: filter again,
-	// in order, and sort only the Nodes gossip has never seen, if any.
-	return m.expectedLocked(c.all, true)
-}
-
-// expectedLocked filters all (every member's name and this agent's,
-// sorted) down to the expected group, adding, with the API's word, the
-// Nodes an agent has run on that gossip has not seen.
-func (m *Membership) expectedLocked(all []string, synced bool) (names []string, live int) {
-	names = make([]string, 0, len(all))
-	for _, name := range all {
-		mem, ok := m.members[name]
-		if !ok { // this agent, not yet announced to itself
-			names = append(names, name)
-			live++
-			continue
-		}
+	names = make([]string, 0, len(m.members)+1)
+	for name, mem := range m.members {
 		if mem.State == StateLeft || (synced && !mem.Local && !m.nodes.Exists(name)) {
 			continue
 		}
@@ -244,20 +192,90 @@ func (m *Membership) expectedLocked(all []string, synced bool) (names []string, 
 			live++
 		}
 	}
-	if !synced {
-		return names, live
+	if _, ok := m.members[m.cfg.NodeName]; !ok {
+		// Before memberlist has announced this agent to itself.
+		names = append(names, m.cfg.NodeName)
+		live++
 	}
-	n := len(names)
-	for _, name := range m.nodes.AgentNodes() {
-		if _, ok := m.members[name]; !ok && name != m.cfg.NodeName {
-			names = append(names, name)
+	if synced {
+		for _, name := range m.nodes.AgentNodes() {
+			if _, ok := m.members[name]; !ok && name != m.cfg.NodeName {
+				names = append(names, name)
+			}
 		}
 	}
-	if len(names) > n {
-		slices.Sort(names)
-		names = slices.Compact(names)
+	slices.Sort(names)
+	return slices.Compact(names), live
+}
+
+// quorumCache is what the majority tests count, kept between changes of
+// the table when there is no API's word (NodeSource) to filter by: Quorum
+// runs every quarter isolation timeout in every agent, and listing the
+// group, sorting it and looking every member's contact up each time was a
+// fifth of the CPU of an idle group of a thousand members in the
+// simulation, for an answer that changes only when the table does.
+type quorumCache struct {
+	gen            uint64 // tableGen when computed; 0: never
+	expected, live int
+	others         []*contact // of the expected members but this agent; nil: no address yet
+}
+
+// quorumCounts returns the size of the expected group, how many of it
+// gossip holds alive or suspect, and the contact entries of the others
+// (shared: callers must not modify the slice). It counts what expected
+// lists.
+func (m *Membership) quorumCounts() (expected, live int, others []*contact) {
+	synced := m.nodes != nil && m.nodes.Synced()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := &m.quorumCache
+	if !synced && c.gen == m.tableGen {
+		return c.expected, c.live, c.others
 	}
-	return names, live
+	// A new slice: callers of the old answer may still be reading it.
+	expected, live, others = m.countLocked(synced, make([]*contact, 0, len(m.members)))
+	if !synced {
+		c.gen, c.expected, c.live, c.others = m.tableGen, expected, live, others
+	}
+	return expected, live, others
+}
+
+// countLocked counts the expected group as expected lists it, appending
+// the others' contact entries to buf.
+func (m *Membership) countLocked(synced bool, buf []*contact) (expected, live int, others []*contact) {
+	others = buf
+	for name, mem := range m.members {
+		if mem.State == StateLeft || (synced && !mem.Local && !m.nodes.Exists(name)) {
+			continue
+		}
+		expected++
+		if mem.State == StateAlive || mem.State == StateSuspect {
+			live++
+		}
+		if name != m.cfg.NodeName {
+			others = append(others, m.contacts.lookup(mem.Addr))
+		}
+	}
+	if _, ok := m.members[m.cfg.NodeName]; !ok {
+		// Before memberlist has announced this agent to itself.
+		expected++
+		live++
+	}
+	if synced {
+		var extra map[string]bool
+		for _, name := range m.nodes.AgentNodes() {
+			if _, ok := m.members[name]; ok || name == m.cfg.NodeName || extra[name] {
+				continue
+			}
+			if extra == nil {
+				extra = map[string]bool{}
+			}
+			extra[name] = true
+			expected++
+			others = append(others, nil)
+		}
+	}
+	return expected, live, others
 }
 
 // keepInTouch pings, every quarter of the isolation timeout while InTouch
@@ -313,7 +331,14 @@ func (m *Membership) pingTargets() []Member {
 		last time.Time
 	}
 	var stale []cand
-	heard := m.lastHeard(names)
+	heard := make([]time.Time, len(names))
+	m.mu.Lock()
+	for i, name := range names {
+		if mem, ok := m.members[name]; ok {
+			heard[i] = m.contacts.lookup(mem.Addr).last()
+		}
+	}
+	m.mu.Unlock()
 	for i, name := range names {
 		if name == m.cfg.NodeName {
 			continue

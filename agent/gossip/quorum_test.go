@@ -314,10 +314,10 @@ func TestQuorum_pingsOnlyWhileContactIsWanted(t *testing.T) {
 	}
 }
 
-// The expected group is cached between changes of the table: every change
-// that moves a member in or out of it, or between live and not, must show
-// in the next answer, and the API's word must show at once, though the
-// table did not change.
+// The majority tests' counts are kept between changes of the table: every
+// change that moves a member in or out of the expected group, or between
+// live and not, must show in the next answer, and the API's word must show
+// at once, though the table did not change.
 func TestQuorum_expectedFollowsTheTable(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -337,6 +337,9 @@ func TestQuorum_expectedFollowsTheTable(t *testing.T) {
 				names, live := m.expected()
 				if !slices.Equal(names, wantNames) || live != wantLive {
 					t.Errorf("%s: expected() = %v, %d live; want %v, %d live", step, names, live, wantNames, wantLive)
+				}
+				if v := m.Quorum(); v.Expected != len(wantNames) || v.Live != wantLive {
+					t.Errorf("%s: Quorum() = %+v; want %d expected, %d live", step, v, len(wantNames), wantLive)
 				}
 			}
 			all := []string{"n1", "n2", "n3", "n4"}
