@@ -125,11 +125,33 @@ func TestConfig_pushPullOverride(t *testing.T) {
 	c := DefaultConfig()
 	c.NodeName = "n1"
 	c.PushPullInterval = 45 * time.Second
-	m, err := New(c, Deps{Logger: zap.NewNop(), Registerer: prometheus.NewRegistry()})
+	reg := prometheus.NewRegistry()
+	m, err := New(c, Deps{Logger: zap.NewNop(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := m.memberlistConfig(nil, 0).PushPullInterval; got != 45*time.Second {
 		t.Errorf("memberlist's push/pull interval %s, want 45s", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "haagent_gossip_timing_seconds" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			if l := mt.GetLabel(); len(l) == 1 && l[0].GetValue() == "push_pull_interval" {
+				found = true
+				if v := mt.GetGauge().GetValue(); v != 45 {
+					t.Errorf("haagent_gossip_timing_seconds{setting=push_pull_interval} = %g, want 45", v)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("haagent_gossip_timing_seconds{setting=push_pull_interval} not exported")
 	}
 }
