@@ -5,10 +5,10 @@
 # loss, agent stalls at 500 and 1000, and 2000 members. Each run is a
 # process of its own; every time is on the simulated clock, so the machine's
 # load changes how long it takes, not what it measures. Measured on 2 busy
-# cores: about 18 minutes of wall time for 1000 members and 26 for 2000,
-# with a peak of 11 GB resident at 2000; 5000 would need well over the 23
-# GB of the machines this was written on (the simulator's memory grows
-# about as N², see docs/SIMULATION.md). Needs 16 GB free and about 2 hours.
+# cores: about 18 minutes of wall time for 1000 members and 26 to 37 for
+# 2000 (37 with auto's 300 ms band), with a peak of 11.7 GB resident at
+# 2000; 5000 would need about 75 GB (the simulator's memory per member
+# grows as N, see docs/SIMULATION.md). Needs 16 GB free and about 2 hours.
 #
 # It writes docs/SIMULATION.md (every run's command and tables) and
 # docs/simulation/*.json (every sample). SIM_RUNS=name,... runs some of

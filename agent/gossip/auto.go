@@ -47,8 +47,20 @@ type autoBand struct {
 //     on the largest, see Config.IsolationBound). The gossip interval
 //     grows more slowly than the probe interval: dissemination takes
 //     log N gossip rounds, and it is what carries a death and the votes
-//     to the coordinator. The push/pull base grows towards memberlist's
-//     LAN 30 s since a full state exchange carries all N members.
+//     to the coordinator.
+//   - The push/pull base grows faster than memberlist's own stretching:
+//     a full state exchange carries all N members both ways (111 bytes a
+//     member in the simulation, more with long Node names), so the idle
+//     bytes of each member grow as N ÷ the stretched interval. Measured
+//     in the simulation at 1000 members with 15 s (× 6): 3.7 to 5.0 KB/s
+//     a member, of which 3.1 to 4.5 KB/s the exchanges (memberlist's and
+//     the rejoin loop's repair), one per 49 s of 222 KB. 30 s up to 2500
+//     and 60 s beyond (× 8 and × 9 at 2500 and 5000, and the repair
+//     spaced out as much) predict about 5 KB/s at 5000 members (see
+//     docs/SIMULATION.md). The cost: views that gossip left apart are
+//     repaired later. A healed partition is not among them: the rejoin
+//     loop merges it every RejoinInterval, whatever the push/pull
+//     interval.
 var autoBands = []autoBand{
 	{MaxMembers: 1000, Name: "up_to_1000", Profile: profiles["fast"]},
 	{MaxMembers: 2500, Name: "up_to_2500", Profile: Profile{
@@ -57,7 +69,7 @@ var autoBands = []autoBand{
 		SuspicionMult:    4,
 		IndirectChecks:   3,
 		GossipInterval:   150 * time.Millisecond,
-		PushPullInterval: 20 * time.Second,
+		PushPullInterval: 30 * time.Second,
 		TCPTimeout:       3 * time.Second,
 		IsolationTimeout: 3 * time.Second,
 	}},
@@ -67,7 +79,7 @@ var autoBands = []autoBand{
 		SuspicionMult:    4,
 		IndirectChecks:   3,
 		GossipInterval:   200 * time.Millisecond,
-		PushPullInterval: 30 * time.Second,
+		PushPullInterval: 60 * time.Second,
 		TCPTimeout:       5 * time.Second,
 		IsolationTimeout: 5 * time.Second,
 	}},

@@ -122,6 +122,8 @@ func TestAutoProfile_validate(t *testing.T) {
 		}, ""},
 		{"isolation below a band's 4 intervals", func(c *Config) { c.IsolationTimeout = time.Second },
 			"gossip: --isolation-timeout (1s) must be between 4 x --probe-interval (1.2s) and 5m0s (auto profile, band up_to_2500)"},
+		{"push/pull override too long for every band", func(c *Config) { c.PushPullInterval = 11 * time.Minute },
+			"gossip: --push-pull-interval (11m0s) must be between 1s and 10m0s (auto profile, band up_to_1000)"},
 		{"timeout above every band's interval", func(c *Config) { c.ProbeTimeout = time.Second },
 			"gossip: --probe-timeout (1s) must be less than --probe-interval (200ms) (auto profile, band up_to_1000)"},
 	}
@@ -205,7 +207,7 @@ haagent_gossip_timing_seconds{setting="gossip_interval"} 0.15
 haagent_gossip_timing_seconds{setting="isolation_timeout"} 3
 haagent_gossip_timing_seconds{setting="probe_interval"} 0.3
 haagent_gossip_timing_seconds{setting="probe_timeout"} 0.15
-haagent_gossip_timing_seconds{setting="push_pull_interval"} 20
+haagent_gossip_timing_seconds{setting="push_pull_interval"} 30
 haagent_gossip_timing_seconds{setting="tcp_timeout"} 3
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {

@@ -131,6 +131,13 @@ type Config struct {
 	IndirectChecks int
 	// GossipInterval overrides the profile's gossip interval.
 	GossipInterval time.Duration
+	// PushPullInterval overrides the profile's push/pull interval, the
+	// base that memberlist stretches beyond 32 members (× one more for
+	// each doubling). Longer costs fewer bytes, whose full state
+	// exchanges carry every member, and repairs views that gossip left
+	// apart later; it also spaces out the rejoin loop's repair exchanges.
+	// A healed partition is merged by the rejoin loop, not by it.
+	PushPullInterval time.Duration
 	// IsolationTimeout overrides the profile's isolation timeout. Shorter
 	// lets the fence bound, and so the recovery of stateful pods, be
 	// shorter; a shorter one makes a member ping more peers to stay in
@@ -198,6 +205,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SuspicionMult, "suspicion-mult", c.SuspicionMult, "override the profile's suspicion multiplier")
 	fs.IntVar(&c.IndirectChecks, "indirect-checks", c.IndirectChecks, "override the profile's number of indirect probes")
 	fs.DurationVar(&c.GossipInterval, "gossip-interval", c.GossipInterval, "override the profile's gossip interval")
+	fs.DurationVar(&c.PushPullInterval, "push-pull-interval", c.PushPullInterval, "override the profile's push/pull interval (full state exchange with one member; memberlist stretches it beyond 32 members)")
 	fs.DurationVar(&c.IsolationTimeout, "isolation-timeout", c.IsolationTimeout, "override the profile's isolation timeout: no packet from a majority of the expected group for this long means isolated")
 	fs.DurationVar(&c.RejoinInterval, "rejoin-interval", c.RejoinInterval, "how often to rejoin seeds not seen alive (0 disables)")
 	fs.DurationVar(&c.LeaveTimeout, "leave-timeout", c.LeaveTimeout, "upper bound of a graceful leave at shutdown")
@@ -230,6 +238,9 @@ func (c Config) Effective() Profile {
 	if c.GossipInterval != 0 {
 		p.GossipInterval = c.GossipInterval
 	}
+	if c.PushPullInterval != 0 {
+		p.PushPullInterval = c.PushPullInterval
+	}
 	if c.IsolationTimeout != 0 {
 		p.IsolationTimeout = c.IsolationTimeout
 	} else {
@@ -252,6 +263,12 @@ const (
 	// maxExpectedMembers is far beyond Kubernetes' tested 5000 nodes; a
 	// larger --expected-members is a typo.
 	maxExpectedMembers = 100000
+	// A push/pull interval below a second is a full state exchange many
+	// times a second in a large group; beyond ten minutes (an hour and
+	// more once memberlist has stretched it) views that gossip left apart
+	// stay apart for too long.
+	minPushPullInterval = time.Second
+	maxPushPullInterval = 10 * time.Minute
 )
 
 // Validate reports the first invalid field, naming its flag and the bound.
@@ -335,6 +352,8 @@ func validateProfile(p Profile) error {
 		return fmt.Errorf("gossip: --indirect-checks (%d) must be between 0 and 16", p.IndirectChecks)
 	case p.GossipInterval < 10*time.Millisecond || p.GossipInterval > 10*time.Second:
 		return fmt.Errorf("gossip: --gossip-interval (%s) must be between 10ms and 10s", p.GossipInterval)
+	case p.PushPullInterval < minPushPullInterval || p.PushPullInterval > maxPushPullInterval:
+		return fmt.Errorf("gossip: --push-pull-interval (%s) must be between %s and %s", p.PushPullInterval, minPushPullInterval, maxPushPullInterval)
 	case p.IsolationTimeout < 4*p.ProbeInterval || p.IsolationTimeout > 5*time.Minute:
 		// Four probe rounds: time for the member's own probes, the probes
 		// it receives and a round of pings to be heard back.

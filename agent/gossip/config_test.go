@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -37,6 +40,9 @@ func TestConfigValidate(t *testing.T) {
 		{"suspicion mult", func(c *Config) { c.SuspicionMult = 21 }, "gossip: --suspicion-mult (21) must be between 1 and 20"},
 		{"indirect checks", func(c *Config) { c.IndirectChecks = 17 }, "gossip: --indirect-checks (17) must be between 0 and 16"},
 		{"gossip interval", func(c *Config) { c.GossipInterval = time.Minute }, "gossip: --gossip-interval (1m0s) must be between 10ms and 10s"},
+		{"push/pull interval too short", func(c *Config) { c.PushPullInterval = 500 * time.Millisecond }, "gossip: --push-pull-interval (500ms) must be between 1s and 10m0s"},
+		{"push/pull interval too long", func(c *Config) { c.PushPullInterval = time.Hour }, "gossip: --push-pull-interval (1h0m0s) must be between 1s and 10m0s"},
+		{"push/pull interval negative", func(c *Config) { c.PushPullInterval = -time.Second }, "gossip: --push-pull-interval (-1s) must be between 1s and 10m0s"},
 		{"isolation timeout below 4 probe intervals", func(c *Config) { c.IsolationTimeout = 3 * time.Second }, "gossip: --isolation-timeout (3s) must be between 4 x --probe-interval (4s) and 5m0s"},
 		{"isolation timeout too long", func(c *Config) { c.IsolationTimeout = time.Hour }, "gossip: --isolation-timeout (1h0m0s) must be between 4 x --probe-interval (4s) and 5m0s"},
 		{"rejoin interval", func(c *Config) { c.RejoinInterval = time.Millisecond }, "gossip: --rejoin-interval (1ms) must be 0 (off) or at least 1s"},
@@ -99,5 +105,53 @@ func TestConfig_isolationTimeoutFollowsTheProbeInterval(t *testing.T) {
 	c.IsolationTimeout = 20 * time.Second
 	if got := c.Effective().IsolationTimeout; got != 20*time.Second {
 		t.Errorf("explicit --isolation-timeout: %s, want 20s", got)
+	}
+}
+
+// --push-pull-interval replaces the profile's base, whatever the profile
+// or band, and reaches memberlist's configuration and the timing metric.
+func TestConfig_pushPullOverride(t *testing.T) {
+	for _, c := range []Config{
+		{ProfileName: "fast"},
+		{ProfileName: "default"},
+		{ProfileName: ProfileAuto, ExpectedMembers: 20},
+		{ProfileName: ProfileAuto, ExpectedMembers: 5000},
+	} {
+		c.PushPullInterval = 45 * time.Second
+		if got := c.Effective().PushPullInterval; got != 45*time.Second {
+			t.Errorf("%s/%d: push/pull interval in force %s, want 45s", c.ProfileName, c.ExpectedMembers, got)
+		}
+	}
+	c := DefaultConfig()
+	c.NodeName = "n1"
+	c.PushPullInterval = 45 * time.Second
+	reg := prometheus.NewRegistry()
+	m, err := New(c, Deps{Logger: zap.NewNop(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.memberlistConfig(nil, 0).PushPullInterval; got != 45*time.Second {
+		t.Errorf("memberlist's push/pull interval %s, want 45s", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "haagent_gossip_timing_seconds" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			if l := mt.GetLabel(); len(l) == 1 && l[0].GetValue() == "push_pull_interval" {
+				found = true
+				if v := mt.GetGauge().GetValue(); v != 45 {
+					t.Errorf("haagent_gossip_timing_seconds{setting=push_pull_interval} = %g, want 45", v)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("haagent_gossip_timing_seconds{setting=push_pull_interval} not exported")
 	}
 }

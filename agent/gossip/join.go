@@ -68,6 +68,20 @@ func repairEvery(n int) int {
 	return int(math.Ceil(math.Log2(float64(n))-math.Log2(threshold))) + 1
 }
 
+// repairRounds is how many rejoin rounds, on average, one repair exchange
+// takes in a group of n: repairEvery(n), times the push/pull interval in
+// rejoin intervals (rounded up) when it is the longer. With a push/pull
+// base longer than the rejoin interval, as the auto profile's upper bands
+// have, the repair exchanges would otherwise cost more than memberlist's
+// own push/pulls (at 5000 members and 60 s, twice as much).
+func repairRounds(n int, pushPull, rejoin time.Duration) int {
+	k := repairEvery(n)
+	if rejoin > 0 && pushPull > rejoin {
+		k *= int((pushPull + rejoin - 1) / rejoin)
+	}
+	return k
+}
+
 // joinRound asks the seeds for peers and joins those not seen alive. It
 // reports true when this member is part of a group afterwards, or when
 // there is nobody else to join.
@@ -103,7 +117,7 @@ func (m *Membership) joinRound(ctx context.Context) bool {
 	// exchange costs O(N) bytes, so in a large group it is made only in one
 	// round of repairEvery(N), as memberlist spaces out its own push-pulls:
 	// otherwise it would cost the group O(N²) every RejoinInterval.
-	if len(seen) > 0 && rand.N(repairEvery(len(known))) == 0 {
+	if len(seen) > 0 && rand.N(repairRounds(len(known), m.timing.PushPullInterval, m.cfg.RejoinInterval)) == 0 {
 		todo = append(todo, seen[rand.N(len(seen))])
 	}
 	if len(todo) == 0 {

@@ -99,6 +99,11 @@ type Membership struct {
 	counts    [len(stateNames)]int // members by state, kept with members
 	suspected map[string]time.Time
 	refusedAt map[string]time.Time
+	// tableGen counts the changes of members that the majority tests
+	// depend on (a new member, a new state, a new address); it starts
+	// at 1.
+	tableGen    uint64
+	quorumCache quorumCache
 }
 
 // New validates the configuration and reads the keyring. It starts nothing.
@@ -122,6 +127,7 @@ func New(cfg Config, deps Deps) (*Membership, error) {
 		nodes:     deps.Nodes,
 		contacts:  newContacts(),
 		members:   map[string]*Member{},
+		tableGen:  1,
 		suspected: map[string]time.Time{},
 		refusedAt: map[string]time.Time{},
 

@@ -313,3 +313,85 @@ func TestQuorum_pingsOnlyWhileContactIsWanted(t *testing.T) {
 		t.Fatal("contact still wanted two isolation timeouts after the last InTouch")
 	}
 }
+
+// The majority tests' counts are kept between changes of the table: every
+// change that moves a member in or out of the expected group, or between
+// live and not, must show in the next answer, and the API's word must show
+// at once, though the table did not change.
+func TestQuorum_expectedFollowsTheTable(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		nodes *fakeNodes
+	}{
+		{"no API", nil},
+		{"API", nodesWithAgents("n1", "n2", "n3", "n4")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var src NodeSource
+			if tc.nodes != nil {
+				src = tc.nodes
+			}
+			m := tableMembership(t, src, nil)
+			check := func(step string, wantNames []string, wantLive int) {
+				t.Helper()
+				names, live := m.expected()
+				if !slices.Equal(names, wantNames) || live != wantLive {
+					t.Errorf("%s: expected() = %v, %d live; want %v, %d live", step, names, live, wantNames, wantLive)
+				}
+				if v := m.Quorum(); v.Expected != len(wantNames) || v.Live != wantLive {
+					t.Errorf("%s: Quorum() = %+v; want %d expected, %d live", step, v, len(wantNames), wantLive)
+				}
+			}
+			all := []string{"n1", "n2", "n3", "n4"}
+			if tc.nodes == nil {
+				check("alone", []string{"n1"}, 1)
+			} else {
+				check("alone", all, 1)
+			}
+			m.onJoin(peerNode(3))
+			m.onJoin(peerNode(2))
+			if tc.nodes == nil {
+				check("joined", []string{"n1", "n2", "n3"}, 3)
+			} else {
+				check("joined", all, 3)
+			}
+			m.onSuspect("n2")
+			if tc.nodes == nil {
+				check("suspect", []string{"n1", "n2", "n3"}, 3)
+			} else {
+				check("suspect", all, 3)
+			}
+			m.onLeave(peerNode(2)) // dead: still expected, not live
+			if tc.nodes == nil {
+				check("dead", []string{"n1", "n2", "n3"}, 2)
+			} else {
+				check("dead", all, 2)
+			}
+			left := peerNode(3)
+			left.Meta, _ = Meta{NodeName: "n3", Leaving: true}.Encode()
+			m.onUpdate(left)
+			m.onLeave(left) // left: no longer expected
+			if tc.nodes == nil {
+				check("left", []string{"n1", "n2"}, 1)
+				return
+			}
+			check("left", []string{"n1", "n2", "n4"}, 1)
+			// The API deletes n2's Node: the table is the same, the
+			// answer is not.
+			delete(tc.nodes.exist, "n2")
+			check("Node deleted", []string{"n1", "n4"}, 1)
+		})
+	}
+}
+
+// ExpectedNames hands out a copy: a caller that sorts or edits it must
+// not change what the majority tests count.
+func TestExpectedNames_isACopy(t *testing.T) {
+	m := tableMembership(t, nil, nil)
+	m.onJoin(peerNode(2))
+	got := m.ExpectedNames()
+	got[0] = "zz"
+	if names, _ := m.expected(); names[0] != "n1" {
+		t.Errorf("editing ExpectedNames() changed the expected group: %v", names)
+	}
+}

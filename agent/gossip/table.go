@@ -139,6 +139,7 @@ func (m *Membership) upsertLocked(n *memberlist.Node) *Member {
 	if addr := n.Address(); addr != mem.Addr {
 		m.contacts.moved(n.Name, mem.Addr, addr)
 		mem.Addr = addr
+		m.tableGen++
 	}
 	meta, err := DecodeMeta(n.Meta)
 	if err != nil {
@@ -168,8 +169,9 @@ func (m *Membership) setStateLocked(mem *Member, s State, now time.Time) {
 }
 
 // countsChangedLocked publishes the state counts to the broadcast queue's
-// size and the gauges.
+// size and the gauges, and marks the majority tests for recounting.
 func (m *Membership) countsChangedLocked() {
+	m.tableGen++
 	m.alive.Store(int64(m.counts[StateAlive] + m.counts[StateSuspect]))
 	for i, c := range m.counts {
 		m.metrics.byState[i].Set(float64(c))

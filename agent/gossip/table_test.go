@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,5 +94,31 @@ func TestRepairEvery(t *testing.T) {
 		if got := repairEvery(c.n); got != c.want {
 			t.Errorf("repairEvery(%d) = %d, want %d", c.n, got, c.want)
 		}
+	}
+}
+
+// With a push/pull base longer than the rejoin interval the repair
+// exchange is spaced out by as many rejoin intervals more; a shorter one
+// leaves it as memberlist spaces its push-pulls.
+func TestRepairRounds(t *testing.T) {
+	const rejoin = 30 * time.Second
+	for _, c := range []struct {
+		n        int
+		pushPull time.Duration
+		want     int
+	}{
+		{20, 15 * time.Second, 1},
+		{1000, 15 * time.Second, 6},
+		{1000, 30 * time.Second, 6},
+		{2000, 31 * time.Second, 14},
+		{5000, 60 * time.Second, 18},
+		{5000, 90 * time.Second, 27},
+	} {
+		if got := repairRounds(c.n, c.pushPull, rejoin); got != c.want {
+			t.Errorf("repairRounds(%d, %s, %s) = %d, want %d", c.n, c.pushPull, rejoin, got, c.want)
+		}
+	}
+	if got := repairRounds(1000, time.Minute, 0); got != 6 {
+		t.Errorf("repairRounds with rejoining off = %d, want 6", got)
 	}
 }

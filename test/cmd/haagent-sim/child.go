@@ -54,6 +54,7 @@ func (o options) childArgs(spec runSpec, timeout time.Duration, out string) []st
 		"-probe-interval", o.probeInterval.String(),
 		"-probe-timeout", o.probeTimeout.String(),
 		"-gossip-interval", o.gossipInterval.String(),
+		"-push-pull-interval", o.pushPull.String(),
 		"-suspicion-mult", strconv.Itoa(o.suspicionMult),
 		"-indirect-checks", strconv.Itoa(o.indirectChecks),
 	}

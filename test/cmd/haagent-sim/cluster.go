@@ -143,6 +143,7 @@ func gossipConfig(o options, name, profile string, n int) gossip.Config {
 	c.ProbeInterval = o.probeInterval
 	c.ProbeTimeout = o.probeTimeout
 	c.GossipInterval = o.gossipInterval
+	c.PushPullInterval = o.pushPull
 	c.SuspicionMult = o.suspicionMult
 	c.IndirectChecks = o.indirectChecks
 	// The crashed members' goroutines stop after their transport is gone;

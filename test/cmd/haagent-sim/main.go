@@ -123,6 +123,7 @@ type options struct {
 	probeInterval  time.Duration
 	probeTimeout   time.Duration
 	gossipInterval time.Duration
+	pushPull       time.Duration
 	suspicionMult  int
 	indirectChecks int
 	// Network and process faults.
@@ -169,6 +170,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.probeInterval, "probe-interval", 0, "override the profiles' probe interval (0: the profile's)")
 	fs.DurationVar(&o.probeTimeout, "probe-timeout", 0, "override the profiles' probe timeout (0: the profile's)")
 	fs.DurationVar(&o.gossipInterval, "gossip-interval", 0, "override the profiles' gossip interval (0: the profile's)")
+	fs.DurationVar(&o.pushPull, "push-pull-interval", 0, "override the profiles' push/pull interval, before memberlist stretches it with N (0: the profile's)")
 	fs.IntVar(&o.suspicionMult, "suspicion-mult", 0, "override the profiles' suspicion multiplier (0: the profile's)")
 	fs.IntVar(&o.indirectChecks, "indirect-checks", 0, "override the profiles' number of indirect probes (0: the profile's)")
 	fs.IntVar(&o.crashes, "crashes", 20, "members crashed one after the other in each run")
@@ -266,8 +268,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-stalls (%g) must be between 0 and 3600 per member-hour", o.stallsPerHour)
 	case o.stallMin <= 0 || o.stallMax < o.stallMin:
 		return o, fmt.Errorf("-stall-min (%s) must be positive and at most -stall-max (%s)", o.stallMin, o.stallMax)
-	case o.probeInterval < 0 || o.probeTimeout < 0 || o.gossipInterval < 0 || o.suspicionMult < 0 || o.indirectChecks < 0:
-		return o, errors.New("-probe-interval, -probe-timeout, -gossip-interval, -suspicion-mult and -indirect-checks must not be negative")
+	case o.probeInterval < 0 || o.probeTimeout < 0 || o.gossipInterval < 0 || o.pushPull < 0 || o.suspicionMult < 0 || o.indirectChecks < 0:
+		return o, errors.New("-probe-interval, -probe-timeout, -gossip-interval, -push-pull-interval, -suspicion-mult and -indirect-checks must not be negative")
 	}
 	for _, p := range o.profiles {
 		if err := gossipConfig(o, "sim-0000", p, 0).Validate(); err != nil {

@@ -49,6 +49,9 @@ func TestParseFlags_errors(t *testing.T) {
 		{"stalls", []string{"-stalls", "-1"}, "-stalls (-1) must be between 0 and 3600 per member-hour"},
 		{"stall bounds", []string{"-stall-min", "3s", "-stall-max", "2s"}, "-stall-min (3s) must be positive and at most -stall-max (2s)"},
 		{"jitter", []string{"-jitter", "-1ms"}, "-jitter (-1ms) must not be negative"},
+		{"push/pull negative", []string{"-push-pull-interval", "-1s"}, "-push-pull-interval, -suspicion-mult and -indirect-checks must not be negative"},
+		{"push/pull too long", []string{"-profiles", "auto", "-push-pull-interval", "1h"},
+			"profile auto with the timing overrides: gossip: --push-pull-interval (1h0m0s) must be between 1s and 10m0s"},
 		{"timing override", []string{"-profiles", "fast", "-probe-timeout", "300ms"},
 			"profile fast with the timing overrides: gossip: --probe-timeout (300ms) must be less than --probe-interval (200ms)"},
 	} {
@@ -58,6 +61,21 @@ func TestParseFlags_errors(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// -push-pull-interval reaches every member's gossip configuration, and
+// its child process.
+func TestParseFlags_pushPull(t *testing.T) {
+	o, err := parseFlags([]string{"-profiles", "auto", "-push-pull-interval", "45s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gossipConfig(o, "sim-0001", "auto", 5000).Effective().PushPullInterval; got != 45*time.Second {
+		t.Errorf("member's push/pull interval %s, want 45s", got)
+	}
+	if args := strings.Join(o.childArgs(runSpec{n: 5000, profile: "auto"}, time.Minute, "out.json"), " "); !strings.Contains(args, "-push-pull-interval 45s") {
+		t.Errorf("child arguments %q lack -push-pull-interval 45s", args)
 	}
 }
 

@@ -44,7 +44,7 @@ func (o options) export() map[string]any {
 		"budget": o.budget.String(), "loss_sizes": o.lossSizes, "run_timeout": o.runTimeout.String(), "gc_percent": o.gcPercent,
 		"delay_spread": o.delaySpread.String(), "jitter": o.jitter.String(), "stalls_per_member_hour": o.stallsPerHour,
 		"stall_min": o.stallMin.String(), "stall_max": o.stallMax.String(), "probe_interval": o.probeInterval.String(),
-		"probe_timeout": o.probeTimeout.String(), "gossip_interval": o.gossipInterval.String(), "suspicion_mult": o.suspicionMult,
+		"probe_timeout": o.probeTimeout.String(), "gossip_interval": o.gossipInterval.String(), "push_pull_interval": o.pushPull.String(), "suspicion_mult": o.suspicionMult,
 		"indirect_checks": o.indirectChecks, "clock": "virtual (testing/synctest)",
 	}
 }
@@ -139,8 +139,11 @@ type traffic struct {
 	PacketBytesPerMemberS float64 `json:"packet_bytes_per_second_per_member"`
 	StreamBytesPerMemberS float64 `json:"stream_bytes_per_second_per_member"`
 	SentMsgsPerMemberS    float64 `json:"sent_messages_per_second_per_member"`
-	VotesSentPerMemberS   float64 `json:"votes_sent_per_second_per_member"`
-	VotesInPerMemberS     float64 `json:"votes_received_per_second_per_member"`
+	// StreamsPerMemberS are the streams opened: the idle ones are full
+	// state exchanges, whose bytes each grow with N.
+	StreamsPerMemberS   float64 `json:"streams_per_second_per_member"`
+	VotesSentPerMemberS float64 `json:"votes_sent_per_second_per_member"`
+	VotesInPerMemberS   float64 `json:"votes_received_per_second_per_member"`
 	// VotesFreshPerMemberS are the received votes passed on to peers.
 	VotesFreshPerMemberS float64 `json:"votes_received_fresh_per_second_per_member"`
 }
@@ -158,6 +161,7 @@ func trafficBetween(phase string, ms []*member, before, after map[int]counters, 
 		sum.sentBytes += a.sentBytes - b.sentBytes
 		sum.packetBytes += a.packetBytes - b.packetBytes
 		sum.sentMsgs += a.sentMsgs - b.sentMsgs
+		sum.streams += a.streams - b.streams
 		sum.votesSent += a.votesSent - b.votesSent
 		sum.votesIn += a.votesIn - b.votesIn
 		sum.votesFresh += a.votesFresh - b.votesFresh
@@ -170,6 +174,7 @@ func trafficBetween(phase string, ms []*member, before, after map[int]counters, 
 	t.PacketBytesPerMemberS = sum.packetBytes / per
 	t.StreamBytesPerMemberS = (sum.sentBytes - sum.packetBytes) / per
 	t.SentMsgsPerMemberS = sum.sentMsgs / per
+	t.StreamsPerMemberS = sum.streams / per
 	t.VotesSentPerMemberS = sum.votesSent / per
 	t.VotesInPerMemberS = sum.votesIn / per
 	t.VotesFreshPerMemberS = sum.votesFresh / per
@@ -645,6 +650,10 @@ func (r *runResult) notes() []string {
 	if q, ok := r.traffic(phaseQuiet); ok {
 		out = append(out, fmt.Sprintf("quiet period: votes received %.1f/s per member (%.1f passed on)",
 			q.VotesInPerMemberS, q.VotesFreshPerMemberS))
+		if q.StreamsPerMemberS > 0 {
+			out = append(out, fmt.Sprintf("quiet period: %.4f streams/s per member (one per %.0fs), %.0f bytes each, both ways",
+				q.StreamsPerMemberS, 1/q.StreamsPerMemberS, q.StreamBytesPerMemberS/q.StreamsPerMemberS))
+		}
 	}
 	if r.PacketsOverflowed > 0 {
 		out = append(out, fmt.Sprintf("receivers fell behind: %d of %d packets dropped at a full receive buffer",

@@ -103,6 +103,7 @@ func (g *meteredGossip) Handle(kind byte, h gossip.Handler) {
 type counters struct {
 	sentBytes, sentMsgs float64
 	packetBytes         float64
+	streams             float64
 	votesSent           float64
 	votesIn, votesFresh float64
 }
@@ -112,6 +113,7 @@ func (m *member) counters() counters {
 		sentBytes:   float64(m.tr.packetBytes.Load() + m.tr.streamBytes.Load()),
 		sentMsgs:    float64(m.tr.packets.Load() + m.tr.streams.Load()),
 		packetBytes: float64(m.tr.packetBytes.Load()),
+		streams:     float64(m.tr.streams.Load()),
 		votesSent:   float64(m.mg.votesSent.Load()),
 		votesIn:     float64(m.mg.votesIn.Load()),
 		votesFresh:  float64(m.mg.votesFresh.Load()),
