@@ -24,12 +24,14 @@ mkdir -p "$out" "$root/_output/bin" "$root/_output/sim"
 echo "sim: building test/cmd/haagent-sim" >&2
 (cd "$root/test" && go build -o "$root/_output/bin/haagent-sim" ./cmd/haagent-sim)
 
-# name|flags
+# name|flags. n2000 crashes no Lease holder: votes about a dead holder go
+# to every member, which at 2000 takes the process past the memory it has
+# (the holder's crash is measured at 1000 and below).
 runs=(
-	"n1000|-n 1000 -profiles auto,default -crashes 20 -quiet 60s -settle 60s -max-rss-mib 8192 -timeout 3h"
+	"n1000|-n 1000 -profiles auto,default -crashes 20 -quiet 60s -settle 2m -max-rss-mib 8192 -timeout 3h"
 	"n1000-loss|-n 1000 -profiles auto -loss 0.01 -loss-sweep -loss-sizes 1000 -crashes 20 -quiet 60s -timeout 2h"
 	"stalls|-n 500,1000 -profiles auto -stalls 6 -loss-sweep -loss-sizes 500,1000 -crashes 20 -quiet 60s -timeout 3h"
-	"n2000|-n 2000 -profiles auto -crashes 20 -quiet 20s -settle 60s -gc-percent 100 -max-rss-mib 14000 -timeout 2h"
+	"n2000|-n 2000 -profiles auto -crashes 20 -coordinator-crashes 0 -quiet 20s -settle 3m -gc-percent 100 -max-rss-mib 14000 -timeout 2h"
 )
 
 want=${SIM_RUNS:-}

@@ -176,7 +176,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.crashes, "crashes", 20, "members crashed one after the other in each run")
 	fs.IntVar(&o.coordinatorCrashes, "coordinator-crashes", 1, "then crash the member that holds the coordinator Lease this many times, each time the one that holds it then")
 	fs.IntVar(&o.repeat, "repeat", 1, "run each size, profile and loss this many times, each in a fresh group, and pool their crashes and counts: many crashes at a small N without crashing most of the group")
-	fs.DurationVar(&o.settle, "settle", 2*time.Minute, "after convergence, wait up to this long (virtual time) for the formation's gossip to die down before the quiet period: until the packet bytes of a 5s window fall by less than 10% (0: no wait)")
+	fs.DurationVar(&o.settle, "settle", 2*time.Minute, "after convergence, wait up to this long (virtual time) for the formation's gossip to die down before the quiet period: until a 5s window's packets average under 150 bytes, bare probes and acks (0: no wait)")
 	fs.DurationVar(&o.quiet, "quiet", 60*time.Second, "quiet period (virtual time) in which false suspicions and traffic are measured")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "hard deadline of the whole simulation")
 	fs.StringVar(&o.jsonPath, "json", "haagent-sim.json", "file to write every sample and summary to, as JSON (empty: none)")

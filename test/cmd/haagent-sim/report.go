@@ -216,6 +216,8 @@ type runResult struct {
 	// SettleS is how long the formation's traffic took to die down after
 	// convergence (see -settle).
 	SettleS float64 `json:"settle_seconds"`
+	// Settled is whether it did die down within -settle.
+	Settled bool `json:"settled"`
 
 	Crashes   []crashSample      `json:"crashes"`
 	Detection map[string]summary `json:"detection"`
@@ -620,7 +622,11 @@ func (r *runResult) notes() []string {
 		out = append(out, fmt.Sprintf("did not converge (smallest view %d of %d)", r.ConvergedMinView, r.N))
 	}
 	if r.Converged {
-		out = append(out, fmt.Sprintf("all %d started in %.1fs, converged in %.1fs; formation traffic settled %.0fs later", r.N, r.StartS, r.ConvergenceS, r.SettleS))
+		settled := fmt.Sprintf("formation traffic settled %.0fs later", r.SettleS)
+		if !r.Settled && r.SettleS > 0 {
+			settled = fmt.Sprintf("formation traffic had not settled %.0fs later (idle figures include some)", r.SettleS)
+		}
+		out = append(out, fmt.Sprintf("all %d started in %.1fs, converged in %.1fs; %s", r.N, r.StartS, r.ConvergenceS, settled))
 	}
 	timedOut, noDecision, noRecord := 0, 0, 0
 	for _, c := range r.Crashes {

@@ -128,6 +128,15 @@ func countAll(ms []*member) map[int]counters {
 	return out
 }
 
+// packets is the number of packets ms have sent.
+func packets(ms []*member) float64 {
+	var sum int64
+	for _, m := range ms {
+		sum += m.tr.packets.Load()
+	}
+	return float64(sum)
+}
+
 // packetBytes is the packet bytes ms have sent.
 func packetBytes(ms []*member) float64 {
 	var sum int64
