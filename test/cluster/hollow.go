@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,11 +40,12 @@ type HollowKubeletConfig struct {
 	// Binary is the kubemark executable (KubemarkBinary in the directory of
 	// the control-plane binaries).
 	Binary string
-	// Dir receives the process's log (kubemark.log), its kubeconfig and, in
-	// tmp/ ($TMPDIR), its root directory (hollow-kubelet.*), emptied at each
-	// boot. Created if missing. The fake runtime's socket is not there:
-	// kubemark puts it at /tmp/kubelet_remote_<random>.sock whatever
-	// $TMPDIR says (see CRISocket).
+	// Dir receives the process's log (kubemark.log), its kubeconfig and
+	// tmp/ ($TMPDIR, emptied at each boot). Created if missing. The
+	// kubelet's root directory and the fake runtime's socket are not
+	// there: kubemark puts them at /tmp/hollow-kubelet.<random> and
+	// /tmp/kubelet_remote_<random>.sock whatever $TMPDIR says (see
+	// CRISocket); both are removed once the process is dead.
 	Dir string
 	// RESTConfig is how the kubelet reaches the API server, written to its
 	// kubeconfig as given: server URL, TLS server name, CA, and credentials
@@ -490,6 +492,7 @@ func (k *HollowKubelet) Kill() error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	k.removeSocket(p)
+	k.removeRootDirs()
 	k.log.Info("kubelet killed")
 	return nil
 }
@@ -506,6 +509,25 @@ func (k *HollowKubelet) removeSocket(p *process) {
 	if socket != "" {
 		if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 			k.log.Warn("fake runtime socket left behind", zap.String("socket", socket), zap.Error(err))
+		}
+	}
+}
+
+// rootDirLine is kubemark's log line naming the root directory it made.
+var rootDirLine = regexp.MustCompile(`Using (/tmp/hollow-kubelet\.[0-9]+) as root dir`)
+
+// removeRootDirs removes the root directories the log says this node's
+// boots made under /tmp, where kubemark makes them whatever $TMPDIR says.
+// Only called with the kubelet dead: a running one's directory stays.
+func (k *HollowKubelet) removeRootDirs() {
+	log, err := os.ReadFile(k.logPath)
+	if err != nil {
+		k.log.Warn("kubelet root directory not found", zap.Error(err))
+		return
+	}
+	for _, m := range rootDirLine.FindAllSubmatch(log, -1) {
+		if err := os.RemoveAll(string(m[1])); err != nil {
+			k.log.Warn("kubelet root directory left behind", zap.String("dir", string(m[1])), zap.Error(err))
 		}
 	}
 }
@@ -537,6 +559,7 @@ func (k *HollowKubelet) Stop(timeout time.Duration) error {
 			err = errors.Join(err, kerr)
 		}
 		k.removeSocket(p)
+		k.removeRootDirs()
 	}
 	k.sp.close()
 	if err != nil {

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,6 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"go.uber.org/zap"
 )
 
 func validHollowConfig() HollowKubeletConfig {
@@ -294,5 +298,42 @@ func TestFindCRISocket(t *testing.T) {
 	}
 	if _, err := findCRISocket(dir, 1); err == nil || !strings.Contains(err.Error(), "none of the 3 fake runtime sockets") {
 		t.Errorf("findCRISocket(another process) = %v, want an error", err)
+	}
+}
+
+// TestHollowKubelet_removeRootDirs checks that the root directories a
+// kubemark log names go, and nothing else.
+func TestHollowKubelet_removeRootDirs(t *testing.T) {
+	var dirs []string
+	for range 2 {
+		d, err := os.MkdirTemp("/tmp", "hollow-kubelet.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		if err := os.MkdirAll(filepath.Join(d, "checkpoints"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	other, err := os.MkdirTemp("/tmp", "hollow-kubelet.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(other) })
+	logPath := filepath.Join(t.TempDir(), "kubemark.log")
+	log := fmt.Sprintf("I1204 hollow_kubelet.go:153] Using %s as root dir for hollow-kubelet\nI1204 other line\nI1204 hollow_kubelet.go:153] Using %s as root dir for hollow-kubelet\n", dirs[0], dirs[1])
+	if err := os.WriteFile(logPath, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := &HollowKubelet{logPath: logPath, log: zap.NewNop()}
+	k.removeRootDirs()
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("root dir %s: %v, want it removed", d, err)
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("a directory the log does not name: %v, want it kept", err)
 	}
 }
