@@ -55,6 +55,17 @@
 // the node's link set down; closing the Network deletes the namespaces and
 // all of it with them, and hack/e2e.sh deletes those a killed run left.
 //
+// A HollowKubelet is the real kubelet of the pinned release in place of a
+// FakeKubelet: kubemark --morph=kubelet, with a fake container runtime
+// behind a CRI socket, run inside a node's namespace. A Node with
+// NodeConfig.Hollow and NodeConfig.Net stands on that ground (Node.Ground):
+// its Crash sets the link down and kills the agent and the kubelet, its
+// agent checks the kubelet port's /healthz (kubemark serves no 10248), and
+// a runtime watch reads the fake runtime every 200 ms and records in the
+// Journal when each pod's containers really started and stopped, so that
+// "never two copies" is read from the runtime rather than from the
+// harness. test/README.md says which test stands on which ground and why.
+//
 // A Prometheus (hack/build-prometheus.sh) scrapes the agents' /metrics from
 // a targets file, evaluates alert rules (ScaleRuleDurations shortens their
 // `for:` for a test) and answers queries; an AlertWatcher keeps every change

@@ -224,6 +224,7 @@ func (w *runtimeWatch) run() {
 	defer func() { w.log.Info("runtime watch ended", zap.String("boot", w.boot), zap.Int("polls", polls)) }()
 	t := time.NewTicker(runtimePollInterval)
 	defer t.Stop()
+	last := ""
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), criCallTimeout)
 		pods, err := w.k.RuntimePods(ctx)
@@ -231,6 +232,10 @@ func (w *runtimeWatch) run() {
 		switch {
 		case err == nil:
 			polls++
+			if sum := summarize(pods); sum != last {
+				w.log.Info("fake runtime changed", zap.String("boot", w.boot), zap.String("listing", sum))
+				last = sum
+			}
 			w.observe(pods, time.Now())
 		case !w.k.Running():
 			// Fenced: the switch recorded the instant before the kill.
@@ -249,6 +254,26 @@ func (w *runtimeWatch) run() {
 		case <-t.C:
 		}
 	}
+}
+
+// summarize is a listing in one line: each sandbox and its containers'
+// states.
+func summarize(pods []RuntimePod) string {
+	var b strings.Builder
+	for i, p := range pods {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s/%s[ready=%t", p.Namespace, p.Name, p.Ready)
+		for _, c := range p.Containers {
+			fmt.Fprintf(&b, " %s:%s", c.Name, c.State)
+		}
+		b.WriteString("]")
+	}
+	if b.Len() == 0 {
+		return "no sandboxes"
+	}
+	return b.String()
 }
 
 // observe records what one listing shows, read at now.
