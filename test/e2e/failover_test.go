@@ -260,6 +260,7 @@ func TestFailover_crashOfCoordinatorNode(t *testing.T) {
 		if on := startDB(t, client, victim.Name()); on != victim.Name() {
 			t.Fatalf("db-0 runs on %s, want %s", on, victim.Name())
 		}
+		waitContainersRun(t, tc, "default/db-0", victim.Name())
 
 		tl, crashed := crashWatched(t, ctx, tc, victim)
 		defer tl.Stop()
@@ -342,6 +343,11 @@ func TestFailover_crashOfCoordinatorNode(t *testing.T) {
 		// And where the containers ran (the container runtime's record on the
 		// hollow ground): db-0 first on the victim until the crash, then
 		// elsewhere, never on two nodes at once.
+		if p, err := client.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{}); err != nil {
+			t.Error(err)
+		} else {
+			waitContainersRun(t, tc, "default/db-0", p.Spec.NodeName)
+		}
 		t.Logf("container journal:\n%s", tc.journal.Table(crashed, "default/db-0"))
 		if over := tc.journal.Overlaps(); len(over) > 0 {
 			t.Errorf("pods that ran on two nodes at once: %s", strings.Join(over, ", "))

@@ -142,11 +142,34 @@ func nodeReadyStatus(node *corev1.Node) corev1.ConditionStatus {
 	return ""
 }
 
+// podReady reports whether the pod is Running and Ready. Ready alone is
+// not enough: the real kubelet (kubemark v1.37.2, on the hollow ground)
+// posts Ready=True on a new pod while it is still Pending, before its
+// sandbox exists, some 0.2 to 1.5 s before the runtime starts its
+// containers.
 func podReady(pod *corev1.Pod) bool {
+	if pod.Status.Phase != corev1.PodRunning {
+		return false
+	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue
 		}
 	}
 	return false
+}
+
+// waitContainersRun waits until the journal shows pod's containers
+// running on node: on the hollow ground, until the container runtime
+// has started them, which the kubelet may report before it has.
+func waitContainersRun(t *testing.T, tc *testCluster, pod, node string) {
+	t.Helper()
+	eventually(t, time.Minute, pod+"'s containers running on "+node+" (container journal)", func(context.Context) (bool, error) {
+		for _, r := range tc.journal.RunsOf(pod) {
+			if r.Node == node && r.Running() {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }

@@ -81,6 +81,7 @@ func isolationCluster(t *testing.T, g ground) (*testCluster, *cluster.Node) {
 		}
 	}
 	on := startDB(t, client, want.Name())
+	waitContainersRun(t, tc, "default/db-0", on)
 	for _, n := range tc.nodes {
 		if n.Name() == on {
 			t.Logf("coordinator %s; db-0 runs on %s", holder, on)
@@ -120,6 +121,7 @@ func checkFencedBeforeSecondCopy(t *testing.T, tc *testCluster, victim *cluster.
 		elsewhere = p.Spec.NodeName
 		return elsewhere != victim.Name() && p.DeletionTimestamp == nil && podReady(p), nil
 	})
+	waitContainersRun(t, tc, "default/db-0", elsewhere)
 	ready := cut.Add(readyAfter)
 	if e, ok := firstReadyOn(tl, "default/db-0", elsewhere); ok {
 		ready = e.At
