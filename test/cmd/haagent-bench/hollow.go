@@ -235,8 +235,12 @@ func hollowMarkdown(res *Results, fake *Results) string {
 		if fc == "" {
 			fc = fake.Versions.Haagent
 		}
-		fmt.Fprintf(&b, "The fake figures are the haagent set-up of [BENCHMARKS.md](BENCHMARKS.md) (`benchmarks.json`: %s UTC, `%s`, haagent %s, %d crashes per size), read as they are; the hollow figures are this run's. Seconds from the crash.\n\n",
-			fake.Started.UTC().Format("2006-01-02 15:04"), fake.Command, fc, fake.Settings.Crashes)
+		fmt.Fprintf(&b, "The fake figures are the haagent set-up of [BENCHMARKS.md](BENCHMARKS.md) (`benchmarks.json`: %s UTC, `%s`, haagent %s, %d crashes per size, on %s), read as they are; the hollow figures are this run's. Seconds from the crash.",
+			fake.Started.UTC().Format("2006-01-02 15:04"), fake.Command, fc, fake.Settings.Crashes, machineText(fake.Machine))
+		if caveat := runsDiffer(res, fake); caveat != "" {
+			b.WriteString(" " + caveat)
+		}
+		b.WriteString("\n\n")
 	}
 	for _, sz := range res.Sizes {
 		h := sz.haagent()
@@ -246,6 +250,9 @@ func hollowMarkdown(res *Results, fake *Results) string {
 			fmt.Fprintf(&b, "The fake run has no %d-node haagent cluster.\n\n", sz.Nodes)
 		}
 		mdTable(&b, comparisonHeader, comparisonRows(h, f))
+		if line := differenceSummary(h, f); line != "" {
+			b.WriteString(line + "\n\n")
+		}
 		if line := handBack(h); line != "" {
 			b.WriteString(line + "\n\n")
 		}
@@ -288,6 +295,63 @@ func hollowMarkdown(res *Results, fake *Results) string {
 		}
 	}
 	return b.String()
+}
+
+// machineText is a machine in a few words.
+func machineText(m Machine) string {
+	return fmt.Sprintf("%s, %d cores, %d MiB", m.CPU, m.Cores, m.MemoryMiB)
+}
+
+// runsDiffer says what, besides the ground, differs between the two runs.
+func runsDiffer(res, fake *Results) string {
+	var parts []string
+	if machineText(res.Machine) != machineText(fake.Machine) {
+		parts = append(parts, fmt.Sprintf("a different machine (this run: %s)", machineText(res.Machine)))
+	}
+	if res.Versions.Go != fake.Versions.Go {
+		parts = append(parts, fmt.Sprintf("another Go (%s, fake run %s)", res.Versions.Go, fake.Versions.Go))
+	}
+	if res.Settings.Crashes != fake.Settings.Crashes {
+		parts = append(parts, fmt.Sprintf("another number of crashes (%d, fake run %d: the p90 and max of the fewer samples are the less sure)", res.Settings.Crashes, fake.Settings.Crashes))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "**Besides the ground, the runs differ in** " + strings.Join(parts, "; ") + ": differences of a tenth of a second are within what these change."
+}
+
+// differenceSummary puts a size's p50 differences in a sentence: the
+// phases up to the eviction (detection and haagent's actions) and those
+// after it (a kubelet starts the replacement).
+func differenceSummary(hollow, fake *Setup) string {
+	if hollow == nil || fake == nil {
+		return ""
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	n := 0
+	for _, ph := range []scenario.Phase{scenario.DeadEverywhere, scenario.NodeNotReady, scenario.Cordoned, scenario.Tainted,
+		scenario.PodsNotReady, scenario.EndpointsRemoved, scenario.Evicted} {
+		h, okH := hollow.stats(ph)
+		f, okF := fake.stats(ph)
+		if okH && okF {
+			n++
+			lo, hi = min(lo, h.P50-f.P50), max(hi, h.P50-f.P50)
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	out := fmt.Sprintf("From the crash to the eviction (%d phases) hollow's p50 is %+.2f s to %+.2f s from fake's", n, lo, hi)
+	if h, ok := hollow.stats(scenario.ReplacementReady); ok {
+		if f, ok := fake.stats(scenario.ReplacementReady); ok {
+			d, word := h.P50-f.P50, "later"
+			if d < 0 {
+				d, word = -d, "sooner"
+			}
+			out += fmt.Sprintf("; the replacement pod is ready %.2f s %s than on the fake ground (p50): there a real kubelet's pod worker starts it and reports it Running and Ready, here the fake kubelet reports it at once", d, word)
+		}
+	}
+	return out + "."
 }
 
 // handBack sums up the hand-backs: from a node's return (a new kubelet
