@@ -348,7 +348,7 @@ func differenceSummary(hollow, fake *Setup) string {
 			if d < 0 {
 				d, word = -d, "sooner"
 			}
-			out += fmt.Sprintf("; the replacement pod is ready %.2f s %s than on the fake ground (p50): there a real kubelet's pod worker starts it and reports it Running and Ready, here the fake kubelet reports it at once", d, word)
+			out += fmt.Sprintf("; the replacement pod is ready %.2f s %s than on the fake ground (p50): on the hollow ground a real kubelet's pod worker starts it and reports it Running and Ready, on the fake ground the fake kubelet reports it at once", d, word)
 		}
 	}
 	return out + "."
