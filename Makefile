@@ -50,7 +50,7 @@ CYCLONEDX_VERSION := v1.10.0
 CYCLONEDX := $(TOOLS)/cyclonedx-gomod-$(CYCLONEDX_VERSION)
 RELEASE_DIR = _output/release/v$(VERSION)
 
-.PHONY: soak chaos apicost sim all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench fuzz clean \
+.PHONY: soak chaos apicost sim all build test unit e2e lint fmt-check tidy-check vet staticcheck demo bench bench-hollow fuzz clean \
 	manifests manifests-check helm-lint rules-check vulncheck \
 	binaries image release
 
@@ -258,11 +258,26 @@ helm-lint: $(HELM)
 	$(HELM) lint --strict charts/haagent --namespace haagent --values charts/haagent/ci/deploy-values.yaml
 	$(HELM) lint --strict charts/haagent --namespace ha-system --values charts/haagent/ci/all-values.yaml
 
+## demo: HAAGENT_DEMO_GROUND=hollow make demo runs it on hollow nodes (a real
+## kubelet, kubemark, per node in a network namespace of its own) instead of
+## fake kubelets: a few minutes more, no Prometheus.
 demo: build
 	hack/demo.sh
 
 bench:
 	hack/bench.sh
+
+## bench-hollow: the haagent crash benchmark on hollow nodes (a kubemark
+## kubelet and the agent in a network namespace per node), BENCH_HOLLOW_CRASHES
+## crashes at each of BENCH_HOLLOW_SIZES; writes docs/BENCHMARKS-HOLLOW.md,
+## docs/benchmarks-hollow.json and docs/bench/hollow-*.svg, the figures beside
+## those of make bench (docs/benchmarks.json), which it leaves alone. No
+## stock, chaos, cost or API-cost clusters. About 25 minutes on 2 cores.
+BENCH_HOLLOW_SIZES ?= 7,20
+BENCH_HOLLOW_CRASHES ?= 10
+bench-hollow:
+	hack/bench.sh -ground hollow -sizes $(BENCH_HOLLOW_SIZES) -crashes $(BENCH_HOLLOW_CRASHES) \
+		-stock=false -tuned=false -chaos 0 -cost 0
 
 ## sim: the scale simulation's large sizes (1000 and 2000 members, loss,
 ## stalls) in virtual time; writes docs/SIMULATION.md. About 2 hours and 16

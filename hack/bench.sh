@@ -38,6 +38,15 @@
 # rules on loopback, so this needs root; as root it installs the iptables
 # package with apt-get when it is missing.
 #
+# -ground hollow (make bench-hollow) runs the nodes as real kubelets
+# (kubemark, a fake container runtime), each in a network namespace of its
+# own beside its agent, instead of fake kubelets on loopback; it writes
+# docs/BENCHMARKS-HOLLOW.md and docs/benchmarks-hollow.json, with the
+# figures beside those of docs/benchmarks.json, and leaves the fake run's
+# files alone. No scale simulation, no tuned stock timings (a real kubelet
+# renews its Lease every 10 s), no API cost. A killed hollow run's
+# namespaces are removed by the next hack/e2e.sh (or ip netns delete).
+#
 # Extra arguments go to the benchmark program (-h lists them), for example
 #   hack/bench.sh -sizes 5 -crashes 2 -tuned-crashes 1 -stock=false -chaos 10s -docs /some/dir
 # for a quick look that leaves docs/ alone. To add the simulator's section
@@ -107,6 +116,22 @@ for arg in "$@"; do
 	-api-cost-only | --api-cost-only | -api-cost-only=true | --api-cost-only=true) api_cost_only=true ;;
 	esac
 done
+
+# The hollow ground (make bench-hollow) writes its own report and leaves
+# BENCHMARKS.md, and so the simulation's section of it, alone.
+hollow=false
+for i in "${!args[@]}"; do
+	case "${args[$i]}" in
+	-ground | --ground) [[ ${args[$((i + 1))]:-} == hollow ]] && hollow=true ;;
+	-ground=hollow | --ground=hollow) hollow=true ;;
+	esac
+done
+if $hollow; then
+	cd "$root/test"
+	export HAAGENT_BENCH_SCRIPT=1
+	exec "$root/_output/bin/haagent-bench" --control-plane-bin "$bin_dir" --haagent "$root/_output/bin/haagent" \
+		--api-cost=0 --api-cost-sizes= "$@"
+fi
 
 # The scale simulation (test/cmd/haagent-sim) runs beside the first side
 # window of the benchmark (the stock clusters' 300 s waits and the chaos

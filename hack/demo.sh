@@ -14,6 +14,15 @@
 # The demo takes about 2 minutes. Environment:
 #   HAAGENT_DEMO_STOCK_FULL=1   also wait for the stock eviction (default
 #                               toleration 300 s): about 6 more minutes
+#   HAAGENT_DEMO_GROUND=hollow  (or the argument -ground hollow) every node a
+#                               real kubelet (kubemark, fake container
+#                               runtime) in a network namespace of its own,
+#                               beside its agent, instead of a fake kubelet
+#                               on loopback: a few minutes more (a hollow
+#                               kubelet registers in 10 s to 3 minutes), no
+#                               Prometheus (the host cannot reach the agents
+#                               in the namespaces); e.g.
+#                               HAAGENT_DEMO_GROUND=hollow make demo
 #   HAAGENT_CACHE_DIR           where the control-plane binaries and prometheus
 #                               are cached
 # Extra arguments go to the demo program (--help lists them).

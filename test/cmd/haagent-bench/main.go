@@ -46,6 +46,17 @@
 // (make apicost) measures them alone, at -api-cost-sizes, into API-COST.md
 // and apicost.json. Each figure is then modelled to 5000 nodes.
 //
+// -ground hollow (make bench-hollow) runs every node as a real kubelet
+// (kubemark, a fake container runtime) in a network namespace of its own,
+// beside its agent, instead of a fake kubelet on the host's loopback. Its
+// results go to <docs>/benchmarks-hollow.json, its report, with the
+// haagent figures beside those of the fake run in <docs>/benchmarks.json
+// (-compare-with), to <docs>/BENCHMARKS-HOLLOW.md and its plots to
+// <docs>/bench/hollow-*.svg: a hollow run leaves the fake run's files
+// alone. The tuned stock timings and the API cost cannot run there (see
+// scenario.Config.Validate) and are off; the stock default cluster is off
+// unless -stock is given.
+//
 // Every time is from the crash to the phase, measured on the API's watches
 // (and the agents' /members). The results go, as JSON, to
 // <docs>/benchmarks.json; the plots to <docs>/bench/*.svg; the report to
@@ -110,6 +121,9 @@ type options struct {
 	tuned            bool
 	statefulEvery    int
 	beside           string
+	ground           scenario.Ground
+	// compareWith is the fake run's results, shown beside a hollow run's.
+	compareWith string
 }
 
 // Agent settings of the haagent cluster that the flags do not choose.
@@ -157,16 +171,28 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.tuned, "tuned", true, "measure the stock controllers with tuned timings")
 	fs.IntVar(&o.statefulEvery, "stateful-every", 4, "wait for the StatefulSet pod to run elsewhere (about --fence-bound after the crash) on every Kth crash of the haagent cluster, the first included; the others bring the node back once the other phases are seen (1: every crash)")
 	fs.StringVar(&o.beside, "beside", "", "a shell command (bash -c) run in the first side window, beside the stock clusters' waits and the chaos phases, never beside a cost window or crashes; the window ends when it has (make bench runs the scale simulation so)")
+	ground := fs.String("ground", string(scenario.Fake), "what the nodes run on: fake (a fake kubelet per node on the host's loopback; writes BENCHMARKS.md) or hollow (a real kubelet, kubemark, per node in a network namespace of its own; writes BENCHMARKS-HOLLOW.md and benchmarks-hollow.json, compared with -compare-with; the tuned stock timings and the API cost cannot run there and are off, the stock default cluster is off unless -stock is given)")
+	fs.StringVar(&o.compareWith, "compare-with", "", "with -ground hollow: the fake run's results shown beside the hollow figures; default benchmarks.json of -docs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	var err error
+	if o.ground, err = scenario.ParseGround("--ground", *ground); err != nil {
+		return o, err
+	}
 	if o.reportFrom != "" {
 		return o, nil
 	}
-	var err error
+	if o.ground == scenario.Hollow {
+		if err := hollowDefaults(fs, &o); err != nil {
+			return o, err
+		}
+	} else if o.compareWith != "" {
+		return o, errors.New("--compare-with is for -ground hollow")
+	}
 	if o.sizes, err = parseSizes(sizes); err != nil {
 		return o, err
 	}
@@ -210,6 +236,32 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("nothing to measure: --crashes is 0, --stock and --tuned are false")
 	}
 	return o, nil
+}
+
+// hollowDefaults turns off, on the hollow ground, what cannot run there
+// unless a flag asked for it, and refuses the flags that ask for it.
+func hollowDefaults(fs *flag.FlagSet, o *options) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["tuned"] && o.tuned:
+		return errors.New("--tuned cannot run with -ground hollow: a real kubelet renews its node Lease every 10 s, too seldom for the tuned 8 s node-monitor-grace-period (every node would flap NotReady); use --tuned=false")
+	case set["api-cost"] && o.apiCost > 0, o.apiCostOnly:
+		return errors.New("--api-cost cannot run with -ground hollow: a hollow node's kubelet and agent share its address and API proxy, so the agent's API requests cannot be told apart from the kubelet's; use --api-cost=0")
+	}
+	if v := fs.Lookup("api-cost-sizes").Value.String(); set["api-cost-sizes"] && strings.TrimSpace(v) != "" {
+		return fmt.Errorf("--api-cost-sizes (%q) cannot run with -ground hollow: the API cost is measured on the fake ground only; leave it empty", v)
+	}
+	o.tuned = false
+	o.apiCost = 0
+	// Parsed after this from the flag's value: empty, no API-cost clusters.
+	if err := fs.Set("api-cost-sizes", ""); err != nil {
+		return err
+	}
+	if !set["stock"] {
+		o.stock = false
+	}
+	return nil
 }
 
 // parseSizes reads -sizes: distinct sizes from 3 to 50, at most 4.
@@ -336,6 +388,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	b.res.Schema = SchemaVersion
 	b.res.Started = time.Now()
+	b.res.Ground = string(o.ground)
 	b.res.Settings = Settings{
 		Sizes: o.sizes, Crashes: o.crashes, TunedCrashes: o.tunedCrashes, StockCrashes: o.stockCrashes,
 		StockGap: o.stockGap.String(), StockConcurrent: o.stockConcurrent,
@@ -358,6 +411,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.res.Settings.Beside = relativeTo(b.root, o.beside)
+	b.res.Commit = gitCommit(ctx, b.root)
 	if b.opts.docs == "" {
 		b.opts.docs = filepath.Join(b.root, "docs")
 	}
@@ -465,7 +519,7 @@ func (b *bench) cluster(ctx context.Context, s *Setup, cfg scenario.Config, body
 		if err != nil && ctx.Err() == nil && c != nil {
 			b.p.Raw("%s\n", c.Diagnostics(30))
 		}
-		step := b.p.Begin("[%s] tearing the cluster down (nodes, firewall rules, control plane)", s.Name)
+		step := b.p.Begin("[%s] tearing the cluster down (nodes, firewall rules or network namespaces, control plane)", s.Name)
 		if serr := c.Stop(); serr != nil {
 			b.p.Printf("teardown: %v", serr)
 			err = errors.Join(err, serr)
@@ -596,6 +650,9 @@ func (b *bench) write(runErr error) error {
 		sz.Ratios = sz.ratios()
 	}
 	b.res.Targets = targets(&b.res)
+	if b.opts.ground == scenario.Hollow {
+		return b.writeHollow()
+	}
 	if b.opts.apiCostOnly {
 		if err := writeAPICostOnly(b.opts.docs, &b.res); err != nil {
 			return err
@@ -638,6 +695,17 @@ func rewriteReport(o options, stdout io.Writer) error {
 	b := &bench{opts: o, res: res}
 	if err := b.loadSim(); err != nil {
 		return err
+	}
+	if res.Ground == string(scenario.Hollow) {
+		fake, err := readFakeResults(o.compareWith, docs)
+		if err != nil {
+			return err
+		}
+		if err := writeHollowDocs(docs, &b.res, fake); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(docs, hollowReport), filepath.Join(docs, hollowJSON))
+		return nil
 	}
 	b.res.Targets = targets(&b.res)
 	if res.Settings.APICostOnly {

@@ -30,7 +30,13 @@ type Results struct {
 	Complete bool   `json:"complete"`
 	Error    string `json:"error,omitempty"`
 	// Command is the command line that produced the results.
-	Command  string   `json:"command"`
+	Command string `json:"command"`
+	// Ground is what the nodes ran on: "hollow" (kubemark kubelets in
+	// network namespaces, benchmarks-hollow.json), or "fake" or empty
+	// (fake kubelets on loopback; older results have none).
+	Ground string `json:"ground,omitempty"`
+	// Commit is the checkout's commit (git describe), when known.
+	Commit   string   `json:"commit,omitempty"`
 	Machine  Machine  `json:"machine"`
 	Versions Versions `json:"versions"`
 	Settings Settings `json:"settings"`

@@ -28,9 +28,13 @@ func (b *bench) haagentSetup(sz *Size) *Setup {
 	if o.statefulEvery > 1 {
 		schedule += fmt.Sprintf("; every %s crash, the first included, waits for the StatefulSet pod to run elsewhere (--fence-bound after the confirmation), the others bring the node back once every other phase was seen", ordinal(o.statefulEvery))
 	}
+	desc := "stock control-plane timings, a haagent agent per node (default gossip profile)"
+	if o.ground == scenario.Hollow {
+		desc += "; hollow nodes (a kubemark kubelet and the agent in a network namespace per node)"
+	}
 	s := &Setup{
 		Name:        setupHaagent,
-		Description: "stock control-plane timings, a haagent agent per node (default gossip profile)",
+		Description: desc,
 		AgentArgs:   b.agentArgs(),
 		Schedule:    schedule,
 	}
@@ -62,7 +66,7 @@ func (b *bench) stockJobs(sz *Size) (tuned, dflt []func(context.Context) error) 
 		sz.Setups = append(sz.Setups, s)
 		tuned = append(tuned, func(ctx context.Context) error {
 			b.p.Printf("=== %d nodes, stock tuned: %d crashes ===", n, o.tunedCrashes)
-			err := b.cluster(ctx, s, scenario.Config{BinDir: o.binDir, Nodes: n, Timings: scenario.Tuned}, func(c *scenario.Cluster) error {
+			err := b.cluster(ctx, s, scenario.Config{BinDir: o.binDir, Nodes: n, Ground: o.ground, Timings: scenario.Tuned}, func(c *scenario.Cluster) error {
 				return newRunner(b.p, c, s, false, 3*time.Minute).sequential(ctx, o.tunedCrashes, 0)
 			})
 			if err != nil {
@@ -78,7 +82,7 @@ func (b *bench) stockJobs(sz *Size) (tuned, dflt []func(context.Context) error) 
 		sz.Setups = append(sz.Setups, s)
 		dflt = append(dflt, func(ctx context.Context) error {
 			b.p.Printf("=== %d nodes, stock default: %d overlapping crashes, %s apart (eviction comes ~300 s after the taint: about 6 minutes each) ===", n, o.stockCrashes, o.stockGap)
-			err := b.cluster(ctx, s, scenario.Config{BinDir: o.binDir, Nodes: n, Timings: scenario.Stock}, func(c *scenario.Cluster) error {
+			err := b.cluster(ctx, s, scenario.Config{BinDir: o.binDir, Nodes: n, Ground: o.ground, Timings: scenario.Stock}, func(c *scenario.Cluster) error {
 				return newRunner(b.p, c, s, false, 9*time.Minute).pipelined(ctx, o.stockCrashes, o.stockGap, maxDown)
 			})
 			if err != nil {
@@ -129,7 +133,7 @@ func (b *bench) size(ctx context.Context, sz *Size, haagent *Setup, jobs []func(
 	if haagent != nil {
 		b.p.Raw("\n=== %d nodes, haagent: %d crashes, chaos %s per kind, cost window %s ===\n\n", n, o.crashes, o.chaos, o.cost)
 		err = b.cluster(ctx, haagent, scenario.Config{
-			BinDir: o.binDir, Nodes: n, Timings: scenario.Stock,
+			BinDir: o.binDir, Nodes: n, Ground: o.ground, Timings: scenario.Stock,
 			Haagent: bin, AgentArgs: haagent.AgentArgs, Deploy: filepath.Join(b.root, "deploy"),
 			AuditLog: o.apiCost > 0,
 		}, func(c *scenario.Cluster) error {

@@ -8,6 +8,13 @@
 // hack/demo.sh (make demo) builds what it needs and runs it. It needs root,
 // for the iptables rules that cut a crashed node off the network.
 //
+// -ground hollow (HAAGENT_DEMO_GROUND=hollow) runs every node as a real
+// kubelet (kubemark, a fake container runtime) in a network namespace of
+// its own, beside its agent, instead of a fake kubelet on the host's
+// loopback; it takes a few minutes more (a hollow kubelet registers in 10 s
+// to 3 minutes) and runs no Prometheus (nothing on the host reaches the
+// agents inside the namespaces).
+//
 // HAAGENT_DEMO_STOCK_FULL=1 also waits (up to 8 minutes after the crash)
 // for the stock controllers to evict the pods of the dead node, which with
 // the default toleration of 300 s takes about six minutes.
@@ -44,6 +51,7 @@ type options struct {
 	stabilization time.Duration
 	stockFull     bool
 	prometheusBin string
+	ground        scenario.Ground
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -56,12 +64,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.victim, "victim", 4, "number of the node to crash (2..nodes; node-1 is the agents' gossip seed)")
 	fs.DurationVar(&o.stabilization, "stabilization", 10*time.Second, "haagent --stabilization: how long the returned node must stay healthy before it is handed back")
 	fs.StringVar(&o.prometheusBin, "prometheus-bin", getenv("HAAGENT_PROMETHEUS_BIN"), "directory of prometheus (hack/build-prometheus.sh prints it); a Prometheus then scrapes the agents and the timeline shows the shipped alerts; default $HAAGENT_PROMETHEUS_BIN, empty runs none")
+	ground := fs.String("ground", or(getenv("HAAGENT_DEMO_GROUND"), string(scenario.Fake)), "what the nodes run on: fake (a fake kubelet per node on the host's loopback) or hollow (a real kubelet, kubemark, per node in a network namespace of its own; needs root); default $HAAGENT_DEMO_GROUND, else fake")
 	fs.BoolVar(&o.stockFull, "stock-full", getenv("HAAGENT_DEMO_STOCK_FULL") == "1", "wait for the stock eviction too (about 6 minutes); default $HAAGENT_DEMO_STOCK_FULL=1")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var err error
+	if o.ground, err = scenario.ParseGround("--ground", *ground); err != nil {
+		return o, err
 	}
 	switch {
 	case o.binDir == "":
@@ -137,6 +150,11 @@ func (d *demo) run(ctx context.Context) error {
 		step.Done("built %s", d.haagent)
 	}
 
+	d.p.Printf("ground: %s", d.opts.ground.Describe())
+	if d.opts.ground == scenario.Hollow && d.opts.prometheusBin != "" {
+		d.p.Printf("no Prometheus on the hollow ground: the agents listen inside the nodes' network namespaces, which nothing on the host reaches; the timeline shows no alerts")
+		d.opts.prometheusBin = ""
+	}
 	d.p.Raw("\n=== Part 1 of 2: haagent. %d nodes, each with an agent; node-%d crashes ===\n\n", d.opts.nodes, d.opts.victim)
 	if err := d.withAgents(ctx); err != nil {
 		return fmt.Errorf("haagent part: %w", err)
@@ -157,7 +175,7 @@ func (d *demo) start(ctx context.Context, cfg scenario.Config) (*scenario.Cluste
 		if c == nil {
 			return
 		}
-		step := d.p.Begin("tearing the cluster down (nodes, firewall rules, control plane)")
+		step := d.p.Begin("tearing the cluster down (nodes, firewall rules or network namespaces, control plane)")
 		if err := c.Stop(); err != nil {
 			d.p.Printf("teardown: %v", err)
 			return
@@ -174,6 +192,7 @@ func (d *demo) withAgents(ctx context.Context) (err error) {
 	c, stop, err := d.start(ctx, scenario.Config{
 		BinDir:    d.opts.binDir,
 		Nodes:     d.opts.nodes,
+		Ground:    d.opts.ground,
 		Timings:   scenario.Stock,
 		Haagent:   d.haagent,
 		AgentArgs: []string{"--stabilization=" + d.opts.stabilization.String()},
@@ -220,7 +239,7 @@ func (d *demo) withAgents(ctx context.Context) (err error) {
 		alerts = d.watchAlerts(c.Prom)
 		defer alerts.stop()
 	}
-	d.p.Printf("crashing %s: its address drops every packet, its agent gets SIGKILL, its kubelet stops", victim)
+	d.p.Printf("crashing %s: %s", victim, d.opts.ground.CrashDescription())
 	cr, err := c.Crash(ctx, victim)
 	if err != nil {
 		return err
@@ -299,6 +318,7 @@ func (d *demo) withoutAgents(ctx context.Context) (err error) {
 	c, stop, err := d.start(ctx, scenario.Config{
 		BinDir:  d.opts.binDir,
 		Nodes:   d.opts.nodes,
+		Ground:  d.opts.ground,
 		Timings: scenario.Stock,
 	})
 	defer stop()
@@ -445,6 +465,14 @@ func cell(m scenario.Measured, ph scenario.Phase, missing string) string {
 	s := "+" + scenario.Seconds(d)
 	if detail := m.Detail[ph]; detail != "" {
 		s += " (" + detail + ")"
+	}
+	return s
+}
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
 	}
 	return s
 }

@@ -179,7 +179,7 @@ func (c *Cluster) loss(ctx context.Context, perNode float64, d time.Duration) (e
 		}
 	}()
 	for _, n := range c.Nodes {
-		f, err := c.FW.Loss(n.IP(), perNode)
+		f, err := c.Faults().Loss(n.IP(), perNode)
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,12 @@ type Config struct {
 	BinDir string
 	// Nodes is how many nodes to start, node-1 ... node-N.
 	Nodes int
-	// Timings of the control plane and the fake kubelets.
+	// Ground is what the nodes run on: Fake (the zero value too) or
+	// Hollow (kubemark of BinDir, each node in a network namespace; needs
+	// root and the stock timings).
+	Ground Ground
+	// Timings of the control plane and the fake kubelets (on the hollow
+	// ground only Stock: real kubelets renew their Lease every 10 s).
 	Timings Timings
 	// Haagent is the haagent binary. Empty runs no agents and installs
 	// nothing of deploy/.
@@ -91,14 +96,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scenario: a Prometheus needs agents, a rule file and a rule divisor of at least 1 (agents %t, rule file %q, divisor %d)",
 			c.Haagent != "", c.RuleFile, c.RuleDivisor)
 	}
-	return nil
+	return c.validateGround()
 }
 
 // Cluster is a running control plane and its nodes.
 type Cluster struct {
-	cfg   Config
-	CP    *cluster.ControlPlane
-	FW    *cluster.Firewall
+	cfg Config
+	CP  *cluster.ControlPlane
+	// FW is the host's firewall, the fake ground's faults; nil on the
+	// hollow ground.
+	FW *cluster.Firewall
+	// Net is the hollow ground's namespaces (and their faults); nil on the
+	// fake ground.
+	Net   *cluster.Network
 	Nodes []*cluster.Node
 	// Prom is the Prometheus of Config.PrometheusBin, nil without one.
 	Prom *cluster.Prometheus
@@ -113,6 +123,12 @@ type Cluster struct {
 func Start(ctx context.Context, cfg Config, p *Printer) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	hollow := cfg.Ground.orFake() == Hollow
+	if hollow {
+		if err := cfg.checkHollowHost(); err != nil {
+			return nil, err
+		}
 	}
 	cpCfg := cluster.DefaultControlPlaneConfig()
 	cpCfg.BinDir = cfg.BinDir
@@ -130,7 +146,12 @@ func Start(ctx context.Context, cfg Config, p *Printer) (*Cluster, error) {
 	step := p.Begin("starting a control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with %s", cfg.Timings)
 	// Each node takes a token, a proxy and a registration: give large
 	// clusters the time.
-	startCtx, cancel := context.WithTimeout(ctx, 3*time.Minute+time.Duration(cfg.Nodes)*3*time.Second)
+	timeout := 3*time.Minute + time.Duration(cfg.Nodes)*3*time.Second
+	if hollow {
+		// Hollow kubelets register all at once, in 10 s to 3 minutes.
+		timeout += 5 * time.Minute
+	}
+	startCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := cp.Start(startCtx); err != nil {
 		return c, fmt.Errorf("control plane: %w", err)
@@ -146,25 +167,46 @@ func Start(ctx context.Context, cfg Config, p *Printer) (*Cluster, error) {
 	}
 
 	runID := strings.TrimPrefix(filepath.Base(cp.Dir()), cluster.RulePrefix+"-")
-	if c.FW, err = cluster.NewFirewall(runID); err != nil {
-		return c, err
-	}
-
 	what := "fake kubelet"
+	if hollow {
+		what = "hollow kubelet (kubemark: the real kubelet over a fake container runtime) in a network namespace of its own"
+	}
 	if cfg.Haagent != "" {
-		what = "fake kubelet and a real haagent agent (fast gossip profile"
+		what += " and a real haagent agent (fast gossip profile"
 		if len(cfg.AgentArgs) > 0 {
 			what += ", " + strings.Join(cfg.AgentArgs, " ")
 		}
 		what += ")"
 	}
-	step = p.Begin("starting %d nodes, node-1 ... node-%d, each a %s", cfg.Nodes, cfg.Nodes, what)
+	if hollow {
+		step = p.Begin("starting %d nodes at once, node-1 ... node-%d, each a %s", cfg.Nodes, cfg.Nodes, what)
+		if err := c.startHollowNodes(startCtx, p, runID); err != nil {
+			return c, err
+		}
+	} else {
+		step = p.Begin("starting %d nodes, node-1 ... node-%d, each a %s", cfg.Nodes, cfg.Nodes, what)
+		if err := c.startFakeNodes(startCtx, runID); err != nil {
+			return c, err
+		}
+	}
+	step.Done("%d nodes registered", cfg.Nodes)
+	return c, c.waitStarted(startCtx, p)
+}
+
+// startFakeNodes starts the firewall and the fake nodes, one after the
+// other.
+func (c *Cluster) startFakeNodes(ctx context.Context, runID string) error {
+	cfg := c.cfg
+	var err error
+	if c.FW, err = cluster.NewFirewall(runID); err != nil {
+		return err
+	}
 	addrs := cluster.NewNodeAddresses()
 	var seed string
 	for i := range cfg.Nodes {
 		addr, err := addrs.Next()
 		if err != nil {
-			return c, err
+			return err
 		}
 		if i == 0 {
 			seed = net.JoinHostPort(addr.IP.String(), strconv.Itoa(cluster.AgentGossipPort))
@@ -181,19 +223,24 @@ func Start(ctx context.Context, cfg Config, p *Printer) (*Cluster, error) {
 			ac.ExtraArgs = append(ac.ExtraArgs, cfg.AgentArgs...)
 			nc.Agent = &ac
 		}
-		n, err := cluster.StartNode(startCtx, cp, c.FW, nc)
+		n, err := cluster.StartNode(ctx, c.CP, c.FW, nc)
 		if n != nil {
 			c.Nodes = append(c.Nodes, n)
 		}
 		if err != nil {
-			return c, fmt.Errorf("start node-%d: %w", i+1, err)
+			return fmt.Errorf("start node-%d: %w", i+1, err)
 		}
 	}
-	step.Done("%d nodes registered", cfg.Nodes)
+	return nil
+}
 
-	step = p.Begin("waiting until every node is Ready and untainted")
+// waitStarted waits until the nodes are Ready and the agents agree, and
+// starts Prometheus.
+func (c *Cluster) waitStarted(startCtx context.Context, p *Printer) error {
+	cfg := c.cfg
+	step := p.Begin("waiting until every node is Ready and untainted")
 	if err := Poll(startCtx, 100*time.Millisecond, 2*time.Minute, "every node Ready and untainted", c.nodesReady); err != nil {
-		return c, err
+		return err
 	}
 	step.Done("%d nodes Ready", cfg.Nodes)
 
@@ -201,22 +248,22 @@ func Start(ctx context.Context, cfg Config, p *Printer) (*Cluster, error) {
 		step = p.Begin("waiting until every agent sees all %d members alive and ready", cfg.Nodes)
 		for _, n := range c.Nodes {
 			if err := n.Agent().WaitReady(startCtx); err != nil {
-				return c, err
+				return err
 			}
 		}
 		if err := Poll(startCtx, 100*time.Millisecond, 2*time.Minute, "every agent sees every member alive and ready", c.agentsAgree); err != nil {
-			return c, err
+			return err
 		}
 		step.Done("the %d agents agree", cfg.Nodes)
 	}
 	if cfg.PrometheusBin != "" {
 		step = p.Begin("starting Prometheus: it scrapes every agent each second and evaluates the shipped alert rules, their `for:` divided by %d", cfg.RuleDivisor)
 		if err := c.startPrometheus(startCtx); err != nil {
-			return c, err
+			return err
 		}
 		step.Done("Prometheus at %s scrapes %d agents", c.Prom.URL(), cfg.Nodes)
 	}
-	return c, nil
+	return nil
 }
 
 func (c *Cluster) startPrometheus(ctx context.Context) error {
@@ -347,12 +394,15 @@ func (c *Cluster) Diagnostics(lines int) string {
 		if a := n.Agent(); a != nil {
 			fmt.Fprintf(&b, "----- haagent %s, last %d lines -----\n%s\n", n.Name(), lines, a.LogTail(lines))
 		}
+		if k := n.HollowKubelet(); k != nil {
+			fmt.Fprintf(&b, "----- kubemark %s, last %d lines -----\n%s\n", n.Name(), lines, k.LogTail(lines))
+		}
 	}
 	return b.String()
 }
 
-// Stop ends the nodes, removes the firewall rules and stops the control
-// plane. Safe on a nil or half-started cluster, and more than once.
+// Stop ends the nodes, removes the firewall rules or the network
+// namespaces and stops the control plane. Safe on a nil or half-started cluster, and more than once.
 func (c *Cluster) Stop() error {
 	if c == nil {
 		return nil
@@ -371,6 +421,13 @@ func (c *Cluster) Stop() error {
 	if c.FW != nil {
 		if err := c.FW.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("remove firewall rules: %w", err))
+		}
+	}
+	if c.Net != nil {
+		// The nodes' processes are gone: the namespaces go with their
+		// links and rules.
+		if err := c.Net.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("remove network namespaces: %w", err))
 		}
 	}
 	if err := c.CP.Stop(); err != nil {

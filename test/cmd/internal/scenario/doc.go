@@ -8,6 +8,13 @@
 // the sample workload (Deployment, Service and PodDisruptionBudget web, one
 // pod per node); Stop ends everything, the firewall rules included.
 //
+// Config.Ground chooses what a node is: Fake (a fake kubelet in this
+// process, on an address of the host's loopback; a crash is an iptables
+// rule on the host) or Hollow (the real kubelet code, kubemark, and the
+// agent in a network namespace of the node's own; a crash sets its link
+// down). Both crash through cluster.Node.Crash and cause network faults
+// through cluster.Faults; Validate rejects on Hollow what cannot run there.
+//
 // StartStatefulWorkload adds StatefulSet db, one pod per node, so that a
 // crash also shows when a stateful pod runs elsewhere; Rebalance spreads
 // both one pod per node again between crashes.
