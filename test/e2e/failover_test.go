@@ -152,7 +152,7 @@ func startWorkload(t *testing.T, client kubernetes.Interface, replicas int32) {
 		return err
 	})
 	eventually(t, 2*time.Minute, fmt.Sprintf("%d web pods ready endpoints", replicas), func(ctx context.Context) (bool, error) {
-		ready, err := readyEndpointIPs(ctx, client, ns, "web")
+		ready, err := readyEndpointPods(ctx, client, ns, "web")
 		return err == nil && len(ready) == int(replicas), err
 	})
 }

@@ -216,6 +216,28 @@ func readyPods(ctx context.Context, client kubernetes.Interface, ns, app string)
 	return pods, nil
 }
 
+// readyEndpointPods collects the pods (namespace/name) behind the
+// Service's ready endpoints. On the hollow ground every pod has the same
+// IP (kubemark's fake runtime gives each sandbox 192.168.192.168), so
+// endpoints are told apart by the pod they point to.
+func readyEndpointPods(ctx context.Context, client kubernetes.Interface, ns, svc string) (map[string]bool, error) {
+	slices, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + svc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ready := map[string]bool{}
+	for _, s := range slices.Items {
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready != nil && *ep.Conditions.Ready && ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
+				ready[ep.TargetRef.Namespace+"/"+ep.TargetRef.Name] = true
+			}
+		}
+	}
+	return ready, nil
+}
+
 // readyEndpointIPs collects the addresses of the Service's ready endpoints.
 func readyEndpointIPs(ctx context.Context, client kubernetes.Interface, ns, svc string) (map[string]bool, error) {
 	slices, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{

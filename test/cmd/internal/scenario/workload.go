@@ -77,8 +77,8 @@ func (c *Cluster) workloadWhole(ctx context.Context, spread bool) (bool, error) 
 		return false, err
 	}
 	for _, p := range pods {
-		if !ready[p.Status.PodIP] {
-			return false, fmt.Errorf("pod %s (%s) is not a ready endpoint yet", p.Name, p.Status.PodIP)
+		if !ready[p.Name] {
+			return false, fmt.Errorf("pod %s is not a ready endpoint yet", p.Name)
 		}
 	}
 	return true, nil
@@ -120,6 +120,9 @@ func (c *Cluster) appPodsOn(ctx context.Context, app, node string) ([]corev1.Pod
 	return out, nil
 }
 
+// readyEndpoints is the names of the workload's pods behind ready
+// endpoints. Endpoints are told apart by the pod they point to, not by
+// address: on the hollow ground every pod has kubemark's one fake IP.
 func (c *Cluster) readyEndpoints(ctx context.Context) (map[string]bool, error) {
 	slices, err := c.Client().DiscoveryV1().EndpointSlices(Namespace).List(ctx, metav1.ListOptions{
 		LabelSelector: discoveryv1.LabelServiceName + "=" + App,
@@ -130,10 +133,8 @@ func (c *Cluster) readyEndpoints(ctx context.Context) (map[string]bool, error) {
 	ready := map[string]bool{}
 	for _, s := range slices.Items {
 		for _, ep := range s.Endpoints {
-			if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
-				for _, a := range ep.Addresses {
-					ready[a] = true
-				}
+			if ep.Conditions.Ready != nil && *ep.Conditions.Ready && ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
+				ready[ep.TargetRef.Name] = true
 			}
 		}
 	}
