@@ -221,25 +221,21 @@ func readyPods(ctx context.Context, client kubernetes.Interface, ns, app string)
 // IP (kubemark's fake runtime gives each sandbox 192.168.192.168), so
 // endpoints are told apart by the pod they point to.
 func readyEndpointPods(ctx context.Context, client kubernetes.Interface, ns, svc string) (map[string]bool, error) {
-	slices, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
-		LabelSelector: discoveryv1.LabelServiceName + "=" + svc,
-	})
-	if err != nil {
-		return nil, err
-	}
-	ready := map[string]bool{}
-	for _, s := range slices.Items {
-		for _, ep := range s.Endpoints {
-			if ep.Conditions.Ready != nil && *ep.Conditions.Ready && ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
-				ready[ep.TargetRef.Namespace+"/"+ep.TargetRef.Name] = true
-			}
+	return readyEndpoints(ctx, client, ns, svc, func(ep discoveryv1.Endpoint) []string {
+		if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+			return nil
 		}
-	}
-	return ready, nil
+		return []string{ep.TargetRef.Namespace + "/" + ep.TargetRef.Name}
+	})
 }
 
 // readyEndpointIPs collects the addresses of the Service's ready endpoints.
 func readyEndpointIPs(ctx context.Context, client kubernetes.Interface, ns, svc string) (map[string]bool, error) {
+	return readyEndpoints(ctx, client, ns, svc, func(ep discoveryv1.Endpoint) []string { return ep.Addresses })
+}
+
+// readyEndpoints collects keys of the Service's ready endpoints.
+func readyEndpoints(ctx context.Context, client kubernetes.Interface, ns, svc string, keys func(discoveryv1.Endpoint) []string) (map[string]bool, error) {
 	slices, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
 		LabelSelector: discoveryv1.LabelServiceName + "=" + svc,
 	})
@@ -250,8 +246,8 @@ func readyEndpointIPs(ctx context.Context, client kubernetes.Interface, ns, svc 
 	for _, s := range slices.Items {
 		for _, ep := range s.Endpoints {
 			if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
-				for _, a := range ep.Addresses {
-					ready[a] = true
+				for _, k := range keys(ep) {
+					ready[k] = true
 				}
 			}
 		}
