@@ -12,11 +12,7 @@ import (
 
 func TestParseFlags_ground(t *testing.T) {
 	base := []string{"--control-plane-bin", "/bin"}
-	tests := []struct {
-		name string
-		args []string
-		want string // "" means valid
-	}{
+	tests := []parseCase{
 		{"invalid", []string{"-ground", "kind"}, `--ground ("kind") must be one of fake, hollow`},
 		{"empty", []string{"-ground="}, `--ground ("") must be one of fake, hollow`},
 		{"hollow defaults", []string{"-ground", "hollow"}, ""},
@@ -29,17 +25,7 @@ func TestParseFlags_ground(t *testing.T) {
 		{"hollow with nothing", []string{"-ground", "hollow", "-crashes", "0"}, "nothing to measure: --crashes is 0, --stock and --tuned are false"},
 		{"compare-with on fake", []string{"-compare-with", "x.json"}, "--compare-with is for -ground hollow"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseFlags(append(append([]string{}, base...), tc.args...), noEnv, io.Discard)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("unexpected error: %v", err)
-			case tc.want != "" && (err == nil || err.Error() != tc.want):
-				t.Errorf("error = %v, want %q", err, tc.want)
-			}
-		})
-	}
+	checkParseFlags(t, base, tests)
 }
 
 func TestParseFlags_hollowTurnsOffWhatCannotRun(t *testing.T) {

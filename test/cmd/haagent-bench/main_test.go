@@ -14,13 +14,32 @@ import (
 
 func noEnv(string) string { return "" }
 
+// parseCase is a command line after base and the error it must give
+// ("" for none).
+type parseCase struct {
+	name string
+	args []string
+	want string
+}
+
+func checkParseFlags(t *testing.T, base []string, tests []parseCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(append(append([]string{}, base...), tc.args...), noEnv, io.Discard)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || err.Error() != tc.want):
+				t.Errorf("error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseFlags_bounds(t *testing.T) {
 	base := []string{"--control-plane-bin", "/bin"}
-	tests := []struct {
-		name string
-		args []string
-		want string // "" means valid
-	}{
+	tests := []parseCase{
 		{"defaults", nil, ""},
 		{"no binaries", []string{"--control-plane-bin="}, "--control-plane-bin is empty and HAAGENT_CONTROL_PLANE_BIN is not set (hack/build-control-plane.sh prints the directory)"},
 		{"size too small", []string{"-sizes", "2"}, `--sizes ("2"): 2 must be between 3 and 50`},
@@ -43,17 +62,7 @@ func TestParseFlags_bounds(t *testing.T) {
 		{"nothing", []string{"-crashes", "0", "-stock=false", "-tuned=false"}, "nothing to measure: --crashes is 0, --stock and --tuned are false"},
 		{"stray argument", []string{"now"}, "unexpected arguments: [now]"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseFlags(append(append([]string{}, base...), tc.args...), noEnv, io.Discard)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("unexpected error: %v", err)
-			case tc.want != "" && (err == nil || err.Error() != tc.want):
-				t.Errorf("error = %v, want %q", err, tc.want)
-			}
-		})
-	}
+	checkParseFlags(t, base, tests)
 }
 
 func TestParseFlags_defaults(t *testing.T) {
