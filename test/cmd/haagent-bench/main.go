@@ -101,6 +101,7 @@ type options struct {
 	docs             string
 	reportFrom       string
 	simJSON          string
+	simCalJSON       string
 	simMD            string
 	sizes            []int
 	crashes          int
@@ -151,6 +152,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.docs, "docs", "", "where BENCHMARKS.md, benchmarks.json and bench/*.svg go; default docs/ of the checkout")
 	fs.StringVar(&o.reportFrom, "report-from", "", "run nothing: rewrite the report and the plots from this JSON results file")
 	fs.StringVar(&o.simJSON, "sim-json", "", "the simulator's JSON results, kept in benchmarks.json (optional)")
+	fs.StringVar(&o.simCalJSON, "sim-calibration-json", "", "the simulator's JSON results of its N=20 run, kept in benchmarks.json and compared with the real 20-node cluster's detection (optional)")
 	fs.StringVar(&o.simMD, "sim-md", "", "the simulator's markdown, put in the simulation section of BENCHMARKS.md (optional)")
 	fs.StringVar(&sizes, "sizes", "7,20", "cluster sizes (nodes), comma-separated, each 3 to 50, at most 4")
 	fs.IntVar(&o.crashes, "crashes", 20, "crashes of the haagent cluster per size, one after the other (0 skips it, chaos and cost included)")
@@ -619,6 +621,16 @@ func (b *bench) loadSim() error {
 			return fmt.Errorf("--sim-json %s: not valid JSON", b.opts.simJSON)
 		}
 		b.res.Simulation = data
+	}
+	if b.opts.simCalJSON != "" {
+		data, err := os.ReadFile(b.opts.simCalJSON)
+		if err != nil {
+			return err
+		}
+		if !json.Valid(data) {
+			return fmt.Errorf("--sim-calibration-json %s: not valid JSON", b.opts.simCalJSON)
+		}
+		b.res.SimulationCalibration = data
 	}
 	if b.opts.simMD != "" {
 		data, err := os.ReadFile(b.opts.simMD)

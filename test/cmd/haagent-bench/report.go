@@ -383,6 +383,9 @@ func markdown(res *Results) string {
 	b.WriteString(simBegin + "\n")
 	switch {
 	case res.SimulationMarkdown != "":
+		if c := calibration(res); c != "" {
+			b.WriteString(c + "\n\n")
+		}
 		b.WriteString(strings.TrimSpace(res.SimulationMarkdown) + "\n")
 	case len(res.Simulation) > 0:
 		b.WriteString("The simulator's results are in benchmarks.json, under `simulation`.\n")

@@ -49,6 +49,10 @@ type Results struct {
 	Simulation json.RawMessage `json:"simulation,omitempty"`
 	// SimulationMarkdown is the simulator's markdown (-sim-md), as it is.
 	SimulationMarkdown string `json:"simulationMarkdown,omitempty"`
+	// SimulationCalibration is the simulator's JSON of its N=20 run
+	// (-sim-calibration-json), as it is: the report compares its detection
+	// with the real 20-node cluster's.
+	SimulationCalibration json.RawMessage `json:"simulationCalibration,omitempty"`
 }
 
 // Machine is where the benchmark ran, from /proc.
