@@ -35,7 +35,7 @@ const (
 // every alert must resolve once the problem is gone. The agents' /metrics
 // also pass promtool check metrics.
 func TestAlerts_eachProblemRaisesOneAlert(t *testing.T) {
-	tc, tl := failoverCluster(t, 7)
+	tc, tl := failoverCluster(t, 7, fakeGround)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("timeline:\n%s", tl.Table())

@@ -22,7 +22,7 @@ import (
 // returned, on Completed; then the Events on the record, one per phase in
 // order, and the Event on the pod the failover evicted.
 func TestEvents_crashAndReturn(t *testing.T) {
-	tc, _ := failoverCluster(t, 3)
+	tc, _ := failoverCluster(t, 3, fakeGround)
 	cp := tc.cp
 	ctx := context.Background()
 	var holder string

@@ -208,9 +208,9 @@ func crashWatched(t *testing.T, ctx context.Context, tc *testCluster, victim *cl
 	return tl, crashed
 }
 
-func failoverCluster(t *testing.T, n int) (*testCluster, *cluster.Timeline) {
+func failoverCluster(t *testing.T, n int, g ground) (*testCluster, *cluster.Timeline) {
 	t.Helper()
-	tc := startCluster(t, clusterOptions{nodes: n, agent: failoverAgents})
+	tc := startCluster(t, clusterOptions{nodes: n, agent: failoverAgents, ground: g})
 	waitMembers(t, tc.nodes, 2*time.Minute, fmt.Sprintf("every agent sees %d alive and ready members", n),
 		allAliveAndReady(nodeNames(tc.nodes)))
 	startWorkload(t, tc.cp.Client(), int32(n))
@@ -394,7 +394,7 @@ func TestFailover_crashOfCoordinatorNode(t *testing.T) {
 // TestFailover_agentFaultsAreNotNodeDeaths: an agent crash on a live node,
 // a stalled agent and a rolling restart of every agent cause no action.
 func TestFailover_agentFaultsAreNotNodeDeaths(t *testing.T) {
-	tc, tl := failoverCluster(t, 5)
+	tc, tl := failoverCluster(t, 5, fakeGround)
 	names := nodeNames(tc.nodes)
 	client := tc.cp.Client()
 	ctx := context.Background()
@@ -468,90 +468,92 @@ func ips(nodes []*cluster.Node) []netip.Addr {
 // two over, never the reverse. Healed, the two are handed back. Then one
 // agent leaves and the six are cut 3|3: nobody acts.
 func TestFailover_partitions(t *testing.T) {
-	tc, tl := failoverCluster(t, 7)
-	names := nodeNames(tc.nodes)
-	ctx := context.Background()
+	grounds(t, func(t *testing.T, g ground) {
+		tc, tl := failoverCluster(t, 7, g)
+		names := nodeNames(tc.nodes)
+		ctx := context.Background()
 
-	major, minor := tc.nodes[:5], tc.nodes[5:]
-	cut := time.Now()
-	split, err := tc.faults.Partition(ips(major), ips(minor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl.Fault(cut, nodeNames(minor)...)
-	waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	for _, n := range minor {
-		if _, err := tl.WaitFor(waitCtx, cluster.EventCordoned, n.Name()); err != nil {
-			t.Errorf("the majority did not fail %s over: %v", n.Name(), err)
+		major, minor := tc.nodes[:5], tc.nodes[5:]
+		cut := time.Now()
+		split, err := tc.faults.Partition(ips(major), ips(minor))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	time.Sleep(5 * time.Second)
-	noActionOn(t, tl, nodeNames(major), -time.Hour)
-	t.Logf("timeline of the 5|2 partition:\n%s", tl.Table())
-
-	if err := split.Remove(); err != nil {
-		t.Fatal(err)
-	}
-	waitMembers(t, tc.nodes, 2*time.Minute, "all 7 alive again after the heal", allAliveAndReady(names))
-	eventually(t, 2*time.Minute, "the two nodes handed back", func(ctx context.Context) (bool, error) {
+		tl.Fault(cut, nodeNames(minor)...)
+		waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		defer cancel()
 		for _, n := range minor {
-			r, ok := recordOf(failoverRecords(ctx, t, tc.cp), n.Name())
-			if !ok || r.Status.Phase != record.PhaseCompleted {
-				return false, nil
+			if _, err := tl.WaitFor(waitCtx, cluster.EventCordoned, n.Name()); err != nil {
+				t.Errorf("the majority did not fail %s over: %v", n.Name(), err)
 			}
 		}
-		return true, nil
-	})
+		time.Sleep(5 * time.Second)
+		noActionOn(t, tl, nodeNames(major), -time.Hour)
+		t.Logf("timeline of the 5|2 partition:\n%s", tl.Table())
 
-	// Even split: node-7's agent leaves, the six left are cut 3|3.
-	if err := tc.nodes[6].StopAgent(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	six := tc.nodes[:6]
-	// Normally left. A peer that gets memberlist's leave before the
-	// "leaving" metadata records it dead (a known race, see the gossip
-	// package): then it counts 7 known members, and each side of the cut
-	// still has 3, short of a majority either way.
-	gone := waitMembers(t, six, time.Minute, "node-7 gone", func(resp *api.MembersResponse) error {
-		m, ok := cluster.Member(resp, "node-7")
-		if !ok || (m.State.String() != "left" && m.State.String() != "dead") {
-			return fmt.Errorf("node-7 is %v", m.State)
+		if err := split.Remove(); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	for _, n := range six {
-		if resp, err := n.Agent().Members(ctx); err == nil {
-			if m, _ := cluster.Member(resp, "node-7"); m.State.String() != "left" {
-				t.Logf("%s records node-7 %s after its graceful stop (at %s)", n.Name(), m.State, gone[n.Name()].Format(time.RFC3339Nano))
+		waitMembers(t, tc.nodes, 2*time.Minute, "all 7 alive again after the heal", allAliveAndReady(names))
+		eventually(t, 2*time.Minute, "the two nodes handed back", func(ctx context.Context) (bool, error) {
+			for _, n := range minor {
+				r, ok := recordOf(failoverRecords(ctx, t, tc.cp), n.Name())
+				if !ok || r.Status.Phase != record.PhaseCompleted {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+
+		// Even split: node-7's agent leaves, the six left are cut 3|3.
+		if err := tc.nodes[6].StopAgent(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		six := tc.nodes[:6]
+		// Normally left. A peer that gets memberlist's leave before the
+		// "leaving" metadata records it dead (a known race, see the gossip
+		// package): then it counts 7 known members, and each side of the cut
+		// still has 3, short of a majority either way.
+		gone := waitMembers(t, six, time.Minute, "node-7 gone", func(resp *api.MembersResponse) error {
+			m, ok := cluster.Member(resp, "node-7")
+			if !ok || (m.State.String() != "left" && m.State.String() != "dead") {
+				return fmt.Errorf("node-7 is %v", m.State)
+			}
+			return nil
+		})
+		for _, n := range six {
+			if resp, err := n.Agent().Members(ctx); err == nil {
+				if m, _ := cluster.Member(resp, "node-7"); m.State.String() != "left" {
+					t.Logf("%s records node-7 %s after its graceful stop (at %s)", n.Name(), m.State, gone[n.Name()].Format(time.RFC3339Nano))
+				}
 			}
 		}
-	}
-	evenCut := time.Now()
-	even, err := tc.faults.Partition(ips(six[:3]), ips(six[3:]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitMembers(t, six[:3], time.Minute, "the other half dead on one side", func(resp *api.MembersResponse) error {
-		for _, n := range six[3:] {
-			if m, _ := cluster.Member(resp, n.Name()); m.State.String() != "dead" {
-				return fmt.Errorf("%s is %s", n.Name(), m.State)
-			}
+		evenCut := time.Now()
+		even, err := tc.faults.Partition(ips(six[:3]), ips(six[3:]))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		waitMembers(t, six[:3], time.Minute, "the other half dead on one side", func(resp *api.MembersResponse) error {
+			for _, n := range six[3:] {
+				if m, _ := cluster.Member(resp, n.Name()); m.State.String() != "dead" {
+					return fmt.Errorf("%s is %s", n.Name(), m.State)
+				}
+			}
+			return nil
+		})
+		time.Sleep(20 * time.Second)
+		noActionOn(t, tl, names, time.Since(cut)-time.Since(evenCut))
+		if err := even.Remove(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("timeline with the 3|3 split:\n%s", tl.Table())
 	})
-	time.Sleep(20 * time.Second)
-	noActionOn(t, tl, names, time.Since(cut)-time.Since(evenCut))
-	if err := even.Remove(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("timeline with the 3|3 split:\n%s", tl.Table())
 }
 
 // TestFailover_tooManyDeadPauses crashes 4 of 7 nodes at once: nothing is
 // failed over, and every survivor reports failover paused.
 func TestFailover_tooManyDeadPauses(t *testing.T) {
-	tc, tl := failoverCluster(t, 7)
+	tc, tl := failoverCluster(t, 7, fakeGround)
 	names := nodeNames(tc.nodes)
 	ctx := context.Background()
 	survivors, dead := tc.nodes[:3], tc.nodes[3:]
@@ -603,7 +605,7 @@ func TestFailover_tooManyDeadPauses(t *testing.T) {
 // when the API returns, a coordinator resumes the failover from its record
 // and completes it: one record, nothing done to healthy nodes.
 func TestFailover_apiOutageDuringFailover(t *testing.T) {
-	tc, tl := failoverCluster(t, 5)
+	tc, tl := failoverCluster(t, 5, fakeGround)
 	ctx := context.Background()
 
 	victim, survivors := tc.nodes[4], tc.nodes[:4]

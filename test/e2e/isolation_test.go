@@ -209,19 +209,21 @@ func TestIsolation_cutOffNodeNeverRunsAPodTwice(t *testing.T) {
 // cannot reach the API server: isolated by definition, it must fence all
 // the same, in time.
 func TestIsolation_restartedAgentOnCutOffNodeStillFences(t *testing.T) {
-	tc, victim := isolationCluster(t, fakeGround)
-	tl, err := cluster.StartTimeline(context.Background(), tc.cp.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tl.Stop()
-	cut := cutOff(t, tc, victim, tl)
-	if err := victim.CrashAgent(); err != nil {
-		t.Fatal(err)
-	}
-	if err := victim.StartAgent(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("agent of %s restarted %s after the cut", victim.Name(), time.Since(cut).Round(time.Millisecond))
-	checkFencedBeforeSecondCopy(t, tc, victim, tl, cut)
+	grounds(t, func(t *testing.T, g ground) {
+		tc, victim := isolationCluster(t, g)
+		tl, err := cluster.StartTimeline(context.Background(), tc.cp.RESTConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tl.Stop()
+		cut := cutOff(t, tc, victim, tl)
+		if err := victim.CrashAgent(); err != nil {
+			t.Fatal(err)
+		}
+		if err := victim.StartAgent(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("agent of %s restarted %s after the cut", victim.Name(), time.Since(cut).Round(time.Millisecond))
+		checkFencedBeforeSecondCopy(t, tc, victim, tl, cut)
+	})
 }

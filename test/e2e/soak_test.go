@@ -29,7 +29,7 @@ func soakDuration(t *testing.T) time.Duration {
 func TestSoak_packetLoss(t *testing.T) {
 	const nodes = 20
 	duration := soakDuration(t)
-	tc, tl := failoverCluster(t, nodes)
+	tc, tl := failoverCluster(t, nodes, fakeGround)
 	names := nodeNames(tc.nodes)
 	ctx := context.Background()
 
