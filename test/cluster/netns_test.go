@@ -99,9 +99,10 @@ func TestNewAgent_missingNetns(t *testing.T) {
 
 func TestNamespaceAgentChecks(t *testing.T) {
 	checks := NamespaceAgentChecks()
+	// kubemark serves /healthz on the kubelet port only: no 10248.
 	if len(checks) != 2 || checks[0].Name != "kubelet" || checks[0].HTTPGet == nil ||
-		checks[0].HTTPGet.Host != "127.0.0.1" || checks[0].HTTPGet.Port != 10248 {
-		t.Fatalf("NamespaceAgentChecks() = %+v, want the kubelet's healthz at 127.0.0.1:10248 first", checks)
+		checks[0].HTTPGet.Host != "127.0.0.1" || checks[0].HTTPGet.Port != hollowKubeletPort || checks[0].HTTPGet.Path != "/healthz" {
+		t.Fatalf("NamespaceAgentChecks() = %+v, want the kubelet's /healthz at 127.0.0.1:%d first", checks, hollowKubeletPort)
 	}
 	if checks[1].Name != "apiserver" || checks[1].APIServer == nil {
 		t.Fatalf("NamespaceAgentChecks()[1] = %+v, want the apiserver check", checks[1])
