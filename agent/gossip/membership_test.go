@@ -625,9 +625,7 @@ func TestMembership_keyRotationWithoutRestart(t *testing.T) {
 		for _, k := range keys {
 			text += base64.StdEncoding.EncodeToString(k) + "\n"
 		}
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeAtomically(t, path, text)
 	}
 	nw := simnet.New()
 	var agents []*testAgent
@@ -686,11 +684,10 @@ func TestMembership_keyRotationWithoutRestart(t *testing.T) {
 	everywhere("the old key removed", func(m *Membership) bool { return len(m.keyring.GetKeys()) == 1 })
 
 	// A broken file changes nothing and is counted.
-	if err := os.WriteFile(rings[0], []byte("not a key\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	failures := testutil.ToFloat64(agents[0].m.metrics.keyringReloads.WithLabelValues("failure"))
+	writeAtomically(t, rings[0], "not a key\n")
 	waitFor(t, 5*time.Second, "the failed reload counted", func() bool {
-		return testutil.ToFloat64(agents[0].m.metrics.keyringReloads.WithLabelValues("failure")) >= 1
+		return testutil.ToFloat64(agents[0].m.metrics.keyringReloads.WithLabelValues("failure")) > failures
 	})
 	if !bytes.Equal(agents[0].m.keyring.GetPrimaryKey(), keyB) || len(agents[0].m.keyring.GetKeys()) != 1 {
 		t.Fatal("a broken keyring file changed the keys in use")
@@ -802,5 +799,20 @@ func TestMembership_concurrentMetadataUpdatesKeepTheLast(t *testing.T) {
 			t.Fatalf("round %d: after both changes the member table has ready %t, coordinator %t; want both true",
 				round, self.Meta.Ready, self.Meta.Coordinator)
 		}
+	}
+}
+
+// writeAtomically replaces the file at path with text in one step, as the
+// kubelet swaps a mounted Secret's files: a reload never reads it half
+// written (os.WriteFile truncates first, and a reload in between would
+// read an empty keyring and count a failure of its own).
+func writeAtomically(t *testing.T, path, text string) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }
