@@ -183,6 +183,19 @@ func firstReadyOn(tl *cluster.Timeline, pod, node string) (cluster.Event, bool) 
 	return cluster.Event{}, false
 }
 
+// isolationCut starts isolationCluster and a Timeline (stopped when the
+// test ends), and cuts the node of db-0 off.
+func isolationCut(t *testing.T, g ground) (*testCluster, *cluster.Node, *cluster.Timeline, time.Time) {
+	t.Helper()
+	tc, victim := isolationCluster(t, g)
+	tl, err := cluster.StartTimeline(context.Background(), tc.cp.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tl.Stop)
+	return tc, victim, tl, cutOff(t, tc, victim, tl)
+}
+
 // TestIsolation_cutOffNodeNeverRunsAPodTwice cuts the node of a
 // StatefulSet pod off from everything, its kubelet and agent still
 // running. The majority fails it over and, after the fence bound, starts
@@ -193,13 +206,7 @@ func firstReadyOn(tl *cluster.Timeline, pod, node string) (cluster.Event, bool) 
 // container runtime's.
 func TestIsolation_cutOffNodeNeverRunsAPodTwice(t *testing.T) {
 	grounds(t, func(t *testing.T, g ground) {
-		tc, victim := isolationCluster(t, g)
-		tl, err := cluster.StartTimeline(context.Background(), tc.cp.RESTConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tl.Stop()
-		cut := cutOff(t, tc, victim, tl)
+		tc, victim, tl, cut := isolationCut(t, g)
 		checkFencedBeforeSecondCopy(t, tc, victim, tl, cut)
 	})
 }
@@ -210,13 +217,7 @@ func TestIsolation_cutOffNodeNeverRunsAPodTwice(t *testing.T) {
 // the same, in time.
 func TestIsolation_restartedAgentOnCutOffNodeStillFences(t *testing.T) {
 	grounds(t, func(t *testing.T, g ground) {
-		tc, victim := isolationCluster(t, g)
-		tl, err := cluster.StartTimeline(context.Background(), tc.cp.RESTConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tl.Stop()
-		cut := cutOff(t, tc, victim, tl)
+		tc, victim, tl, cut := isolationCut(t, g)
 		if err := victim.CrashAgent(); err != nil {
 			t.Fatal(err)
 		}
